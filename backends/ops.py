@@ -1,0 +1,205 @@
+"""Shims for operations the array API standard lacks.
+
+Each shim delegates to a library's native fast path where one exists and falls back to
+pure-standard code otherwise; ``tests/test_ops.py`` checks every path against numpy and
+against the fallback.
+
+=============  ==========================================  ===============================
+shim           native fast path                            standard fallback
+=============  ==========================================  ===============================
+topk           ``torch.topk``; numpy ``argpartition``       stable descending ``argsort``
+kth_largest    ``torch.kthvalue``; numpy/cupy ``partition`` ``sort`` then take
+one_hot        ``array_api_extra.one_hot``                  (same)
+at             ``array_api_extra.at`` (functional update)   (same)
+eigsh          scipy ARPACK (numpy, torch CPU);             NotImplementedError: use a
+               cupyx ARPACK-like Lanczos (cupy, torch GPU)  refimpl block method
+=============  ==========================================  ===============================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import array_api_compat
+import array_api_extra as xpx
+import numpy as np
+
+from backends._namespace import namespace_and_device
+
+at = xpx.at
+
+
+def _axis(x: Any, axis: int) -> int:
+    if x.ndim == 0:
+        raise ValueError("expected an array with at least one dimension, got a 0-d array")
+    if not -x.ndim <= axis < x.ndim:
+        raise ValueError(f"axis {axis} is out of range for an array of {x.ndim} dimensions")
+    return axis % x.ndim
+
+
+def _check_k(k: int, n: int, *, low: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int | np.integer):
+        raise TypeError(f"k must be an int, got {type(k).__name__}")
+    k = int(k)
+    if not low <= k <= n:
+        raise ValueError(f"k must satisfy {low} <= k <= {n} (the axis length), got {k}")
+    return k
+
+
+def topk(x: Any, k: int, /, *, axis: int = -1, native: bool = True) -> tuple[Any, Any]:
+    """The ``k`` largest entries of ``x`` along ``axis``: ``(values, indices)``, descending.
+
+    NaN counts as the largest value. Which of several equal values at the cut-off are
+    returned depends on the path: the fallback (``native=False``, and array_api_strict)
+    keeps the lowest indices; ``torch.topk`` and numpy's ``argpartition`` make their own
+    choice. The set of *values* is the same on every path.
+    """
+    xp, _ = namespace_and_device(x)
+    ax = _axis(x, axis)
+    k = _check_k(k, x.shape[ax], low=0)
+    if native and array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        res = torch.topk(x, k, dim=ax, largest=True, sorted=True)
+        return res.values, res.indices
+    if native and array_api_compat.is_numpy_namespace(xp) and 0 < k < x.shape[ax]:
+        # -x puts NaN first (largest) as in the fallback; partition at k-1 of the negated.
+        neg = np.where(np.isnan(x), -np.inf, -x)
+        part = np.argpartition(neg, k - 1, axis=ax)
+        idx = np.take(part, np.arange(k), axis=ax)
+        vals = np.take_along_axis(neg, idx, axis=ax)
+        order = np.argsort(vals, axis=ax, kind="stable")
+        idx = np.take_along_axis(idx, order, axis=ax)
+        return np.take_along_axis(x, idx, axis=ax), idx
+    idx = xp.argsort(x, axis=ax, descending=True, stable=True)
+    idx = _take_first(xp, idx, k, ax)
+    return xp.take_along_axis(x, idx, axis=ax), idx
+
+
+def _take_first(xp: Any, a: Any, k: int, axis: int) -> Any:
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(0, k)
+    return a[tuple(index)]
+
+
+def kth_largest(x: Any, k: int, /, *, axis: int = -1, native: bool = True) -> Any:
+    """The ``k``-th largest value along ``axis`` (k = 1 is the maximum); the axis is removed.
+
+    O(n) selection where the library has one (``torch.kthvalue``, ``numpy.partition``),
+    else a sort. Used as a threshold: ``x >= kth_largest(x, k)`` selects the top k entries
+    plus any ties with the k-th.
+    """
+    xp, _ = namespace_and_device(x)
+    ax = _axis(x, axis)
+    n = x.shape[ax]
+    k = _check_k(k, n, low=1)
+    if native and array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        return torch.kthvalue(x, n - k + 1, dim=ax).values
+    if native and (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)):
+        return xp.take(xp.partition(x, n - k, axis=ax), n - k, axis=ax)
+    index = (slice(None),) * ax + (n - k,)
+    return xp.sort(x, axis=ax)[index]
+
+
+def one_hot(indices: Any, n: int, /, *, dtype: Any, axis: int = -1) -> Any:
+    """One-hot encoding of integer ``indices`` with ``n`` classes along a new ``axis``."""
+    xp, _ = namespace_and_device(indices)
+    return xpx.one_hot(indices, n, dtype=dtype, axis=axis, xp=xp)
+
+
+def eigsh(
+    matvec: Callable[[Any], Any],
+    n: int,
+    k: int,
+    *,
+    like: Any,
+    which: str = "LA",
+    seed: int = 0,
+    tol: float = 0.0,
+    maxiter: int | None = None,
+) -> tuple[Any, Any]:
+    """``k`` eigenpairs of a symmetric operator given only ``matvec`` (Lanczos, ARPACK).
+
+    ``matvec`` maps arrays of ``like``'s namespace and device shaped ``(n,)`` or ``(n, m)``
+    to arrays of the same shape. ``which``: ``"LA"`` largest or ``"SA"`` smallest algebraic,
+    ``"LM"`` largest magnitude. Returns ``(w, V)`` ascending, as arrays of ``like``'s
+    namespace and device. The start vector comes from ``seed`` (reproducible).
+
+    Dispatch: numpy and torch CPU tensors go to ``scipy.sparse.linalg.eigsh`` through
+    zero-copy views; cupy arrays and CUDA tensors to ``cupyx.scipy.sparse.linalg.eigsh``
+    (``which`` in LA/SA/LM only). Other namespaces raise NotImplementedError: a device array
+    is never copied to the host silently.
+    """
+    xp, dev = namespace_and_device(like)
+    if which not in ("LA", "SA", "LM"):
+        raise ValueError(f"which must be one of 'LA', 'SA', 'LM', got {which!r}")
+    if not 1 <= k < n:
+        raise ValueError(f"k must satisfy 1 <= k < n={n} for Lanczos, got {k}")
+    dt = like.dtype
+    if array_api_compat.is_numpy_namespace(xp) or (
+        array_api_compat.is_torch_namespace(xp) and getattr(dev, "type", None) == "cpu"
+    ):
+        from scipy.sparse.linalg import LinearOperator
+        from scipy.sparse.linalg import eigsh as _eigsh
+
+        if array_api_compat.is_torch_namespace(xp):
+            import torch
+
+            def to_x(a):
+                return torch.from_numpy(np.ascontiguousarray(a))
+
+            def from_x(t):
+                return t.detach().numpy()
+
+            np_dtype = torch.empty((), dtype=dt).numpy().dtype
+        else:
+
+            def to_x(a):
+                return a
+
+            def from_x(a):
+                return np.asarray(a)
+
+            np_dtype = np.dtype(dt)
+        op = LinearOperator(
+            (n, n),
+            dtype=np_dtype,
+            matvec=lambda v: from_x(matvec(to_x(np.asarray(v, dtype=np_dtype).reshape(n)))),
+            matmat=lambda V: from_x(matvec(to_x(np.asarray(V, dtype=np_dtype)))),
+        )
+        v0 = np.random.default_rng(seed).standard_normal(n).astype(np_dtype)
+        w, V = _eigsh(op, k=k, which=which, v0=v0, tol=tol, maxiter=maxiter)
+        return xp.asarray(to_x(w.astype(np_dtype))), xp.asarray(to_x(V.astype(np_dtype)))
+    if array_api_compat.is_cupy_namespace(xp) or array_api_compat.is_torch_namespace(xp):
+        import cupy
+        from cupyx.scipy.sparse.linalg import LinearOperator
+        from cupyx.scipy.sparse.linalg import eigsh as _eigsh
+
+        if array_api_compat.is_torch_namespace(xp):
+            import torch
+
+            def to_x(a):
+                return torch.from_dlpack(a)
+
+            def from_x(t):
+                return cupy.from_dlpack(t.detach())
+        else:
+
+            def to_x(a):
+                return a
+
+            def from_x(a):
+                return a
+
+        np_dtype = np.dtype(str(dt).rsplit(".", 1)[-1])
+        op = LinearOperator((n, n), dtype=np_dtype, matvec=lambda v: from_x(matvec(to_x(v))))
+        v0 = cupy.asarray(np.random.default_rng(seed).standard_normal(n).astype(np_dtype))
+        w, V = _eigsh(op, k=k, which=which, v0=v0, tol=tol, maxiter=maxiter)
+        return to_x(w), to_x(V)
+    raise NotImplementedError(
+        f"eigsh has no Lanczos route for arrays of {xp.__name__} on {dev!r}; "
+        "use a block method written in the standard (power / randomized SVD) instead"
+    )

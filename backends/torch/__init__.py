@@ -1,0 +1,5 @@
+"""torch-native front ends over ``refimpl``: ``nn.Module``, ``optim.Optimizer`` and
+``autograd.Function`` versions of the documented APIs, with the documented signatures.
+
+Importing this package imports torch; nothing else in ``backends`` does so eagerly.
+"""

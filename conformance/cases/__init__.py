@@ -1,0 +1,1 @@
+"""One module per seed document; each registers its cases with ``conformance.case``."""

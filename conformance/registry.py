@@ -1,0 +1,221 @@
+"""Conformance cases: one documented example, checked on one target (a column).
+
+A case names its source (seed file and section), the component it checks, how it checks
+(:class:`Check`), and a function ``run(ctx)`` that raises ``AssertionError`` when the
+target disagrees with the document, :class:`SkipCase` when the target cannot run it, and
+returns normally when it conforms.
+
+Case modules live in ``conformance/cases/`` and call :func:`register`; every module there
+is imported by :func:`all_cases`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import pkgutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+class SkipCase(Exception):
+    """Raised by a case that cannot run on a target (with the reason)."""
+
+
+@dataclass(frozen=True)
+class Check:
+    """How a case decides.
+
+    kind: ``exact`` (identical digits), ``tolerance`` (``|a - e| <= atol + rtol |e|``),
+    ``statistical`` (a bound that fails a conforming target with probability at most
+    ``false_failure_prob``), or ``erratum`` (the document and the documented library
+    disagree; ``explanation`` says how, and the case checks the library's behaviour).
+    """
+
+    kind: str
+    rtol: float = 0.0
+    atol: float = 0.0
+    false_failure_prob: float | None = None
+    explanation: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("exact", "tolerance", "statistical", "erratum"):
+            raise ValueError(f"unknown check kind {self.kind!r}")
+        if self.kind == "statistical" and not (
+            self.false_failure_prob is not None and 0 < self.false_failure_prob < 1
+        ):
+            raise ValueError("a statistical check needs 0 < false_failure_prob < 1")
+        if self.kind == "erratum" and not self.explanation:
+            raise ValueError("an erratum needs an explanation")
+
+    def describe(self) -> str:
+        if self.kind == "exact":
+            return "exact"
+        if self.kind == "tolerance":
+            return f"tolerance rtol={self.rtol:g} atol={self.atol:g}"
+        if self.kind == "statistical":
+            return f"statistical, false-failure probability <= {self.false_failure_prob:g}"
+        return f"ERRATUM: {self.explanation}"
+
+
+def exact() -> Check:
+    return Check("exact")
+
+
+def tolerance(rtol: float = 1e-6, atol: float = 0.0) -> Check:
+    return Check("tolerance", rtol=rtol, atol=atol)
+
+
+def statistical(false_failure_prob: float) -> Check:
+    return Check("statistical", false_failure_prob=false_failure_prob)
+
+
+def erratum(explanation: str, rtol: float = 0.0, atol: float = 0.0) -> Check:
+    return Check("erratum", rtol=rtol, atol=atol, explanation=explanation)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A column of the table: one of this project's backends, or an original library."""
+
+    name: str
+    kind: str  # "backend" or "original"
+    device: Any = None
+    unavailable: str | None = None  # why it cannot run here, or None
+
+    @property
+    def backend(self):
+        import backends
+
+        return backends.get(self.name)
+
+
+@dataclass
+class Context:
+    """What a case's ``run`` receives: the target plus helpers bound to it."""
+
+    case: Case
+    target: Target
+
+    @property
+    def name(self) -> str:
+        return self.target.name
+
+    @property
+    def is_original(self) -> bool:
+        return self.target.kind == "original"
+
+    @property
+    def backend(self):
+        return self.target.backend
+
+    @property
+    def xp(self):
+        return self.backend.xp
+
+    @property
+    def device(self):
+        return self.backend.device(self.target.device)
+
+    def asarray(self, obj: Any, dtype: Any = None) -> Any:
+        return self.backend.asarray(obj, dtype=dtype, device=self.device)
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        if self.is_original:
+            return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
+        return self.backend.to_numpy(x)
+
+    def skip(self, reason: str) -> None:
+        raise SkipCase(reason)
+
+    def assert_close(self, actual: Any, expected: Any, what: str = "value", **tol: float) -> None:
+        """Compare with the case's check: identical for ``exact``, else within its tolerance
+        (``rtol``/``atol`` keywords override it)."""
+        a = self.to_numpy(actual) if not isinstance(actual, np.ndarray | float | int) else actual
+        a = np.asarray(a, dtype=np.float64)
+        e = np.asarray(expected, dtype=np.float64)
+        if a.shape != e.shape:
+            raise AssertionError(f"{what}: shape {a.shape}, documented {e.shape}")
+        rtol = tol.get("rtol", self.case.check.rtol)
+        atol = tol.get("atol", self.case.check.atol)
+        if self.case.check.kind == "exact" and not tol:
+            ok = np.array_equal(a, e)
+        else:
+            ok = np.allclose(a, e, rtol=rtol, atol=atol, equal_nan=False)
+        if not ok:
+            raise AssertionError(
+                f"{what}: got {np.array2string(a, precision=6)}, "
+                f"documented {np.array2string(e, precision=6)} (rtol={rtol:g}, atol={atol:g})"
+            )
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    source: str  # seed file and section
+    component: str  # what it checks, e.g. "refimpl.perturbations.AdditivePerturbation"
+    check: Check
+    run: Callable[[Context], Any]
+    description: str = ""
+    #: original libraries this case also runs on (by column name, e.g. "rai_toolbox")
+    originals: tuple[str, ...] = field(default_factory=tuple)
+    #: restrict the backend columns (None: every backend)
+    backends: tuple[str, ...] | None = None
+
+    def applies_to(self, target: Target) -> bool:
+        if target.kind == "original":
+            return target.name in self.originals
+        return self.backends is None or target.name in self.backends
+
+
+_REGISTRY: dict[str, Case] = {}
+
+
+def register(case: Case) -> Case:
+    if case.id in _REGISTRY:
+        raise ValueError(f"conformance case {case.id!r} is registered twice")
+    _REGISTRY[case.id] = case
+    return case
+
+
+def case(
+    id: str, *, source: str, component: str, check: Check, description: str = "", **kw: Any
+) -> Callable[[Callable[[Context], Any]], Callable[[Context], Any]]:
+    """Decorator form of :func:`register`."""
+
+    def deco(fn: Callable[[Context], Any]) -> Callable[[Context], Any]:
+        register(
+            Case(
+                id=id,
+                source=source,
+                component=component,
+                check=check,
+                run=fn,
+                description=description or (fn.__doc__ or "").strip().split("\n")[0],
+                **kw,
+            )
+        )
+        return fn
+
+    return deco
+
+
+def all_cases(pattern: str | None = None) -> list[Case]:
+    """Every registered case (importing ``conformance.cases.*``), optionally filtered by a
+    glob ``pattern`` on the id."""
+    import conformance.cases as pkg
+
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    return filter_cases(sorted(_REGISTRY.values(), key=lambda c: c.id), pattern)
+
+
+def filter_cases(cases: list[Case], pattern: str | None) -> list[Case]:
+    """Cases whose id matches one of the comma-separated globs (a bare word: substring)."""
+    if not pattern:
+        return list(cases)
+    pats = [p if any(ch in p for ch in "*?[") else f"*{p}*" for p in pattern.split(",")]
+    return [c for c in cases if any(fnmatch.fnmatch(c.id, p) for p in pats)]
