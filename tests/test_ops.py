@@ -1,0 +1,140 @@
+"""The shims for operations the standard lacks, on every backend, against numpy and against
+their pure-standard fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backends import ops
+
+
+def _distinct(rng: np.random.Generator, shape) -> np.ndarray:
+    """Values without ties (a permutation scaled), so every selection is unique."""
+    n = int(np.prod(shape))
+    return (rng.permutation(n).reshape(shape) - n / 2) / 7.0
+
+
+@given(
+    rows=st.integers(1, 4),
+    n=st.integers(1, 40),
+    data=st.data(),
+)
+def test_topk_matches_numpy(backend, dtype, rows, n, data):
+    k = data.draw(st.integers(0, n))
+    seed = data.draw(st.integers(0, 2**16))
+    a = _distinct(np.random.default_rng(seed), (rows, n))
+    x = backend.asarray(a, dtype=dtype)
+    for native in (True, False):
+        vals, idx = ops.topk(x, k, axis=-1, native=native)
+        backend.assert_same_place(vals, dtype)
+        order = np.argsort(-a, axis=-1, kind="stable")[:, :k]
+        np.testing.assert_array_equal(backend.to_numpy(idx), order)
+        np.testing.assert_array_equal(
+            backend.to_numpy(vals), np.take_along_axis(a, order, -1).astype(backend.dtype_name(dtype))
+        )
+
+
+def test_topk_other_axis_and_ties(backend):
+    a = np.array([[3.0, 1.0, 3.0], [2.0, 2.0, 0.0]])
+    x = backend.asarray(a, dtype="float64")
+    vals, idx = ops.topk(x, 1, axis=0)
+    np.testing.assert_array_equal(backend.to_numpy(vals), [[3.0, 2.0, 3.0]])
+    # ties: the fallback keeps the lowest indices; every path returns the same values
+    vals, idx = ops.topk(x, 1, axis=-1, native=False)
+    np.testing.assert_array_equal(backend.to_numpy(idx), [[0], [0]])
+    for native in (True, False):
+        vals, _ = ops.topk(x, 2, axis=-1, native=native)
+        np.testing.assert_array_equal(backend.to_numpy(vals), [[3.0, 3.0], [2.0, 2.0]])
+
+
+def test_topk_nan_is_largest(backend):
+    a = np.array([[1.0, np.nan, 5.0, 2.0]])
+    x = backend.asarray(a, dtype="float64")
+    for native in (True, False):
+        _, idx = ops.topk(x, 2, native=native)
+        assert sorted(backend.to_numpy(idx)[0].tolist()) == [1, 2]
+
+
+@given(rows=st.integers(1, 3), n=st.integers(1, 50), data=st.data())
+def test_kth_largest_matches_sort(backend, dtype, rows, n, data):
+    k = data.draw(st.integers(1, n))
+    a = np.random.default_rng(data.draw(st.integers(0, 2**16))).standard_normal((rows, n))
+    a = np.round(a, 1)  # ties allowed: the k-th value is still well defined
+    x = backend.asarray(a, dtype=dtype)
+    expect = -np.sort(-a.astype(backend.dtype_name(dtype)), axis=-1)[:, k - 1]
+    for native in (True, False):
+        got = ops.kth_largest(x, k, native=native)
+        backend.assert_same_place(got, dtype)
+        np.testing.assert_array_equal(backend.to_numpy(got), expect)
+
+
+def test_kth_largest_axis0(backend):
+    a = np.array([[1.0, 5.0], [4.0, 2.0], [3.0, 0.0]])
+    got = ops.kth_largest(backend.asarray(a, dtype="float64"), 2, axis=0)
+    np.testing.assert_array_equal(backend.to_numpy(got), [3.0, 2.0])
+
+
+def test_selection_bad_input(backend):
+    x = backend.asarray([[1.0, 2.0]], dtype="float64")
+    with pytest.raises(ValueError, match=r"0 <= k <= 2"):
+        ops.topk(x, 3)
+    with pytest.raises(ValueError, match=r"1 <= k <= 2"):
+        ops.kth_largest(x, 0)
+    with pytest.raises(TypeError, match="k must be an int"):
+        ops.topk(x, 1.0)
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        ops.topk(x, 1, axis=2)
+    with pytest.raises(ValueError, match="0-d"):
+        ops.kth_largest(backend.asarray(1.0, dtype="float64"), 1)
+
+
+def test_one_hot(backend, dtype):
+    idx = backend.asarray([2, 0, 1], dtype="int64")
+    got = ops.one_hot(idx, 4, dtype=dtype)
+    backend.assert_same_place(got, dtype)
+    np.testing.assert_array_equal(backend.to_numpy(got), np.eye(4)[[2, 0, 1]])
+
+
+def test_at_functional_update_does_not_touch_a_copy(backend):
+    x = backend.asarray([1.0, 2.0, 3.0], dtype="float64")
+    y = ops.at(x, 1).set(9.0, copy=True)
+    np.testing.assert_array_equal(backend.to_numpy(y), [1.0, 9.0, 3.0])
+    np.testing.assert_array_equal(backend.to_numpy(x), [1.0, 2.0, 3.0])
+
+
+def _sym(n: int, seed: int) -> np.ndarray:
+    a = np.random.default_rng(seed).standard_normal((n, n))
+    return a @ a.T / n
+
+
+@pytest.mark.parametrize("which", ["LA", "SA", "LM"])
+def test_eigsh_matches_dense_eigh(backend, which):
+    n, k = 30, 3
+    a = _sym(n, 0)
+    A = backend.asarray(a, dtype="float64")
+    if backend.name not in ("numpy", "torch") or "cuda" in str(backend.device):
+        with pytest.raises(NotImplementedError, match="no Lanczos route"):
+            ops.eigsh(lambda v: A @ v, n, k, like=A, which=which)
+        return
+    w, V = ops.eigsh(lambda v: A @ v, n, k, like=A, which=which)
+    backend.assert_same_place(w, A.dtype)
+    backend.assert_same_place(V, A.dtype)
+    ref = np.linalg.eigvalsh(a)
+    expect = {"LA": ref[-k:], "SA": ref[:k], "LM": np.sort(ref[np.argsort(-abs(ref))[:k]])}[which]
+    np.testing.assert_allclose(backend.to_numpy(w), expect, rtol=1e-10, atol=1e-12)
+    Vn = backend.to_numpy(V)
+    np.testing.assert_allclose(a @ Vn, Vn * backend.to_numpy(w), atol=1e-9)
+    # reproducible: the start vector comes from the seed
+    w2, _ = ops.eigsh(lambda v: A @ v, n, k, like=A, which=which)
+    np.testing.assert_array_equal(backend.to_numpy(w2), backend.to_numpy(w))
+
+
+def test_eigsh_bad_input():
+    A = np.eye(4)
+    with pytest.raises(ValueError, match="which must be one of"):
+        ops.eigsh(lambda v: v, 4, 1, like=A, which="BE")
+    with pytest.raises(ValueError, match="1 <= k < n=4"):
+        ops.eigsh(lambda v: v, 4, 4, like=A)

@@ -1,0 +1,192 @@
+"""The RNG adapters: reproducibility, the block rule, distributions, and bad input."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import backends
+from backends.rng import HostRng, Rng, TorchRng, as_rng
+
+METHODS = ["uniform", "normal", "exponential", "gumbel"]
+
+
+def draw(rng: Rng, method: str, n: int, dtype):
+    return getattr(rng, method)((n,), dtype=dtype)
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_same_seed_same_values(backend, dtype, method):
+    a = draw(backend.adapter.rng(7, device=backend.device), method, 50, dtype)
+    b = draw(backend.adapter.rng(7, device=backend.device), method, 50, dtype)
+    c = draw(backend.adapter.rng(8, device=backend.device), method, 50, dtype)
+    backend.assert_same_place(a, dtype)
+    np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+    assert not np.array_equal(backend.to_numpy(a), backend.to_numpy(c))
+
+
+def test_integers_reproducible_and_in_range(backend):
+    r1 = backend.adapter.rng(3, device=backend.device)
+    r2 = backend.adapter.rng(3, device=backend.device)
+    a, b = r1.integers(-2, 5, (200,)), r2.integers(-2, 5, (200,))
+    backend.assert_same_place(a, backend.dtype("int64"))
+    a, b = backend.to_numpy(a), backend.to_numpy(b)
+    np.testing.assert_array_equal(a, b)
+    assert a.min() >= -2 and a.max() <= 4
+    assert set(np.unique(a)) == set(range(-2, 5))  # P(miss a value) < 7 (6/7)^200 ~ 3e-13
+
+
+@pytest.mark.parametrize("method", ["uniform", "exponential", "gumbel", "integers"])
+@pytest.mark.parametrize("n,m", [(3, 5), (16, 7), (1, 40)])
+def test_stream_consistency(backend, dtype, method, n, m):
+    """Drawing n then m values equals drawing n + m (the block rule, first half)."""
+
+    def take(rng, k):
+        if method == "integers":
+            return backend.to_numpy(rng.integers(0, 1000, (k,)))
+        return backend.to_numpy(draw(rng, method, k, dtype))
+
+    r = backend.adapter.rng(11, device=backend.device)
+    split = np.concatenate([take(r, n), take(r, m)])
+    whole = take(backend.adapter.rng(11, device=backend.device), n + m)
+    np.testing.assert_array_equal(split, whole)
+
+
+@pytest.mark.parametrize("n,m", [(16, 32), (48, 16)])
+def test_normal_block_rule(backend, dtype, n, m):
+    """normal is stream-consistent for calls of multiples of 16 values on every backend."""
+    r = backend.adapter.rng(5, device=backend.device)
+    split = np.concatenate(
+        [backend.to_numpy(draw(r, "normal", n, dtype)), backend.to_numpy(draw(r, "normal", m, dtype))]
+    )
+    whole = backend.to_numpy(draw(backend.adapter.rng(5, device=backend.device), "normal", n + m, dtype))
+    np.testing.assert_array_equal(split, whole)
+
+
+@pytest.mark.parametrize("n,m", [(3, 5), (17, 15)])
+def test_normal_any_split_on_host_backends(backend, dtype, n, m):
+    if backend.name not in ("numpy", "array_api_strict"):
+        pytest.skip("only numpy-generated normals are stream-consistent for every split")
+    r = backend.adapter.rng(5, device=backend.device)
+    split = np.concatenate(
+        [backend.to_numpy(draw(r, "normal", n, dtype)), backend.to_numpy(draw(r, "normal", m, dtype))]
+    )
+    whole = backend.to_numpy(draw(backend.adapter.rng(5, device=backend.device), "normal", n + m, dtype))
+    np.testing.assert_array_equal(split, whole)
+
+
+# moments: with n = 40_000 draws, |mean - mu| <= 6 sd/sqrt(n) fails a correct sampler with
+# probability < 2e-9 (normal approximation), so the whole parametrised set fails < 1e-7.
+MOMENTS = {
+    "uniform": (0.5, math.sqrt(1 / 12)),
+    "normal": (0.0, 1.0),
+    "exponential": (1.0, 1.0),
+    "gumbel": (0.5772156649, math.pi / math.sqrt(6)),
+}
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_moments(backend, dtype, method):
+    n = 40_000
+    x = backend.to_numpy(draw(backend.adapter.rng(123, device=backend.device), method, n, dtype))
+    mu, sd = MOMENTS[method]
+    assert np.all(np.isfinite(x))
+    assert abs(x.mean() - mu) <= 6 * sd / math.sqrt(n), (method, x.mean(), mu)
+    assert abs(x.std() - sd) <= 0.05 * sd, (method, x.std(), sd)
+
+
+def test_uniform_bounds_and_scaling(backend, dtype):
+    r = backend.adapter.rng(1, device=backend.device)
+    x = backend.to_numpy(r.uniform((5000,), dtype=dtype, low=-2.0, high=3.0))
+    assert x.min() >= -2.0 and x.max() < 3.0
+    y = backend.to_numpy(r.normal((5000,), dtype=dtype, loc=10.0, scale=0.5))
+    assert abs(y.mean() - 10.0) < 6 * 0.5 / math.sqrt(5000)
+
+
+class _EdgeRng(HostRng):
+    """Returns the extreme uniforms 0 and the largest value below 1 of the dtype."""
+
+    def _uniform(self, shape, name, low, high, device):
+        top = float(np.nextafter(np.asarray(1.0, dtype=name), np.asarray(0.0, dtype=name)))
+        vals = np.array([0.0, top] * (math.prod(shape) // 2), dtype=name).reshape(shape)
+        return self._to(vals, name, device)
+
+
+def test_gumbel_and_exponential_never_infinite(backend, dtype):
+    if backend.name not in ("numpy", "array_api_strict"):
+        pytest.skip("the edge adapter draws on the host")
+    r = _EdgeRng(np.random.default_rng(0), backend.adapter, backend.device)
+    g = backend.to_numpy(r.gumbel((4,), dtype=dtype))
+    e = backend.to_numpy(r.exponential((4,), dtype=dtype))
+    assert np.all(np.isfinite(g)), g
+    assert np.all(np.isfinite(e)) and np.all(e >= 0), e
+
+
+def test_as_rng_accepts_every_documented_form(backend):
+    dt = backend.dtype("float64")
+    by_seed = as_rng(4, backend=backend.adapter, device=backend.device)
+    fresh = as_rng(None, backend=backend.adapter, device=backend.device)
+    same = as_rng(by_seed, backend=backend.adapter, device=backend.device)
+    assert same.generator is by_seed.generator
+    like = backend.asarray([0.0])
+    from_like = as_rng(4, like=like)
+    np.testing.assert_array_equal(
+        backend.to_numpy(from_like.uniform((3,), dtype=dt)),
+        backend.to_numpy(by_seed.uniform((3,), dtype=dt)),
+    )
+    assert backend.to_numpy(fresh.uniform((3,), dtype=dt)).shape == (3,)
+    native = np.random.default_rng(9)
+    host = as_rng(native, backend=backend.adapter, device=backend.device)
+    backend.assert_same_place(host.uniform((2,), dtype=dt), dt)
+
+
+def test_torch_seed_matches_torch_generator():
+    torch = pytest.importorskip("torch")
+    r = as_rng(0, backend="torch", device="cpu")
+    assert isinstance(r, TorchRng)
+    g = torch.Generator().manual_seed(0)
+    expect_u = torch.empty(6, dtype=torch.float32).uniform_(-1, 1, generator=g)
+    expect_n = torch.randn(20, generator=g, dtype=torch.float64)
+    assert torch.equal(r.uniform((6,), dtype="float32", low=-1.0, high=1.0), expect_u)
+    assert torch.equal(r.normal((20,), dtype="float64"), expect_n)
+    assert torch.equal(r.generator.get_state(), g.get_state())
+    # a user generator is consumed in place, like torch code would
+    g2 = torch.Generator().manual_seed(0)
+    as_rng(g2, backend="torch").uniform((6,), dtype="float32")
+    assert not torch.equal(g2.get_state(), torch.Generator().manual_seed(0).get_state())
+
+
+def test_bad_input():
+    with pytest.raises(TypeError, match="rng must be None, an int seed"):
+        as_rng("seed", backend="numpy")
+    with pytest.raises(TypeError, match="rng must be"):
+        as_rng(True, backend="numpy")
+    with pytest.raises(ValueError, match="non-negative"):
+        as_rng(-1, backend="numpy")
+    r = as_rng(0, backend="numpy")
+    with pytest.raises(TypeError, match="real floating dtype"):
+        r.uniform((2,), dtype="int64")
+    with pytest.raises(TypeError, match="dtype is required"):
+        r.normal((2,), dtype=None)
+    with pytest.raises(ValueError, match="low < high"):
+        r.uniform((2,), dtype="float64", low=1.0, high=1.0)
+    with pytest.raises(ValueError, match="low < high"):
+        r.integers(3, 3, (2,))
+    with pytest.raises(ValueError, match="non-negative sizes"):
+        r.uniform((-1,), dtype="float64")
+
+
+def test_torch_generator_for_another_backend_is_refused():
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="torch.Generator but the arrays belong to 'numpy'"):
+        as_rng(torch.Generator(), backend="numpy")
+    with pytest.raises(TypeError, match="cannot draw for the backend 'numpy'"):
+        as_rng(as_rng(0, backend="torch"), backend="numpy")
+
+
+def test_current_backend_is_used_without_arguments():
+    with backends.use("array_api_strict", device="device1"):
+        r = as_rng(0)
+    assert r.backend.name == "array_api_strict" and str(r.device).endswith("device1')")
