@@ -98,7 +98,9 @@ def kth_largest(x: Any, k: int, /, *, axis: int = -1, native: bool = True) -> An
         import torch
 
         return torch.kthvalue(x, n - k + 1, dim=ax).values
-    if native and (array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)):
+    if native and (
+        array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)
+    ):
         return xp.take(xp.partition(x, n - k, axis=ax), n - k, axis=ax)
     index = (slice(None),) * ax + (n - k, ...)
     return xp.sort(x, axis=ax)[index]

@@ -93,9 +93,7 @@ class Rng:
             z = z + loc
         return z
 
-    def exponential(
-        self, shape: Any, *, dtype: Any, scale: float = 1.0, device: Any = None
-    ) -> Any:
+    def exponential(self, shape: Any, *, dtype: Any, scale: float = 1.0, device: Any = None) -> Any:
         """Exponential with mean ``scale``: ``E = -scale * log1p(-U)``, U ~ U[0, 1)."""
         u = self.uniform(shape, dtype=dtype, device=device)
         e = -self.xp.log1p(-u)

@@ -11,9 +11,7 @@ _NOT_BENCHMARKS = {"harness", "__main__"}
 
 
 def names() -> list[str]:
-    return sorted(
-        m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_BENCHMARKS
-    )
+    return sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in _NOT_BENCHMARKS)
 
 
 def load(name: str):

@@ -180,7 +180,15 @@ def machine_info() -> str:
         + f", {os.cpu_count()} cores, Python {platform.python_version()}, {platform.system()}",
     ]
     versions = []
-    for pkg in ("numpy", "scipy", "torch", "array-api-compat", "rai-toolbox", "captum", "plenoptic"):
+    for pkg in (
+        "numpy",
+        "scipy",
+        "torch",
+        "array-api-compat",
+        "rai-toolbox",
+        "captum",
+        "plenoptic",
+    ):
         try:
             versions.append(f"{pkg} {md.version(pkg)}")
         except md.PackageNotFoundError:

@@ -74,12 +74,18 @@ def run_one(case: Case, target: Target) -> Result:
     except SkipCase as exc:
         return Result(case.id, label, "SKIP", str(exc), time.perf_counter() - t0)
     except AssertionError as exc:
-        return Result(case.id, label, "FAIL", str(exc) or "assertion failed", time.perf_counter() - t0)
+        return Result(
+            case.id, label, "FAIL", str(exc) or "assertion failed", time.perf_counter() - t0
+        )
     except Exception as exc:  # a crash is a failure, reported with its origin
         tb = traceback.extract_tb(exc.__traceback__)[-1]
         where = f"{tb.filename.rsplit('/', 1)[-1]}:{tb.lineno}"
         return Result(
-            case.id, label, "FAIL", f"{type(exc).__name__}: {exc} ({where})", time.perf_counter() - t0
+            case.id,
+            label,
+            "FAIL",
+            f"{type(exc).__name__}: {exc} ({where})",
+            time.perf_counter() - t0,
         )
     status = "ERRATUM" if case.check.kind == "erratum" else "PASS"
     return Result(case.id, label, status, "", time.perf_counter() - t0)

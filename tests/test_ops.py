@@ -33,7 +33,8 @@ def test_topk_matches_numpy(backend, dtype, rows, n, data):
         order = np.argsort(-a, axis=-1, kind="stable")[:, :k]
         np.testing.assert_array_equal(backend.to_numpy(idx), order)
         np.testing.assert_array_equal(
-            backend.to_numpy(vals), np.take_along_axis(a, order, -1).astype(backend.dtype_name(dtype))
+            backend.to_numpy(vals),
+            np.take_along_axis(a, order, -1).astype(backend.dtype_name(dtype)),
         )
 
 

@@ -59,9 +59,14 @@ def test_normal_block_rule(backend, dtype, n, m):
     """normal is stream-consistent for calls of multiples of 16 values on every backend."""
     r = backend.adapter.rng(5, device=backend.device)
     split = np.concatenate(
-        [backend.to_numpy(draw(r, "normal", n, dtype)), backend.to_numpy(draw(r, "normal", m, dtype))]
+        [
+            backend.to_numpy(draw(r, "normal", n, dtype)),
+            backend.to_numpy(draw(r, "normal", m, dtype)),
+        ]
     )
-    whole = backend.to_numpy(draw(backend.adapter.rng(5, device=backend.device), "normal", n + m, dtype))
+    whole = backend.to_numpy(
+        draw(backend.adapter.rng(5, device=backend.device), "normal", n + m, dtype)
+    )
     np.testing.assert_array_equal(split, whole)
 
 
@@ -71,9 +76,14 @@ def test_normal_any_split_on_host_backends(backend, dtype, n, m):
         pytest.skip("only numpy-generated normals are stream-consistent for every split")
     r = backend.adapter.rng(5, device=backend.device)
     split = np.concatenate(
-        [backend.to_numpy(draw(r, "normal", n, dtype)), backend.to_numpy(draw(r, "normal", m, dtype))]
+        [
+            backend.to_numpy(draw(r, "normal", n, dtype)),
+            backend.to_numpy(draw(r, "normal", m, dtype)),
+        ]
     )
-    whole = backend.to_numpy(draw(backend.adapter.rng(5, device=backend.device), "normal", n + m, dtype))
+    whole = backend.to_numpy(
+        draw(backend.adapter.rng(5, device=backend.device), "normal", n + m, dtype)
+    )
     np.testing.assert_array_equal(split, whole)
 
 
