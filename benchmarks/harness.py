@@ -7,17 +7,21 @@ device itself). ``h.quick`` asks for small sizes (used by the test suite's smoke
 
 Ratios are ``time(ours) / time(original)`` on the median: below 1 means faster than the
 documented library. Peak memory is the rise of the process's resident set size above its
-level before the call, sampled every millisecond (CPU), or ``torch.cuda``'s peak
-allocation when a CUDA device is in use.
+level before the call (sampled every millisecond; this sees torch's CPU allocator) or the
+traced Python/numpy allocations, whichever is larger, measured on one extra call; or
+``torch.cuda``'s peak allocation when a CUDA device is in use.
 """
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import platform
 import statistics
 import threading
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -90,18 +94,36 @@ class Harness:
     printer: Callable[[str], None] = print
 
     def measure(self, fn: Callable[[], Any]) -> tuple[list[float], int]:
+        """Times of ``repeats`` calls after ``warmup``, then the peak memory of one more call
+        (measured apart, since tracing allocations slows the call down)."""
         for _ in range(self.warmup):
             fn()
         times = []
-        peak = 0
         for _ in range(self.repeats):
-            cuda = _cuda_reset()
+            t0 = time.perf_counter()
+            fn()
+            _cuda_sync()
+            times.append(time.perf_counter() - t0)
+        return times, self.peak_memory(fn)
+
+    @staticmethod
+    def peak_memory(fn: Callable[[], Any]) -> int:
+        """Peak bytes of one call: the larger of the traced Python/numpy allocations and the
+        rise of the resident set size (which also sees torch's CPU allocator); on CUDA,
+        torch's peak device allocation."""
+        if _cuda_reset():
+            fn()
+            return _cuda_peak()
+        gc.collect()
+        _malloc_trim()
+        tracemalloc.start()
+        try:
             with _PeakSampler() as sampler:
-                t0 = time.perf_counter()
                 fn()
-                times.append(time.perf_counter() - t0)
-            peak = max(peak, _cuda_peak() if cuda else sampler.rise)
-        return times, peak
+            traced = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        return max(traced, sampler.rise)
 
     def compare(
         self,
@@ -152,6 +174,22 @@ class Harness:
             "ratio = median(ours) / median(original), below 1 is faster)"
         )
         return "\n".join(lines)
+
+
+def _malloc_trim() -> None:
+    """Give freed heap memory back to the OS (glibc), so the RSS baseline is honest."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def _cuda_sync() -> None:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_available():
+        torch.cuda.synchronize()
 
 
 def _cuda_reset() -> bool:
