@@ -210,7 +210,7 @@ class TorchBackend(Backend):
     def _from_numpy(self, a: np.ndarray) -> Any:
         import torch
 
-        return torch.from_numpy(np.ascontiguousarray(a).copy())
+        return torch.from_numpy(np.array(a, order="C", copy=True))
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy().copy()

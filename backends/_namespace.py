@@ -12,7 +12,8 @@ _SCALARS = (bool, int, float, complex)
 
 
 def _arrays(args: tuple) -> list:
-    return [a for a in args if a is not None and not isinstance(a, _SCALARS)]
+    # exact Python scalars only: numpy scalars (np.float64 subclasses float) are arrays here
+    return [a for a in args if a is not None and type(a) not in _SCALARS]
 
 
 def namespace_and_device(*arrays: Any) -> tuple[Any, Any]:

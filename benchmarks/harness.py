@@ -88,7 +88,7 @@ class Row:
 @dataclass
 class Harness:
     repeats: int = 5
-    warmup: int = 1
+    warmup: int = 2
     quick: bool = False
     rows: list[Row] = field(default_factory=list)
     printer: Callable[[str], None] = print

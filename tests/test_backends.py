@@ -158,3 +158,10 @@ def test_cuda_device_without_gpu_is_an_error():
         pytest.skip("a GPU is present")
     with pytest.raises(BackendUnavailableError, match="no CUDA device"):
         backends.get("torch").device("cuda")
+
+
+def test_asarray_keeps_zero_d_and_numpy_scalars(backend):
+    x = backend.asarray(np.zeros(()), dtype="float64")
+    assert tuple(x.shape) == ()
+    xp, _ = backends.namespace_and_device(np.float64(1.0))
+    assert backends.backend_of(xp).name == "numpy"
