@@ -3,3 +3,5 @@
 
 Importing this package imports torch; nothing else in ``backends`` does so eagerly.
 """
+
+from backends.torch.perturbations import *  # noqa: F403 (AdditivePerturbation, uniform_like_*_n_ball_)
