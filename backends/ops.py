@@ -86,9 +86,13 @@ def _take_first(xp: Any, a: Any, k: int, axis: int) -> Any:
 def kth_largest(x: Any, k: int, /, *, axis: int = -1, native: bool = True) -> Any:
     """The ``k``-th largest value along ``axis`` (k = 1 is the maximum); the axis is removed.
 
-    O(n) selection where the library has one (``torch.kthvalue``, ``numpy.partition``),
-    else a sort. Used as a threshold: ``x >= kth_largest(x, k)`` selects the top k entries
-    plus any ties with the k-th.
+    O(n) selection where the library has one, else a sort. Used as a threshold:
+    ``x >= kth_largest(x, k)`` selects the top k entries plus any ties with the k-th. NaN
+    counts as the largest value on every path.
+
+    torch CPU tensors use ``numpy.partition`` on a zero-copy view: about 10x faster than
+    ``torch.kthvalue`` on CPU (0.05 s against 0.47 s for 3e7 float32 values here);
+    other torch devices use ``torch.kthvalue``.
     """
     xp, _ = namespace_and_device(x)
     ax = _axis(x, axis)
@@ -97,6 +101,9 @@ def kth_largest(x: Any, k: int, /, *, axis: int = -1, native: bool = True) -> An
     if native and array_api_compat.is_torch_namespace(xp):
         import torch
 
+        if x.device.type == "cpu" and x.dtype in (torch.float16, torch.float32, torch.float64):
+            a = np.partition(x.detach().numpy(), n - k, axis=ax)
+            return torch.from_numpy(np.take(a, n - k, axis=ax))
         return torch.kthvalue(x, n - k + 1, dim=ax).values
     if native and (
         array_api_compat.is_numpy_namespace(xp) or array_api_compat.is_cupy_namespace(xp)

@@ -139,3 +139,22 @@ def test_eigsh_bad_input():
         ops.eigsh(lambda v: v, 4, 1, like=A, which="BE")
     with pytest.raises(ValueError, match="1 <= k < n=4"):
         ops.eigsh(lambda v: v, 4, 4, like=A)
+
+
+@pytest.mark.parametrize("dt", ["float16", "float32", "float64"])
+def test_kth_largest_torch_cpu_fast_path_matches_kthvalue(dt):
+    """The numpy.partition fast path for torch CPU tensors agrees with torch.kthvalue,
+    NaN (largest) included, and returns a torch tensor."""
+    torch = pytest.importorskip("torch")
+    a = torch.randn(4, 101, generator=torch.Generator().manual_seed(0)).abs().to(getattr(torch, dt))
+    a[0, 5] = float("nan")
+    for k in (1, 17, 101):
+        ref = torch.kthvalue(a, 101 - k + 1, dim=1).values
+        got = ops.kth_largest(a, k, axis=1)
+        assert isinstance(got, torch.Tensor) and got.dtype == a.dtype
+        np.testing.assert_array_equal(got.numpy(), ref.numpy())
+    assert np.isnan(ops.kth_largest(a, 1).numpy()[0])
+    b = a.t().contiguous()  # along axis 0 as well
+    np.testing.assert_array_equal(
+        ops.kth_largest(b, 17, axis=0).numpy(), torch.kthvalue(b, 85, dim=0).values.numpy()
+    )

@@ -1,0 +1,83 @@
+"""The optax-style interface shared by every optimizer in ``refimpl.optim``.
+
+An optimizer is a pair of pure functions (optax's ``GradientTransformation`` shape)::
+
+    opt = l1q_frank_wolfe(q=0.3, epsilon=1.8)
+    state = opt.init(params)                               # params: an array or a sequence
+    new_params, state = opt.update(grads, state, params)   # nothing is modified in place
+
+``grads`` mirrors ``params``; a ``None`` gradient leaves its parameter (and its step count)
+unchanged, as torch optimizers skip parameters whose ``.grad`` is None. The state is a
+NamedTuple: per-parameter step counts as Python ints (the step size ``alpha`` is computed in
+float64 on the host, as the documented library does) and, for randomised optimizers, the
+``Rng`` adapter that the draws advance.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
+
+from backends import Rng, floating_dtype, namespace_and_device
+
+from refimpl.batching import row_ndim
+from refimpl.optim._checks import as_list, check_pair
+
+Params = Any  # an array or a sequence of arrays
+
+
+class OptimizerState(NamedTuple):
+    """``step[i]``: how many updates parameter ``i`` has received (the k of ``lr/(lr+k)``);
+    ``rng``: the generator of the random draws (None when the optimizer draws nothing)."""
+
+    step: tuple[int, ...]
+    rng: Rng | None = None
+
+
+class Optimizer(NamedTuple):
+    """``init(params) -> state`` and ``update(grads, state, params) -> (new_params, state)``."""
+
+    init: Callable[[Params], OptimizerState]
+    update: Callable[[Any, OptimizerState, Params], tuple[Params, OptimizerState]]
+
+
+def check_params(params: Params, param_ndim: int | None, *, name: str = "params") -> list:
+    """The parameters as a list, each a floating array whose ``param_ndim`` is in range."""
+    plist, _ = as_list(params, name)
+    if not plist:
+        raise ValueError(f"{name} is empty: give at least one array")
+    for i, p in enumerate(plist):
+        xp, _ = namespace_and_device(p)
+        floating_dtype(xp, p, name=f"parameter {i}")
+        row_ndim(param_ndim, p.ndim, name=f"param_ndim (parameter {i} has shape {tuple(p.shape)})")
+    return plist
+
+
+def pairs(grads: Any, state: OptimizerState, params: Params) -> tuple[list, list, bool]:
+    """``(grads, params, single)`` as aligned lists after checking lengths, shapes, dtypes,
+    namespaces and devices. ``single``: ``params`` was a lone array."""
+    plist, single = as_list(params, "params")
+    if single:
+        glist = [grads]
+    elif isinstance(grads, Sequence) and not isinstance(grads, str):
+        glist = list(grads)
+    else:
+        raise TypeError(f"grads must be a sequence like params, got {type(grads).__name__}")
+    if len(glist) != len(plist):
+        raise ValueError(f"got {len(glist)} gradients for {len(plist)} parameters")
+    if len(state.step) != len(plist):
+        raise ValueError(
+            f"the state was made for {len(state.step)} parameters, got {len(plist)}; "
+            "call init(params) again"
+        )
+    for i, (g, p) in enumerate(zip(glist, plist)):
+        if g is not None:
+            check_pair(g, p, i)
+    return glist, plist, single
+
+
+def pack(new: list, params: Params, single: bool) -> Params:
+    """``new`` in the structure of ``params``."""
+    if single:
+        return new[0]
+    return tuple(new) if isinstance(params, tuple) else list(new)

@@ -1,0 +1,112 @@
+"""Linear minimisation oracles (LMOs) of Lp balls, per row of the ``param_ndim`` view.
+
+For a gradient row ``g`` and the ball ``B = {s : ||s||_p <= epsilon}``, the LMO is
+
+    LMO(g) = argmin_{s in B} <g, s>,     min value = -epsilon * ||g||_p*   (dual norm)
+
+(Frank & Wolfe 1956; Jaggi 2013, "Revisiting Frank-Wolfe", section 2):
+
+* L1 ball (dual Linf):  ``s = -epsilon * sign(g_j) e_j`` with ``j = argmax_i |g_i|`` (first
+  index among maxima, NaN counted as the maximum);
+* L2 ball (dual L2):    ``s = -epsilon * g / ||g||_2``;
+* Linf ball (dual L1):  ``s = -epsilon * sign(g)``;
+* L1q (Roberts & Tsiligkaridis 2021): ``s = -epsilon * v`` with ``v`` the normalised signs of
+  the top-q entries (``transforms.l1q_gradient``); q = 0 and all |g_i| distinct is the average
+  of the L1-ball vertices over the non-zero coordinates, not an exact LMO.
+
+Each ``*_direction`` function returns ``v`` with ``LMO = -epsilon * v``; that is the quantity
+the Frank-Wolfe update scales (``w = -(alpha * epsilon) * v``), so the update arithmetic
+matches the documented library operation for operation. A zero gradient row gives ``v = 0``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends import namespace_and_device
+
+from refimpl.batching import to_rows
+from refimpl.optim._checks import TINY, check_real
+from refimpl.optim.transforms import (
+    l1q_gradient,
+    normalize_gradient,
+    sign_gradient,
+)
+
+
+def l1_direction_rows(rows: Any) -> tuple[Any, Any]:
+    """``(j, sign)`` of each row of an ``(N, D)`` array: ``j`` (shape (N, 1), int) the first
+    index of ``max |g_i|`` and ``sign = sign(g_j)`` (shape (N, 1)). The sparse form of the
+    L1 direction ``v = sign(g_j) e_j``."""
+    xp, _ = namespace_and_device(rows)
+    j = xp.argmax(xp.abs(rows), axis=1, keepdims=True)
+    return j, xp.sign(xp.take_along_axis(rows, j, axis=1))
+
+
+def l1_direction(g: Any, *, param_ndim: int | None = -1) -> Any:
+    """``v = sign(g_j) e_j``, ``j = argmax |g_i|`` per row (rows of any dimension)."""
+    xp, dev = namespace_and_device(g)
+    rows = to_rows(g, param_ndim)
+    j, sgn = l1_direction_rows(rows)
+    cols = xp.expand_dims(xp.arange(rows.shape[1], dtype=j.dtype, device=dev), axis=0)
+    zero = xp.zeros((), dtype=g.dtype, device=dev)
+    return xp.reshape(xp.where(cols == j, sgn, zero), g.shape)
+
+
+def l2_direction(g: Any, *, param_ndim: int | None = -1, div_by_zero_eps: float = TINY) -> Any:
+    """``v = g / max(||g||_2, div_by_zero_eps)`` per row."""
+    return normalize_gradient(g, 2, param_ndim=param_ndim, div_by_zero_eps=div_by_zero_eps)
+
+
+def linf_direction(g: Any) -> Any:
+    """``v = sign(g)``."""
+    return sign_gradient(g)
+
+
+def l1q_direction(
+    g: Any,
+    q: float,
+    *,
+    param_ndim: int | None = -1,
+    div_by_zero_eps: float = TINY,
+) -> Any:
+    """``v`` = normalised signs of the top-q entries (``transforms.l1q_gradient``)."""
+    return l1q_gradient(g, q, param_ndim=param_ndim, div_by_zero_eps=div_by_zero_eps)
+
+
+def _scale(v: Any, epsilon: float) -> Any:
+    eps = check_real("epsilon", epsilon, low=0.0, low_open=True)
+    return v * (-eps)
+
+
+def lmo_l1(g: Any, epsilon: float, *, param_ndim: int | None = -1) -> Any:
+    """``argmin_{||s||_1 <= epsilon} <g, s>`` per row: ``-epsilon sign(g_j) e_j``."""
+    return _scale(l1_direction(g, param_ndim=param_ndim), epsilon)
+
+
+def lmo_l2(
+    g: Any, epsilon: float, *, param_ndim: int | None = -1, div_by_zero_eps: float = TINY
+) -> Any:
+    """``argmin_{||s||_2 <= epsilon} <g, s>`` per row: ``-epsilon g / ||g||_2``."""
+    return _scale(l2_direction(g, param_ndim=param_ndim, div_by_zero_eps=div_by_zero_eps), epsilon)
+
+
+def lmo_linf(g: Any, epsilon: float, *, param_ndim: int | None = -1) -> Any:
+    """``argmin_{||s||_inf <= epsilon} <g, s>``: ``-epsilon sign(g)`` (``param_ndim`` has no
+    effect: the Linf ball is a product of intervals)."""
+    if param_ndim is not None:
+        to_rows(g, param_ndim)  # validates the range
+    return _scale(linf_direction(g), epsilon)
+
+
+def lmo_l1q(
+    g: Any,
+    epsilon: float,
+    q: float,
+    *,
+    param_ndim: int | None = -1,
+    div_by_zero_eps: float = TINY,
+) -> Any:
+    """The L1q LMO ``-epsilon * v`` (Roberts & Tsiligkaridis 2021); in the L1 ball."""
+    v = l1q_direction(g, q, param_ndim=param_ndim, div_by_zero_eps=div_by_zero_eps)
+    return _scale(v, epsilon)

@@ -1,0 +1,180 @@
+"""Gradient transforms, applied per row of the ``param_ndim`` batch view.
+
+Each function takes a gradient ``g``, views it as rows ``G`` of shape ``(N, D)``
+(``refimpl.batching.to_rows``), transforms every row independently and returns an array of
+``g``'s shape, namespace, device and dtype. Nothing is modified in place.
+
+These are the pre-step transforms of the documented library's parameter-transforming
+optimizers (``SignedGradientOptim``, ``L1/L2NormedGradientOptim``,
+``TopQGradientOptimizer``, ``L1qNormedGradientOptim``), written as pure functions.
+
+Top-q selection rule (also used by ``L1qFrankWolfe``)
+    ``k = round((1 - q) * D)`` entries of largest magnitude are kept in every row (Python
+    ``round``: half to even, in float64, exactly as the documented library).
+    The selection key is ``|g|`` with NaN counted as ``+inf``; the ``k`` largest keys are
+    kept; among keys equal to the k-th largest (ties at the cut-off), the lowest indices
+    are kept. Exactly ``k`` entries are kept on every backend, and the set equals
+    ``torch.topk``'s whenever there is no tie at the cut-off.
+    NaN: a NaN gradient entry is always among the kept ones (``torch.topk`` also counts NaN
+    as largest) and then propagates (``sign(NaN) = NaN`` by the array API standard), so a
+    row whose kept entries contain NaN yields NaN rather than a silently zeroed entry.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from backends import namespace_and_device, ops
+
+from refimpl.batching import to_rows
+from refimpl.optim._checks import TINY, check_real
+
+
+def _rows(g: Any, param_ndim: int | None) -> tuple[Any, Any, Any]:
+    xp, dev = namespace_and_device(g)
+    if not xp.isdtype(g.dtype, "real floating"):
+        raise TypeError(f"the gradient must have a real floating dtype, got {g.dtype}")
+    return xp, dev, to_rows(g, param_ndim)
+
+
+def _safe_norm(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> Any:
+    """``max(||row||_ord, eps)`` per row, shape (N, 1); never 0 (see ``normalize_gradient``)."""
+    n = xp.linalg.vector_norm(rows, ord=ord, axis=1, keepdims=True)
+    n = xp.clip(n, min=div_by_zero_eps)
+    # eps can round to 0 in the dtype (float16: TINY -> 0). A zero norm means a zero row, so
+    # dividing by 1 gives the intended zero instead of 0/0 = NaN.
+    return xp.where(n == 0, xp.ones_like(n), n)
+
+
+def sign_gradient(g: Any) -> Any:
+    """``sign(g)`` element-wise: the negative L-infinity unit-ball LMO direction.
+
+    ``sign(NaN) = NaN`` (array API standard; the documented library uses ``torch.sign``,
+    which gives 0).
+    """
+    xp, _ = namespace_and_device(g)
+    return xp.sign(g)
+
+
+def normalize_gradient(
+    g: Any,
+    ord: float,
+    *,
+    param_ndim: int | None = -1,
+    div_by_zero_eps: float = TINY,
+) -> Any:
+    """``G_i / max(||G_i||_ord, div_by_zero_eps)`` for every row ``G_i`` (ord = 1 or 2).
+
+    A zero row stays zero in every dtype (the documented library returns 0/0 = NaN in
+    float16, where ``div_by_zero_eps`` rounds to 0).
+    """
+    if ord not in (1, 2):
+        raise ValueError(f"ord must be 1 or 2, got {ord!r}")
+    eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
+    xp, _, rows = _rows(g, param_ndim)
+    return xp.reshape(rows / _safe_norm(xp, rows, ord, eps), g.shape)
+
+
+def top_q_count(q: float, d: int) -> int:
+    """``k = round((1 - q) * d)``: how many entries of a row of length ``d`` top-q keeps.
+
+    Python ``round`` of a float64: half to even (d=5, q=.5 -> 2; d=3, q=.5 -> 2), and
+    ``(1 - 0.9) * 5 = 0.49999999999999994`` gives 0.
+    """
+    return round((1.0 - q) * d)
+
+
+def sample_q(q: float, dq: float, rng: Any, *, like: Any) -> float:
+    """The sparsity ``q`` of one top-q step: ``q`` itself if ``dq == 0``, else one draw.
+
+    With ``dq > 0``: ``lo, hi = max(0, q - dq), min(1, q + dq)`` (the clipped interval, not
+    re-centred), one float32 ``u ~ U[0, 1)`` from ``rng`` (an ``Rng`` adapter, see
+    ``backends.as_rng``) and ``q = (hi - lo) * u + lo`` in float32, as the documented library
+    does with ``torch.rand(1, generator=...)``: the same torch generator gives the same ``q``
+    and leaves the generator in the same state. Returns a Python float (a host sync).
+    """
+    if dq == 0.0:
+        return q
+    xp, dev = namespace_and_device(like)
+    lo, hi = max(0.0, q - dq), min(1.0, q + dq)
+    u = rng.uniform((1,), dtype=xp.float32, device=dev)
+    return float(((hi - lo) * u + lo)[0])
+
+
+def top_q_drop_mask(a: Any, k: int) -> Any:
+    """Boolean ``(N, D)`` mask of the entries top-q *drops*, given magnitudes ``a >= 0``.
+
+    Keeps exactly ``k`` entries per row by the rule in the module docstring. The common
+    case (no tie at the cut-off) costs one O(D) selection (``backends.ops.kth_largest``)
+    and a comparison; a host sync then checks that every
+    row kept exactly ``k``, and only if not does a tie-breaking pass run (a
+    ``cumulative_sum`` rank among the tied entries).
+    """
+    xp, dev = namespace_and_device(a)
+    d = a.shape[1]
+    if k <= 0:
+        return xp.ones(a.shape, dtype=xp.bool, device=dev)
+    if k >= d:
+        return xp.zeros(a.shape, dtype=xp.bool, device=dev)
+    t = xp.expand_dims(ops.kth_largest(a, k, axis=1), axis=1)
+    drop = a < t  # NaN is never "< t", so it is kept, as the rule says
+    if bool(xp.all(xp.count_nonzero(drop, axis=1) == d - k)):
+        return drop
+    # Ties at the cut-off (or NaN): key with NaN -> +inf, then rank the tied entries.
+    key = xp.where(xp.isnan(a), xp.asarray(math.inf, dtype=a.dtype, device=dev), a)
+    t = xp.expand_dims(ops.kth_largest(key, k, axis=1), axis=1)
+    gt = key > t
+    tied = key == t
+    need = k - xp.count_nonzero(gt, axis=1, keepdims=True)
+    rank = xp.cumulative_sum(xp.astype(tied, xp.int64), axis=1)
+    keep = xp.logical_or(gt, xp.logical_and(tied, rank <= need))
+    return xp.logical_not(keep)
+
+
+def top_q_gradient(
+    g: Any,
+    q: float,
+    *,
+    param_ndim: int | None = -1,
+) -> Any:
+    """Top-q sparsification: keep the ``k = round((1 - q) D)`` largest ``|G_i|`` of each row
+    (original signed values), zero the rest (Roberts & Tsiligkaridis 2021).
+
+    ``q = 0`` keeps everything, ``q = 1`` nothing. Ties and NaN: see the module docstring.
+    """
+    q = check_real("q", q, low=0.0, high=1.0)
+    xp, dev, rows = _rows(g, param_ndim)
+    k = top_q_count(q, rows.shape[1])
+    drop = top_q_drop_mask(xp.abs(rows), k)
+    zero = xp.zeros((), dtype=g.dtype, device=dev)
+    return xp.reshape(xp.where(drop, zero, rows), g.shape)
+
+
+def l1q_gradient(
+    g: Any,
+    q: float,
+    *,
+    param_ndim: int | None = -1,
+    div_by_zero_eps: float = TINY,
+) -> Any:
+    """The L1q direction: top-q, then sign, then L1 normalisation, per row.
+
+    ``v_i = sign(G_i) * [i kept] / max(m, eps)`` with ``m`` the number of kept entries with
+    a non-zero sign (the L1 norm of the kept signs). ``-epsilon * v`` is the L1q LMO used by
+    ``L1qFrankWolfe`` (Roberts & Tsiligkaridis 2021): with ``q = 0`` it averages the signed
+    vertices of all non-zero coordinates, and as ``k -> 1`` it tends to the L1-ball LMO.
+    Nothing kept (``k = 0``, or only zeros kept) gives a zero row.
+    """
+    q = check_real("q", q, low=0.0, high=1.0)
+    eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
+    xp, dev, rows = _rows(g, param_ndim)
+    k = top_q_count(q, rows.shape[1])
+    return xp.reshape(_l1q_rows(xp, dev, rows, k, eps), g.shape)
+
+
+def _l1q_rows(xp, dev, rows, k, eps):
+    drop = top_q_drop_mask(xp.abs(rows), k)
+    zero = xp.zeros((), dtype=rows.dtype, device=dev)
+    s = xp.where(drop, zero, xp.sign(rows))
+    return s / _safe_norm(xp, s, 1, eps)

@@ -1,0 +1,219 @@
+"""refimpl.optim Frank-Wolfe and projected optimizers: pure init/update, wrappers, theory."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import refimpl.optim as ro
+from tests.conftest import tol
+
+OPTS = {
+    "l1": lambda eps, **kw: ro.l1_frank_wolfe(epsilon=eps, **kw),
+    "l2": lambda eps, **kw: ro.l2_frank_wolfe(epsilon=eps, **kw),
+    "linf": lambda eps, **kw: ro.linf_frank_wolfe(epsilon=eps, **kw),
+    "l1q": lambda eps, **kw: ro.l1q_frank_wolfe(q=0.4, epsilon=eps, **kw),
+    "l1q_dq": lambda eps, **kw: ro.l1q_frank_wolfe(q=0.4, dq=0.3, epsilon=eps, rng=0, **kw),
+}
+NORM = {"l1": 1, "l1q": 1, "l1q_dq": 1, "l2": 2, "linf": np.inf}
+
+
+@pytest.mark.parametrize("kind", sorted(OPTS))
+@given(seed=st.integers(0, 2**16), eps=st.floats(0.1, 10), lr=st.sampled_from([0.5, 2.0, 3.0]))
+def test_iterates_stay_in_the_ball(backend, kind, seed, eps, lr):
+    rng = np.random.default_rng(seed)
+    opt = OPTS[kind](eps, lr=lr, param_ndim=-1)
+    x = backend.asarray(rng.standard_normal((3, 5)) * 10, dtype="float64")
+    state = opt.init(x)
+    for _ in range(6):
+        g = backend.asarray(rng.standard_normal((3, 5)), dtype="float64")
+        x, state = opt.update(g, state, x)
+        norms = np.linalg.norm(backend.to_numpy(x), ord=NORM[kind], axis=1)
+        assert np.all(norms <= eps * (1 + 1e-9)), norms
+    backend.assert_same_place(x, backend.dtype("float64"))
+    assert state.step == (6,)
+
+
+def _quadratic_run(backend, dtype, eps, b, steps, **kw):
+    """FW on f(x) = 0.5 ||x - b||^2 over the L1 ball; returns primal errors and gaps."""
+    opt = ro.l1_frank_wolfe(epsilon=eps, param_ndim=None, **kw)
+    x = backend.asarray(np.zeros_like(b), dtype=dtype)
+    bb = backend.asarray(b, dtype=dtype)
+    state = opt.init(x)
+    p = ro.project_l1_ball(bb, eps)
+    fstar = 0.5 * float(np.sum((backend.to_numpy(p) - b) ** 2))
+    errs, gaps = [], []
+    for _ in range(steps):
+        g = x - bb
+        gaps.append(ro.duality_gap(g, x, ro.lmo_l1(g, eps, param_ndim=None)))
+        x, state = opt.update(g, state, x)
+        errs.append(0.5 * float(np.sum((backend.to_numpy(x) - b) ** 2)) - fstar)
+    return np.array(errs), np.array(gaps)
+
+
+def test_duality_gap_falls_like_one_over_k(backend, dtype):
+    """Jaggi (2013): with alpha_k = 2/(k+2), f(x_k) - f* <= 2 C_f / (k + 2) and
+    min_{i<=k} gap_i <= (27/4) C_f / (k + 2), C_f <= L diam^2 = (2 eps)^2 (L = 1)."""
+    b = np.random.default_rng(0).standard_normal(30)  # the solution has several non-zeros
+    eps, steps = 2.0, 200
+    cf = (2 * eps) ** 2
+    k = np.arange(1, steps + 1)
+    errs, gaps = _quadratic_run(backend, dtype, eps, b, steps)
+    slack = 1e-4 if backend.dtype_name(dtype) == "float32" else 1e-10
+    assert np.all(errs <= 2 * cf / (k + 2) + slack)
+    assert np.all(np.minimum.accumulate(gaps) <= 27 / 4 * cf / (np.arange(steps) + 2) + slack)
+    assert np.all(gaps >= errs[np.r_[0, : steps - 1]] * 0 - slack)  # gaps are non-negative
+    # negative control: a broken step size (constant 0.01 instead of 2/(k+2)) breaks the bound
+    errs, _ = _quadratic_run(backend, dtype, eps, b, steps, lr=0.01, use_default_lr_schedule=False)
+    assert np.any(errs > 2 * cf / (k + 2))
+
+
+def test_schedule_and_update_arithmetic(backend, dtype):
+    assert [ro.fw_step_size(2.0, k) for k in range(4)] == [1.0, 2 / 3, 0.5, 0.4]
+    assert ro.fw_step_size(0.3, 7, use_default_lr_schedule=False) == 0.3
+    assert ro.fw_step_size(0.0, 0, div_by_zero_eps=0.0) == 0.0  # no ZeroDivisionError
+    p = np.array([0.5, -1.0, 2.0])
+    v = np.array([1.0, 0.0, -1.0])
+    out = ro.frank_wolfe_update(
+        backend.asarray(p, dtype=dtype), backend.asarray(v, dtype=dtype), 0.25, 2.0
+    )
+    backend.assert_same_place(out, dtype)
+    np.testing.assert_allclose(
+        backend.to_numpy(out), 0.75 * p - 0.5 * v, **tol(backend.dtype_name(dtype))
+    )
+
+
+def test_docstring_example_and_structures(backend, dtype):
+    x = backend.asarray([1.0, 1.0, 1.0], dtype=dtype)
+    g = backend.asarray([0.0, 1.0, 2.0], dtype=dtype)
+    opt = ro.L1qFrankWolfe([x], q=0.30, epsilon=1.8, param_ndim=None)
+    (new,) = opt.step([g])
+    backend.assert_same_place(new, dtype)
+    np.testing.assert_allclose(
+        backend.to_numpy(new), [0, -0.9, -0.9], **tol(backend.dtype_name(dtype))
+    )
+    assert opt.params[0] is new
+    np.testing.assert_array_equal(backend.to_numpy(x), [1.0, 1.0, 1.0])  # input untouched
+    single = ro.L1qFrankWolfe(x, q=0.30, epsilon=1.8, param_ndim=None).step(g)
+    np.testing.assert_array_equal(backend.to_numpy(single), backend.to_numpy(new))
+    # functional form, tuple in -> tuple out
+    f = ro.l1q_frank_wolfe(q=0.3, epsilon=1.8, param_ndim=None)
+    out, state = f.update((g,), f.init((x,)), (x,))
+    assert isinstance(out, tuple) and state.step == (1,)
+
+
+def test_none_gradient_skips_parameter(backend):
+    a = backend.asarray([1.0, 1.0], dtype="float64")
+    b = backend.asarray([0.5, 0.5], dtype="float64")
+    opt = ro.l2_frank_wolfe(epsilon=1.0, param_ndim=None)
+    (na, nb), state = opt.update(
+        [None, backend.asarray([1.0, 0.0], dtype="float64")], opt.init([a, b]), [a, b]
+    )
+    assert na is a and state.step == (0, 1)
+    np.testing.assert_allclose(backend.to_numpy(nb), [-1.0, 0.0])
+
+
+def test_epsilon_per_group(backend):
+    """Fix: the documented library ignores an ``epsilon`` key in a parameter group."""
+    a = backend.asarray([1.0, 1.0], dtype="float64")
+    b = backend.asarray([1.0, 1.0], dtype="float64")
+    opt = ro.LinfFrankWolfe(
+        [{"params": [a]}, {"params": [b], "epsilon": 0.5}], epsilon=2.0, param_ndim=None
+    )
+    g = backend.asarray([1.0, -1.0], dtype="float64")
+    (na,), (nb,) = opt.step([g, g])
+    np.testing.assert_allclose(backend.to_numpy(na), [-2.0, 2.0])
+    np.testing.assert_allclose(backend.to_numpy(nb), [-0.5, 0.5])
+
+
+def test_dq_draws_are_reproducible(backend):
+    x = backend.asarray(np.ones((2, 6)), dtype="float32")
+    grads = [
+        backend.asarray(np.random.default_rng(i).standard_normal((2, 6)), dtype="float32")
+        for i in range(5)
+    ]
+    runs = []
+    for _ in range(2):
+        opt = ro.L1qFrankWolfe([x], q=0.5, dq=0.5, epsilon=1.0, rng=11)
+        for g in grads:
+            (out,) = opt.step([g])
+        runs.append(backend.to_numpy(out))
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_projected_optimizers(backend, dtype):
+    x = backend.asarray([[3.0, 4.0], [0.1, 0.0]], dtype=dtype)
+    g = backend.asarray([[1.0, 0.0], [0.0, -2.0]], dtype=dtype)
+    t = tol(backend.dtype_name(dtype))
+    new = ro.L2ProjectedOptim([x], epsilon=1.0, lr=0.5).step([g])[0]
+    backend.assert_same_place(new, dtype)
+    step = np.array([[2.5, 4.0], [0.1, 0.5]])
+    ref = step / np.maximum(1.0, np.linalg.norm(step, axis=1, keepdims=True) + 1e-7)
+    ref[1] = step[1]
+    np.testing.assert_allclose(backend.to_numpy(new), ref, **t)
+    new = ro.LinfProjectedOptim([x], epsilon=1.0, lr=0.5).step([g])[0]
+    np.testing.assert_allclose(backend.to_numpy(new), [[1.0, 1.0], [0.1, 0.5]], **t)
+    # parameters without gradient are still projected (documented behaviour)
+    new = ro.LinfProjectedOptim([x], epsilon=1.0, lr=0.5).step([None])[0]
+    np.testing.assert_allclose(backend.to_numpy(new), [[1.0, 1.0], [0.1, 0.0]], **t)
+
+
+@pytest.mark.parametrize(
+    "make, exc, words",
+    [
+        (lambda: ro.l1q_frank_wolfe(q=1.2, epsilon=1.0), ValueError, "q"),
+        (lambda: ro.l1q_frank_wolfe(q=-0.2, epsilon=1.0), ValueError, "q"),
+        (lambda: ro.l1q_frank_wolfe(q=0.5, dq=-0.1, epsilon=1.0), ValueError, "dq"),
+        (lambda: ro.l1q_frank_wolfe(q=0.5, epsilon=0.0), ValueError, "epsilon"),
+        (lambda: ro.l1_frank_wolfe(epsilon=-1.0), ValueError, "epsilon"),
+        (lambda: ro.l2_frank_wolfe(epsilon=float("nan")), ValueError, "epsilon"),
+        (lambda: ro.linf_frank_wolfe(epsilon=1.0, lr=-0.1), ValueError, "lr"),
+        (
+            lambda: ro.linf_frank_wolfe(epsilon=1.0, lr=1.5, use_default_lr_schedule=False),
+            ValueError,
+            "lr",
+        ),
+        (
+            lambda: ro.linf_frank_wolfe(epsilon=1.0, use_default_lr_schedule=1),
+            TypeError,
+            "use_default",
+        ),
+        (lambda: ro.l1_frank_wolfe(epsilon=1.0, param_ndim=1.5), TypeError, "param_ndim"),
+        (
+            lambda: ro.l1_frank_wolfe(epsilon=1.0, div_by_zero_eps=-1.0),
+            ValueError,
+            "div_by_zero_eps",
+        ),
+        (lambda: ro.l2_projected(epsilon=0.0, lr=1.0), ValueError, "epsilon"),
+        (lambda: ro.linf_projected(epsilon=1.0, lr=-1.0), ValueError, "lr"),
+    ],
+)
+def test_bad_options(make, exc, words, backend):
+    with pytest.raises(exc, match=words):
+        make()
+
+
+def test_bad_arrays(backend):
+    x = backend.asarray(np.ones((2, 3)), dtype="float64")
+    opt = ro.l1_frank_wolfe(epsilon=1.0, param_ndim=-1)
+    state = opt.init([x])
+    with pytest.raises(ValueError, match="param_ndim"):
+        ro.l1_frank_wolfe(epsilon=1.0, param_ndim=3).init([x])
+    with pytest.raises(ValueError, match="shape"):
+        opt.update([backend.asarray(np.ones((3, 2)), dtype="float64")], state, [x])
+    with pytest.raises(ValueError, match="gradients"):
+        opt.update([x, x], state, [x])
+    with pytest.raises(TypeError, match="dtype"):
+        opt.update([backend.asarray(np.ones((2, 3)), dtype="float32")], state, [x])
+    with pytest.raises(TypeError, match="floating"):
+        opt.init([backend.asarray(np.ones(3, dtype=np.int64))])
+    other = np.ones((2, 3)) if backend.name != "numpy" else _torch_or_skip()
+    with pytest.raises(TypeError, match="one array library"):
+        opt.update([other], state, [x])
+
+
+def _torch_or_skip():
+    torch = pytest.importorskip("torch")
+    return torch.ones((2, 3), dtype=torch.float64)

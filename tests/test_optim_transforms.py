@@ -1,0 +1,170 @@
+"""refimpl.optim.transforms: top-q rule (count, ties, NaN), sign, normalisation, dq draw."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from refimpl.optim import (
+    l1q_gradient,
+    normalize_gradient,
+    sample_q,
+    sign_gradient,
+    top_q_count,
+    top_q_gradient,
+)
+from tests.conftest import tol
+
+
+def _ref_top_q(g: np.ndarray, k: int) -> np.ndarray:
+    """float64 reference: keep the k largest |g| per row, ties -> lowest index, NaN largest."""
+    key = np.where(np.isnan(g), np.inf, np.abs(g))
+    order = np.argsort(-key, axis=1, kind="stable")[:, :k]
+    out = np.zeros_like(g)
+    np.put_along_axis(out, order, np.take_along_axis(g, order, axis=1), axis=1)
+    return out
+
+
+@pytest.mark.parametrize(
+    "q, d, k",
+    [(0.5, 5, 2), (0.5, 3, 2), (0.1, 5, 4), (0.9, 5, 0), (0.0, 7, 7), (1.0, 7, 0), (0.3, 3, 2)],
+)
+def test_top_q_count_rounds_half_to_even(backend, q, d, k):
+    assert top_q_count(q, d) == k
+    g = backend.asarray(np.arange(1.0, d + 1.0), dtype="float64")
+    out = top_q_gradient(g, q, param_ndim=None)
+    backend.assert_same_place(out, g.dtype)
+    assert int(np.count_nonzero(backend.to_numpy(out))) == k
+
+
+@given(
+    rows=st.integers(1, 4),
+    d=st.integers(1, 12),
+    q=st.floats(0, 1),
+    seed=st.integers(0, 2**16),
+    levels=st.sampled_from([3, 1000]),
+)
+def test_top_q_matches_reference_with_and_without_ties(backend, dtype, rows, d, q, seed, levels):
+    rng = np.random.default_rng(seed)
+    g = rng.integers(-levels, levels + 1, size=(rows, d)).astype(np.float64) / 7
+    x = backend.asarray(g, dtype=dtype)
+    out = top_q_gradient(x, q, param_ndim=-1)
+    backend.assert_same_place(out, dtype)
+    ref = _ref_top_q(backend.to_numpy(x).astype(np.float64), top_q_count(q, d))
+    np.testing.assert_array_equal(backend.to_numpy(out).astype(np.float64), ref)
+
+
+def test_tie_rule_lowest_index_exactly_k(backend):
+    g = backend.asarray([[1.0, -1.0, 1.0, -1.0], [2.0, 1.0, 1.0, 1.0]], dtype="float64")
+    out = backend.to_numpy(top_q_gradient(g, 0.5, param_ndim=-1))  # k = 2
+    np.testing.assert_array_equal(out, [[1.0, -1.0, 0.0, 0.0], [2.0, 1.0, 0.0, 0.0]])
+
+
+def test_same_set_as_torch_topk_without_ties(backend):
+    torch = pytest.importorskip("torch")
+    g = np.random.default_rng(1).standard_normal((3, 40))
+    k = top_q_count(0.3, 40)
+    idx = torch.topk(torch.from_numpy(np.abs(g)), k, dim=1).indices.numpy()
+    expected = np.zeros_like(g)
+    np.put_along_axis(expected, idx, np.take_along_axis(g, idx, axis=1), axis=1)
+    out = top_q_gradient(backend.asarray(g, dtype="float64"), 0.3, param_ndim=-1)
+    np.testing.assert_array_equal(backend.to_numpy(out), expected)
+
+
+def test_nan_counts_as_largest_and_propagates(backend):
+    nan = float("nan")
+    g = backend.asarray([[0.5, nan, 3.0, -2.0, 0.1]], dtype="float64")
+    kept = backend.to_numpy(top_q_gradient(g, 0.6, param_ndim=-1))  # k = 2: NaN and 3.0
+    np.testing.assert_array_equal(np.isnan(kept), [[False, True, False, False, False]])
+    np.testing.assert_array_equal(np.nan_to_num(kept), [[0.0, 0.0, 3.0, 0.0, 0.0]])
+    v = backend.to_numpy(l1q_gradient(g, 0.6, param_ndim=-1))
+    assert np.isnan(v).all()  # the row's L1 norm is NaN: nothing is silently zeroed
+    assert np.isnan(backend.to_numpy(sign_gradient(g)))[0, 1]
+
+
+def test_l1q_gradient_values(backend, dtype):
+    g = backend.asarray([[0.0, 1.0, 2.0], [-3.0, 0.5, 0.25]], dtype=dtype)
+    v = l1q_gradient(g, 0.3, param_ndim=-1)  # k = 2
+    backend.assert_same_place(v, dtype)
+    np.testing.assert_allclose(
+        backend.to_numpy(v), [[0.0, 0.5, 0.5], [-0.5, 0.5, 0.0]], **tol(backend.dtype_name(dtype))
+    )
+    zero = l1q_gradient(backend.asarray([[0.0, 0.0]], dtype=dtype), 0.0)
+    np.testing.assert_array_equal(backend.to_numpy(zero), [[0.0, 0.0]])
+
+
+@pytest.mark.parametrize("ord", [1, 2])
+def test_normalize_gradient(backend, dtype, ord):
+    g = np.random.default_rng(0).standard_normal((2, 3, 4))
+    out = normalize_gradient(backend.asarray(g, dtype=dtype), ord, param_ndim=1)
+    backend.assert_same_place(out, dtype)
+    ref = g / np.linalg.norm(g, ord=ord, axis=2, keepdims=True)
+    np.testing.assert_allclose(backend.to_numpy(out), ref, **tol(backend.dtype_name(dtype)))
+
+
+def test_zero_gradient_float16_is_not_nan(backend):
+    """Fix: the documented library gives 0/0 = NaN in float16 (TINY rounds to 0)."""
+    if backend.name == "array_api_strict":
+        pytest.skip("array_api_strict has no float16")
+    g = backend.asarray(np.zeros((2, 3)), dtype="float16")
+    for out in (normalize_gradient(g, 2), normalize_gradient(g, 1), l1q_gradient(g, 0.0)):
+        backend.assert_same_place(out, g.dtype)
+        np.testing.assert_array_equal(backend.to_numpy(out), np.zeros((2, 3)))
+
+
+def test_sample_q_interval_and_dtype(backend):
+    from backends import as_rng
+
+    g = backend.asarray([1.0, 2.0], dtype="float64")
+    rng = as_rng(3, like=g)
+    qs = np.array([sample_q(0.9, 0.3, rng, like=g) for _ in range(200)])
+    assert qs.min() >= 0.6 and qs.max() < 1.0  # clipped interval [0.6, 1.0]
+    assert np.all(qs == qs.astype(np.float32))  # drawn and combined in float32
+    assert sample_q(0.4, 0.0, rng, like=g) == 0.4
+    same = [sample_q(0.5, 0.2, as_rng(7, like=g), like=g) for _ in range(2)]
+    assert same[0] == same[1]
+
+
+def test_sample_q_reproduces_torch_rand(backend):
+    if backend.name != "torch":
+        pytest.skip("torch.Generator draws are a torch feature")
+    import torch
+
+    from backends import as_rng
+
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    like = backend.asarray([1.0], dtype="float32")
+    ours = sample_q(0.3, 0.25, as_rng(g1, like=like), like=like)
+    u = torch.rand(1, generator=g2)
+    assert ours == float((0.55 - 0.05) * u + 0.05)
+    assert torch.equal(g1.get_state(), g2.get_state())
+
+
+def test_top_q_beyond_2_to_24_elements(backend):
+    """Selection of the k largest, no sort- or quantile-size limit (numpy: partition)."""
+    if backend.name != "numpy":
+        pytest.skip("one large-size check is enough (numpy)")
+    n = 2**24 + 5
+    g = np.random.default_rng(0).standard_normal(n).astype(np.float32)
+    out = top_q_gradient(backend.asarray(g), 0.999, param_ndim=None)
+    assert int(np.count_nonzero(out)) == top_q_count(0.999, n)
+
+
+@pytest.mark.parametrize(
+    "call, exc, words",
+    [
+        (lambda g: top_q_gradient(g, 1.5), ValueError, "q"),
+        (lambda g: top_q_gradient(g, -0.1), ValueError, "q"),
+        (lambda g: top_q_gradient(g, float("nan")), ValueError, "q"),
+        (lambda g: top_q_gradient(g, "0.5"), TypeError, "q"),
+        (lambda g: top_q_gradient(g, 0.5, param_ndim=3), ValueError, "param_ndim"),
+        (lambda g: normalize_gradient(g, 3), ValueError, "ord"),
+        (lambda g: normalize_gradient(g, 2, div_by_zero_eps=-1.0), ValueError, "div_by_zero_eps"),
+    ],
+)
+def test_bad_input(backend, call, exc, words):
+    g = backend.asarray(np.ones((2, 3)), dtype="float64")
+    with pytest.raises(exc, match=words):
+        call(g)

@@ -1,0 +1,128 @@
+"""refimpl.optim projections: KKT conditions, idempotence, non-expansiveness, both L1 methods."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from refimpl.optim import project_l1_ball, project_l2_ball, project_linf_ball
+from tests.conftest import tol
+
+vec = st.lists(st.floats(-100, 100, allow_nan=False, width=32), min_size=1, max_size=12)
+radius = st.floats(0.01, 50)
+
+
+def _ref_l1(x: np.ndarray, eps: float) -> np.ndarray:
+    """float64 Duchi et al. (2008), one row."""
+    a = np.abs(x)
+    if a.sum() <= eps:
+        return x.copy()
+    u = np.sort(a)[::-1]
+    css = np.cumsum(u)
+    rho = np.nonzero(u - (css - eps) / np.arange(1, x.size + 1) > 0)[0][-1]
+    theta = (css[rho] - eps) / (rho + 1)
+    return np.sign(x) * np.maximum(a - theta, 0)
+
+
+@pytest.mark.parametrize("method", ["sort", "michelot"])
+@given(x=vec, eps=radius)
+def test_l1_projection_kkt_and_reference(backend, dtype, method, x, eps):
+    x = np.asarray(x)
+    xa = backend.asarray(x, dtype=dtype)
+    y = project_l1_ball(xa, eps, method=method)
+    backend.assert_same_place(y, dtype)
+    y = backend.to_numpy(y).astype(np.float64)
+    xr = backend.to_numpy(xa).astype(np.float64)
+    rtol = 1e-4 if backend.dtype_name(dtype) == "float32" else 1e-10
+    scale = max(1.0, np.abs(xr).sum())
+    np.testing.assert_allclose(y, _ref_l1(xr, eps), rtol=rtol, atol=rtol * scale)
+    if np.abs(xr).sum() <= eps:
+        np.testing.assert_array_equal(y, xr)
+        return
+    # KKT: on the sphere; y = sign(x) (|x| - theta)_+ with theta > 0 on the support, |x| <= theta off it
+    np.testing.assert_allclose(np.abs(y).sum(), eps, rtol=rtol * 10, atol=rtol * scale)
+    on = y != 0
+    theta = np.abs(xr - y)[on]
+    assert np.all(np.sign(y[on]) == np.sign(xr[on]))
+    np.testing.assert_allclose(theta, theta.mean(), rtol=rtol * 10, atol=rtol * scale)
+    assert np.all(np.abs(xr[~on]) <= theta.mean() + rtol * scale)
+
+
+@given(x=vec, z=vec, eps=radius)
+def test_projections_idempotent_and_non_expansive(backend, x, z, eps):
+    n = min(len(x), len(z))
+    x, z = np.asarray(x[:n]), np.asarray(z[:n])
+    xa, za = backend.asarray(x, dtype="float64"), backend.asarray(z, dtype="float64")
+    for proj in (
+        lambda v: project_l1_ball(v, eps),
+        lambda v: project_l1_ball(v, eps, method="michelot"),
+        lambda v: project_l2_ball(v, eps),
+        lambda v: project_linf_ball(v, eps),
+    ):
+        px, pz = proj(xa), proj(za)
+        np.testing.assert_allclose(
+            backend.to_numpy(proj(px)), backend.to_numpy(px), rtol=1e-9, atol=1e-9 * (1 + eps)
+        )
+        d_out = np.linalg.norm(backend.to_numpy(px) - backend.to_numpy(pz))
+        assert d_out <= np.linalg.norm(x - z) * (1 + 1e-9) + 1e-9
+
+
+def test_sort_and_michelot_identical_per_row(backend, dtype):
+    x = np.random.default_rng(0).standard_normal((6, 5000)) * np.arange(1, 7)[:, None]
+    xa = backend.asarray(x, dtype=dtype)
+    for eps in (0.5, 50.0, 1e4):
+        a = project_l1_ball(xa, eps, param_ndim=-1, method="sort")
+        b = project_l1_ball(xa, eps, param_ndim=-1, method="michelot")
+        np.testing.assert_array_equal(backend.to_numpy(a), backend.to_numpy(b))
+        ref = np.stack([_ref_l1(r, eps) for r in backend.to_numpy(xa).astype(np.float64)])
+        np.testing.assert_allclose(backend.to_numpy(a), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_l2_and_linf_values(backend, dtype):
+    x = np.array([[3.0, 4.0], [0.3, 0.4]])
+    xa = backend.asarray(x, dtype=dtype)
+    t = tol(backend.dtype_name(dtype))
+    y = project_l2_ball(xa, 1.0, param_ndim=-1)
+    backend.assert_same_place(y, dtype)
+    np.testing.assert_allclose(backend.to_numpy(y), [[0.6, 0.8], [0.3, 0.4]], **t)
+    y = project_l2_ball(xa, 1.0, param_ndim=-1, margin=1e-7)  # torch.renorm's margin
+    n0 = np.linalg.norm(backend.to_numpy(y)[0].astype(np.float64))
+    assert n0 < 1.0 if backend.dtype_name(dtype) == "float64" else n0 <= 1.0 + 1e-6
+    y = project_linf_ball(xa, 0.35)
+    np.testing.assert_allclose(backend.to_numpy(y), [[0.35, 0.35], [0.3, 0.35]], **t)
+    y = project_l2_ball(xa, 1.0)  # whole array is one row
+    np.testing.assert_allclose(backend.to_numpy(y), x / np.linalg.norm(x), **t)
+
+
+def test_l2_projection_matches_torch_renorm(backend):
+    if backend.name != "torch":
+        pytest.skip("torch.renorm is a torch function")
+    import torch
+
+    x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0)) * 3
+    ours = project_l2_ball(x, 2.0, param_ndim=-1, margin=1e-7)
+    assert torch.equal(ours, x.renorm(p=2, dim=0, maxnorm=2.0))
+
+
+@pytest.mark.parametrize(
+    "call, exc, words",
+    [
+        (lambda x: project_l1_ball(x, -1.0), ValueError, "epsilon"),
+        (lambda x: project_l1_ball(x, 0.0), ValueError, "epsilon"),
+        (lambda x: project_l1_ball(x, 1.0, method="condat2"), ValueError, "method"),
+        (lambda x: project_l2_ball(x, float("nan")), ValueError, "epsilon"),
+        (lambda x: project_linf_ball(x, -0.5), ValueError, "epsilon"),
+        (lambda x: project_l1_ball(x, 1.0, param_ndim=4), ValueError, "param_ndim"),
+        (lambda x: project_l2_ball(x, "1"), TypeError, "epsilon"),
+    ],
+)
+def test_bad_input(backend, call, exc, words):
+    with pytest.raises(exc, match=words):
+        call(backend.asarray(np.ones((2, 3)), dtype="float64"))
+
+
+def test_integer_input_rejected(backend):
+    with pytest.raises(TypeError, match="floating"):
+        project_l1_ball(backend.asarray([1, 2], dtype="int64"), 1.0)
