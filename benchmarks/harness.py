@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import math
 import os
 import platform
 import statistics
@@ -89,21 +90,36 @@ class Row:
 class Harness:
     repeats: int = 5
     warmup: int = 2
+    #: a sample loops a fast call until it lasts this long (seconds) ...
+    min_sample: float = 0.05
+    #: ... but at most this many times
+    max_number: int = 1000
     quick: bool = False
     rows: list[Row] = field(default_factory=list)
     printer: Callable[[str], None] = print
 
     def measure(self, fn: Callable[[], Any]) -> tuple[list[float], int]:
-        """Times of ``repeats`` calls after ``warmup``, then the peak memory of one more call
-        (measured apart, since tracing allocations slows the call down)."""
+        """Per-call times of ``repeats`` samples after ``warmup`` calls, then the peak memory
+        of one more call (measured apart: tracing allocations slows the call down).
+
+        Like ``timeit``, a sample of a fast call loops it ``number`` times so that a sample
+        lasts at least ``min_sample`` seconds, and reports the mean per call: sub-millisecond
+        timings are then not dominated by timer and scheduler noise.
+        """
         for _ in range(self.warmup):
             fn()
+        t0 = time.perf_counter()
+        fn()
+        _cuda_sync()
+        once = time.perf_counter() - t0
+        number = max(1, min(self.max_number, math.ceil(self.min_sample / max(once, 1e-9))))
         times = []
         for _ in range(self.repeats):
             t0 = time.perf_counter()
-            fn()
+            for _ in range(number):
+                fn()
             _cuda_sync()
-            times.append(time.perf_counter() - t0)
+            times.append((time.perf_counter() - t0) / number)
         return times, self.peak_memory(fn)
 
     @staticmethod
@@ -170,7 +186,9 @@ class Harness:
         lines.append("  ".join("-" * w for w in widths))
         lines += ["  ".join(str(x).ljust(w) for x, w in zip(row, widths)) for row in body]
         lines.append(
-            f"(times over {self.repeats} repeats after {self.warmup} warm-up; "
+            f"(per-call times, min and median of {self.repeats} samples after {self.warmup} "
+            "warm-up calls; a sample of a fast call loops it for >= "
+            f"{self.min_sample * 1e3:.0f} ms; "
             "ratio = median(ours) / median(original), below 1 is faster)"
         )
         return "\n".join(lines)

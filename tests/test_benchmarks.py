@@ -11,7 +11,7 @@ from benchmarks.harness import Harness, machine_info
 
 
 def test_harness_times_ratios_and_memory():
-    h = Harness(repeats=3, warmup=1)
+    h = Harness(repeats=3, warmup=1, min_sample=0.0)
     blob = []
 
     def slow():
@@ -58,3 +58,12 @@ def test_benchmark_quick_smoke(name):
     benchmarks.load(name).run(h)
     assert h.rows, f"benchmark {name} measured nothing"
     assert all(r.times and r.min >= 0 for r in h.rows)
+
+
+def test_fast_calls_are_looped_into_long_samples():
+    calls = []
+    h = Harness(repeats=2, warmup=0, min_sample=0.01, max_number=50)
+    times, _ = h.measure(lambda: calls.append(1))
+    # 1 calibration call + 2 samples of max_number calls each + 1 memory call
+    assert len(calls) == 1 + 2 * 50 + 1
+    assert all(t < 1e-3 for t in times)
