@@ -4,16 +4,20 @@ Each shim delegates to a library's native fast path where one exists and falls b
 pure-standard code otherwise; ``tests/test_ops.py`` checks every path against numpy and
 against the fallback.
 
-=============  ==========================================  ===============================
-shim           native fast path                            standard fallback
-=============  ==========================================  ===============================
-topk           ``torch.topk``; numpy ``argpartition``       stable descending ``argsort``
-kth_largest    ``torch.kthvalue``; numpy/cupy ``partition`` ``sort`` then take
-one_hot        ``array_api_extra.one_hot``                  (same)
-at             ``array_api_extra.at`` (functional update)   (same)
-eigsh          scipy ARPACK (numpy, torch CPU);             NotImplementedError: use a
-               cupyx ARPACK-like Lanczos (cupy, torch GPU)  refimpl block method
-=============  ==========================================  ===============================
+==================  ==========================================  ==========================
+shim                native fast path                            standard fallback
+==================  ==========================================  ==========================
+topk                ``torch.topk``; numpy ``argpartition``       stable descending argsort
+kth_largest         numpy ``partition`` (also zero-copy on       ``sort``, then take
+                    torch CPU tensors); ``torch.kthvalue``;
+                    cupy ``partition``
+add_at_along_axis   numpy ``put_along_axis``;                    ``x + where(arange == i,
+                    torch ``scatter_add_``                       v, 0)``
+one_hot             ``array_api_extra.one_hot``                  (same)
+at                  ``array_api_extra.at`` (functional update)   (same)
+eigsh               scipy ARPACK (numpy, torch CPU);             NotImplementedError: use a
+                    cupyx Lanczos (cupy, torch GPU)              refimpl block method
+==================  ==========================================  ==========================
 """
 
 from __future__ import annotations
@@ -111,6 +115,39 @@ def kth_largest(x: Any, k: int, /, *, axis: int = -1, native: bool = True) -> An
         return xp.take(xp.partition(x, n - k, axis=ax), n - k, axis=ax)
     index = (slice(None),) * ax + (n - k, ...)
     return xp.sort(x, axis=ax)[index]
+
+
+def add_at_along_axis(
+    x: Any, index: Any, value: Any, /, *, axis: int = -1, copy: bool = True, native: bool = True
+) -> Any:
+    """``x`` plus ``value`` at one position per slice along ``axis``: ``out = x`` except
+    ``out[..., index, ...] = x[..., index, ...] + value`` (the scatter-add that inverts
+    ``take_along_axis`` for one index per slice). ``index`` and ``value`` have size 1 along
+    ``axis``, like the result of ``take_along_axis`` with such an index.
+
+    Native paths touch only the indexed entries: numpy ``put_along_axis``, torch
+    ``scatter_add_``; with ``copy=False`` they update ``x`` in place (pass a temporary you
+    own). The standard fallback is ``x + where(arange == index, value, 0)``, a new array.
+    """
+    xp, _ = namespace_and_device(x, index, value)
+    ax = _axis(x, axis)
+    if index.shape[ax] != 1 or value.shape[ax] != 1:
+        raise ValueError(
+            f"index and value must have size 1 along axis {axis}, got shapes "
+            f"{tuple(index.shape)} and {tuple(value.shape)}"
+        )
+    if native and array_api_compat.is_numpy_namespace(xp):
+        out = np.array(x, copy=True) if copy else x
+        np.put_along_axis(out, index, np.take_along_axis(out, index, axis=ax) + value, axis=ax)
+        return out
+    if native and array_api_compat.is_torch_namespace(xp):
+        out = x.clone() if copy else x
+        return out.scatter_add_(ax, index, value.to(out.dtype))
+    shape = [1] * x.ndim
+    shape[ax] = x.shape[ax]
+    positions = xp.reshape(xp.arange(x.shape[ax], dtype=index.dtype, device=x.device), tuple(shape))
+    zero = xp.zeros((), dtype=x.dtype, device=x.device)
+    return x + xp.where(positions == index, xp.astype(value, x.dtype), zero)
 
 
 def one_hot(indices: Any, n: int, /, *, dtype: Any, axis: int = -1) -> Any:

@@ -158,3 +158,30 @@ def test_kth_largest_torch_cpu_fast_path_matches_kthvalue(dt):
     np.testing.assert_array_equal(
         ops.kth_largest(b, 17, axis=0).numpy(), torch.kthvalue(b, 85, dim=0).values.numpy()
     )
+
+
+@pytest.mark.parametrize("axis", [0, 1, -1])
+def test_add_at_along_axis(backend, dtype, axis):
+    name = backend.dtype_name(dtype)
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((4, 5)).astype(name)
+    idx = np.argmax(a, axis=axis, keepdims=True)
+    val = rng.standard_normal(idx.shape).astype(name)
+    expect = a.copy()  # numpy in the same dtype: the sum at the index rounds identically
+    np.put_along_axis(expect, idx, np.take_along_axis(a, idx, axis=axis) + val, axis=axis)
+    x = backend.asarray(a, dtype=dtype)
+    i = backend.asarray(idx, dtype="int64")
+    v = backend.asarray(val, dtype=dtype)
+    for native in (True, False):
+        out = ops.add_at_along_axis(x, i, v, axis=axis, native=native)
+        backend.assert_same_place(out, dtype)
+        np.testing.assert_array_equal(backend.to_numpy(out), expect)
+    np.testing.assert_array_equal(backend.to_numpy(x), a)  # copy=True: the input is untouched
+
+
+def test_add_at_along_axis_in_place_and_bad_shapes():
+    x = np.zeros((2, 3))
+    out = ops.add_at_along_axis(x, np.array([[2], [0]]), np.array([[1.0], [2.0]]), copy=False)
+    assert out is x and x.tolist() == [[0, 0, 1], [2, 0, 0]]
+    with pytest.raises(ValueError, match="size 1 along axis"):
+        ops.add_at_along_axis(x, np.array([[0, 1], [0, 1]]), np.ones((2, 2)))

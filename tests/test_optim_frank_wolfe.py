@@ -217,3 +217,20 @@ def test_bad_arrays(backend):
 def _torch_or_skip():
     torch = pytest.importorskip("torch")
     return torch.ones((2, 3), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("param_ndim", [None, -1, 1, 0])
+def test_sparse_l1_update_equals_dense_update(backend, dtype, param_ndim):
+    """L1FrankWolfe's vertex-only update rounds exactly like the dense
+    ``frank_wolfe_update(p, l1_direction(g))`` (up to the sign of zero)."""
+    from refimpl.optim.frank_wolfe import frank_wolfe_update, l1_frank_wolfe_update
+    from refimpl.optim.lmo import l1_direction
+
+    rng = np.random.default_rng(5)
+    p = backend.asarray(rng.standard_normal((3, 2, 4)), dtype=dtype)
+    g = backend.asarray(rng.standard_normal((3, 2, 4)), dtype=dtype)
+    for alpha in (1.0, 2 / 3, 0.1):
+        sparse = l1_frank_wolfe_update(p, g, alpha, 1.7, param_ndim=param_ndim)
+        dense = frank_wolfe_update(p, l1_direction(g, param_ndim=param_ndim), alpha, 1.7)
+        backend.assert_same_place(sparse, dtype)
+        np.testing.assert_array_equal(backend.to_numpy(sparse), backend.to_numpy(dense))

@@ -35,8 +35,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from backends import as_rng
+from backends import as_rng, namespace_and_device, ops
 
+from refimpl.batching import to_rows
 from refimpl.optim._checks import (
     TINY,
     check_bool,
@@ -51,7 +52,13 @@ from refimpl.optim.base import (
     pack,
     pairs,
 )
-from refimpl.optim.lmo import l1_direction, l1q_direction, l2_direction, linf_direction
+from refimpl.optim.lmo import (
+    l1_direction,
+    l1_direction_rows,
+    l1q_direction,
+    l2_direction,
+    linf_direction,
+)
 from refimpl.optim.transforms import sample_q
 
 
@@ -77,6 +84,19 @@ def frank_wolfe_update(param: Any, direction: Any, alpha: float, scale: float) -
     return param * (1 - alpha) + w
 
 
+def l1_frank_wolfe_update(
+    param: Any, grad: Any, alpha: float, scale: float, *, param_ndim: int | None
+) -> Any:
+    """``frank_wolfe_update`` with the L1 direction ``v = sign(g_j) e_j`` of each row,
+    touching only the vertex: ``(1 - alpha) x`` everywhere, then ``-(alpha * scale) sign(g_j)``
+    added at ``j``. Same rounding as the dense form, without building ``v``."""
+    xp, _ = namespace_and_device(param, grad)
+    j, sgn = l1_direction_rows(to_rows(grad, param_ndim))
+    decayed = to_rows(param * (1 - alpha), param_ndim)  # a temporary: may be updated in place
+    new = ops.add_at_along_axis(decayed, j, sgn * (-(alpha * scale)), axis=1, copy=False)
+    return xp.reshape(new, param.shape)
+
+
 def check_fw_options(
     *, epsilon: float, lr: float, use_default_lr_schedule: bool, div_by_zero_eps: float
 ) -> tuple[float, float, bool, float]:
@@ -97,8 +117,10 @@ def _make(
     schedule_eps: float,
     param_ndim: int | None,
     make_rng: Callable[[list], Any] | None = None,
+    update_param: Callable[[Any, Any, float], Any] | None = None,
 ) -> Optimizer:
-    """A Frank-Wolfe optimizer from ``direction(grad, state_rng) -> v``."""
+    """A Frank-Wolfe optimizer from ``direction(grad, state_rng) -> v``, or from
+    ``update_param(param, grad, alpha) -> new param`` where a sparse LMO has a faster form."""
 
     def init(params: Params) -> OptimizerState:
         plist = check_params(params, param_ndim)
@@ -119,7 +141,10 @@ def _make(
                 use_default_lr_schedule=use_default_lr_schedule,
                 div_by_zero_eps=schedule_eps,
             )
-            new.append(frank_wolfe_update(p, direction(g, state.rng), alpha, scale))
+            if update_param is not None:
+                new.append(update_param(p, g, alpha))
+            else:
+                new.append(frank_wolfe_update(p, direction(g, state.rng), alpha, scale))
             steps.append(k + 1)
         return pack(new, params, single), state._replace(step=tuple(steps))
 
@@ -177,6 +202,7 @@ def l1_frank_wolfe(
         use_default_lr_schedule=sched,
         schedule_eps=dz,
         param_ndim=pn,
+        update_param=lambda p, g, alpha: l1_frank_wolfe_update(p, g, alpha, eps, param_ndim=pn),
     )
 
 
