@@ -108,6 +108,23 @@ def check_fw_options(
     return eps, lr, sched, dz
 
 
+def _lp_options(
+    epsilon: float,
+    lr: float,
+    use_default_lr_schedule: bool,
+    div_by_zero_eps: float,
+    param_ndim: int | None,
+) -> tuple[float, float, bool, float, int | None]:
+    """``check_fw_options`` plus the ``param_ndim`` check, for the Lp-ball optimizers."""
+    eps, lr, sched, dz = check_fw_options(
+        epsilon=epsilon,
+        lr=lr,
+        use_default_lr_schedule=use_default_lr_schedule,
+        div_by_zero_eps=div_by_zero_eps,
+    )
+    return eps, lr, sched, dz, check_param_ndim(param_ndim)
+
+
 def _make(
     direction: Callable[[Any, Any], Any],
     *,
@@ -188,13 +205,9 @@ def l1_frank_wolfe(
     """Frank-Wolfe on the L1 ball: ``s = -epsilon sign(g_j) e_j``, ``j = argmax |g_i|`` per
     row (rows of any dimension: the documented library fails or errs on rows of more than
     one dimension)."""
-    eps, lr, sched, dz = check_fw_options(
-        epsilon=epsilon,
-        lr=lr,
-        use_default_lr_schedule=use_default_lr_schedule,
-        div_by_zero_eps=div_by_zero_eps,
+    eps, lr, sched, dz, pn = _lp_options(
+        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
     )
-    pn = check_param_ndim(param_ndim)
     return _make(
         lambda g, _: l1_direction(g, param_ndim=pn),
         scale=eps,
@@ -215,13 +228,9 @@ def l2_frank_wolfe(
     div_by_zero_eps: float = TINY,
 ) -> Optimizer:
     """Frank-Wolfe on the L2 ball: ``s = -epsilon g / max(||g||_2, div_by_zero_eps)``."""
-    eps, lr, sched, dz = check_fw_options(
-        epsilon=epsilon,
-        lr=lr,
-        use_default_lr_schedule=use_default_lr_schedule,
-        div_by_zero_eps=div_by_zero_eps,
+    eps, lr, sched, dz, pn = _lp_options(
+        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
     )
-    pn = check_param_ndim(param_ndim)
     return _make(
         lambda g, _: l2_direction(g, param_ndim=pn, div_by_zero_eps=dz),
         scale=eps,
@@ -242,13 +251,9 @@ def linf_frank_wolfe(
 ) -> Optimizer:
     """Frank-Wolfe on the Linf ball: ``s = -epsilon sign(g)`` (``param_ndim`` is only
     validated: the LMO is element-wise)."""
-    eps, lr, sched, dz = check_fw_options(
-        epsilon=epsilon,
-        lr=lr,
-        use_default_lr_schedule=use_default_lr_schedule,
-        div_by_zero_eps=div_by_zero_eps,
+    eps, lr, sched, dz, pn = _lp_options(
+        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
     )
-    pn = check_param_ndim(param_ndim)
     return _make(
         lambda g, _: linf_direction(g),
         scale=eps,
@@ -284,13 +289,9 @@ def l1q_frank_wolfe(
     lives in the state and advances with every draw.
     """
     q, dq = check_q(q, dq)
-    eps, lr, sched, dz = check_fw_options(
-        epsilon=epsilon,
-        lr=lr,
-        use_default_lr_schedule=use_default_lr_schedule,
-        div_by_zero_eps=div_by_zero_eps,
+    eps, lr, sched, dz, pn = _lp_options(
+        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
     )
-    pn = check_param_ndim(param_ndim)
 
     def direction(g: Any, state_rng: Any) -> Any:
         qq = sample_q(q, dq, state_rng, like=g)
