@@ -32,7 +32,7 @@ Guarantees (tested in ``tests/test_rng.py``)
       of samples per call, independent of the memory chunk size.
 
 Derived distributions (computed from ``uniform`` draws, so they inherit its stream rule)
-    exponential: ``E = -scale * log1p(-U)``; U < 1, so E is finite.
+    exponential: ``E = -scale * log1p(-U)``, U capped below 1, so E is finite.
     gumbel: U is first mapped into ``[tiny, 1 - eps)`` of its dtype (as
     ``torch.distributions.Gumbel`` does), then ``G = loc - scale * log(-log(U))``. Both
     logarithms are then finite, so a Gumbel draw is never +-inf.
@@ -75,7 +75,9 @@ class Rng:
     def uniform(
         self, shape: Any, *, dtype: Any, low: float = 0.0, high: float = 1.0, device: Any = None
     ) -> Any:
-        """Uniform on ``[low, high)``."""
+        """Uniform on ``[low, high)``, rounded to ``dtype``: as with torch's ``uniform_``, the
+        rounding can give ``high`` itself (float16 draws, or scaled float32 ones, near the
+        top). The derived distributions below guard against that."""
         name = self._float_name(dtype)
         if not (low < high):
             raise ValueError(f"uniform needs low < high, got low={low}, high={high}")
@@ -94,9 +96,13 @@ class Rng:
         return z
 
     def exponential(self, shape: Any, *, dtype: Any, scale: float = 1.0, device: Any = None) -> Any:
-        """Exponential with mean ``scale``: ``E = -scale * log1p(-U)``, U ~ U[0, 1)."""
+        """Exponential with mean ``scale``: ``E = -scale * log1p(-U)``, U ~ U[0, 1) capped at
+        the largest value below 1 of the dtype, so E is always finite."""
+        xp = self.xp
         u = self.uniform(shape, dtype=dtype, device=device)
-        e = -self.xp.log1p(-u)
+        one = xp.ones((), dtype=u.dtype, device=self._dev(device))
+        u = xp.minimum(u, xp.nextafter(one, xp.zeros_like(one)))
+        e = -xp.log1p(-u)
         return e * scale if scale != 1.0 else e
 
     def gumbel(
