@@ -53,7 +53,6 @@ from refimpl.optim.base import (
     pairs,
 )
 from refimpl.optim.lmo import (
-    l1_direction,
     l1_direction_rows,
     l1q_direction,
     l2_direction,
@@ -126,7 +125,7 @@ def _lp_options(
 
 
 def _make(
-    direction: Callable[[Any, Any], Any],
+    direction: Callable[[Any, Any], Any] | None,
     *,
     scale: float,
     lr: float,
@@ -136,8 +135,11 @@ def _make(
     make_rng: Callable[[list], Any] | None = None,
     update_param: Callable[[Any, Any, float], Any] | None = None,
 ) -> Optimizer:
-    """A Frank-Wolfe optimizer from ``direction(grad, state_rng) -> v``, or from
-    ``update_param(param, grad, alpha) -> new param`` where a sparse LMO has a faster form."""
+    """A Frank-Wolfe optimizer from ``direction(grad, state_rng) -> v`` (dense update), or,
+    with ``direction=None``, from ``update_param(param, grad, alpha) -> new param`` where a
+    sparse LMO has a faster form."""
+    if (direction is None) == (update_param is None):
+        raise TypeError("pass exactly one of direction and update_param")
 
     def init(params: Params) -> OptimizerState:
         plist = check_params(params, param_ndim)
@@ -209,7 +211,7 @@ def l1_frank_wolfe(
         epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
     )
     return _make(
-        lambda g, _: l1_direction(g, param_ndim=pn),
+        None,
         scale=eps,
         lr=lr,
         use_default_lr_schedule=sched,
