@@ -153,3 +153,26 @@ def tol(dtype_name: str) -> dict[str, float]:
     return {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}[
         dtype_name
     ]
+
+
+#: torch devices for torch-only tests (front ends, as_model): parametrise over these, not over
+#: every backend. CUDA skips with a reason when absent.
+TORCH_DEVICES = ["cpu", "cuda"]
+
+
+@pytest.fixture(params=TORCH_DEVICES)
+def torch_device(request: pytest.FixtureRequest) -> Any:
+    """A torch device ("cpu", "cuda") for tests of torch-only code; skips without torch or
+    without a CUDA device."""
+    torch = pytest.importorskip("torch")
+    if request.param == "cuda" and not torch.cuda.is_available():
+        pytest.skip("torch sees no CUDA device on this machine")
+    return torch.device(request.param)
+
+
+@pytest.fixture(params=["float32", "float64"])
+def torch_dtype(request: pytest.FixtureRequest, torch_device: Any) -> Any:
+    """torch.float32 / torch.float64 (with ``torch_device``)."""
+    import torch
+
+    return getattr(torch, request.param)
