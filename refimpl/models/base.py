@@ -1,0 +1,168 @@
+r"""The derivative protocol (DESIGN.md, "One protocol for everything differentiable").
+
+A differentiable model :math:`f: \mathbb{R}^n \to \mathbb{R}^m` offers
+
+* ``f(x)``: the forward pass :math:`y = f(x)`;
+* ``f.jvp(x, v)``: the Jacobian-vector product :math:`J(x)\, v` (``v`` shaped like ``x``);
+* ``f.vjp(x, u)``: the vector-Jacobian product :math:`J(x)^\top u` (``u`` shaped like ``y``);
+
+where a tangent ``v`` (cotangent ``u``) may carry one leading batch axis of ``k`` vectors:
+``v.shape == (k, *x.shape)`` gives ``(k, *y.shape)``, one batched call instead of ``k``.
+
+``f.linearize(x)`` returns a :class:`Linearization`: the output ``y`` and the two products at
+that point, with everything they need computed once (the forward pass is never repeated per
+product). Products through ``jvp``/``vjp`` on the model re-linearize at every call; products
+through a linearization do not.
+
+The models of this package act on the *trailing* axes of their input (a ``Conv2d`` on the
+last three, ``(C, H, W)``; a ``Linear`` on the last one) and treat every leading axis as a
+batch, so a tangent batch is just one more leading axis and needs no special code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from backends import namespace_and_device
+
+__all__ = ["Linearization", "Model", "check_floating_array", "linearize"]
+
+
+def check_floating_array(x: Any, *, name: str) -> tuple[Any, Any]:
+    """``(xp, device)`` of ``x``; TypeError naming ``name`` unless a real floating array."""
+    if x is None or isinstance(x, bool | int | float | complex | list | tuple | str):
+        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
+    try:
+        xp, device = namespace_and_device(x)
+    except TypeError as exc:
+        raise TypeError(f"{name} must be an array, got {type(x).__name__} ({exc})") from None
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
+    return xp, device
+
+
+def check_like(arr: Any, ref: Any, *, name: str, ref_name: str) -> None:
+    """``arr`` must be an array of ``ref``'s namespace, device and dtype."""
+    check_floating_array(arr, name=name)
+    try:
+        namespace_and_device(arr, ref)
+    except TypeError:
+        raise TypeError(
+            f"{name} is a {type(arr).__module__}.{type(arr).__name__} but {ref_name} is a "
+            f"{type(ref).__module__}.{type(ref).__name__}; use arrays of one library"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(f"{name} and {ref_name} live on different devices ({exc})") from None
+    if arr.dtype != ref.dtype:
+        raise TypeError(
+            f"{name} has dtype {arr.dtype} but {ref_name} has dtype {ref.dtype}; cast one of them"
+        )
+
+
+def batch_axes(arr: Any, shape: tuple[int, ...], *, name: str, of: str) -> int:
+    """0 when ``arr.shape == shape``, 1 when ``arr.shape == (k, *shape)``; else ValueError."""
+    got = tuple(arr.shape)
+    if got == shape:
+        return 0
+    if len(got) == len(shape) + 1 and got[1:] == shape:
+        return 1
+    raise ValueError(
+        f"{name} must have the shape of {of}, {shape}, optionally with one leading batch axis "
+        f"(k, *{shape}); got {got}"
+    )
+
+
+class Linearization:
+    """A model linearized at ``x``: ``y = f(x)``, ``jvp(v) = J v`` and ``vjp(u) = J^T u``.
+
+    ``jvp`` and ``vjp`` check their argument (namespace, device, dtype, shape with an optional
+    leading batch axis) and then call the unchecked ``jvp_fn``/``vjp_fn`` that a model builds;
+    composite models chain the unchecked ones.
+    """
+
+    def __init__(
+        self, x: Any, y: Any, jvp_fn: Callable[[Any], Any], vjp_fn: Callable[[Any], Any]
+    ) -> None:
+        self.x, self.y = x, y
+        self.jvp_fn, self.vjp_fn = jvp_fn, vjp_fn
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape)
+
+    @property
+    def out_shape(self) -> tuple[int, ...]:
+        return tuple(self.y.shape)
+
+    def jvp(self, v: Any) -> Any:
+        """:math:`J v`; ``v`` shaped like ``x`` or ``(k, *x.shape)``."""
+        check_like(v, self.x, name="v (the tangent)", ref_name="x")
+        batch_axes(v, self.in_shape, name="v (the tangent)", of="x")
+        return self.jvp_fn(v)
+
+    def vjp(self, u: Any) -> Any:
+        """:math:`J^\\top u`; ``u`` shaped like ``y`` or ``(k, *y.shape)``."""
+        check_like(u, self.y, name="u (the cotangent)", ref_name="the model output")
+        batch_axes(u, self.out_shape, name="u (the cotangent)", of="the model output")
+        return self.vjp_fn(u)
+
+
+class Model:
+    """Base class of the explicit-derivative models: subclasses implement ``_linearize``
+    (and may override ``_forward`` with a cheaper pass that caches nothing)."""
+
+    def __call__(self, x: Any) -> Any:
+        self._check_input(x)
+        return self._forward(x)
+
+    def linearize(self, x: Any) -> Linearization:
+        """The model at ``x``: output and products, computed once, reused by every product."""
+        self._check_input(x)
+        return self._linearize(x)
+
+    def jvp(self, x: Any, v: Any) -> Any:
+        """:math:`J(x) v` (``v`` shaped like ``x``, or ``(k, *x.shape)``)."""
+        return self.linearize(x).jvp(v)
+
+    def vjp(self, x: Any, u: Any) -> Any:
+        """:math:`J(x)^\\top u` (``u`` shaped like ``f(x)``, or ``(k, *f(x).shape)``)."""
+        return self.linearize(x).vjp(u)
+
+    # -- for subclasses -------------------------------------------------------------------
+    def _check_input(self, x: Any) -> None:
+        check_floating_array(x, name="x")
+
+    def _forward(self, x: Any) -> Any:
+        return self._linearize(x).y
+
+    def _linearize(self, x: Any) -> Linearization:
+        raise NotImplementedError
+
+
+def linearize(model: Any, x: Any) -> Linearization:
+    """A :class:`Linearization` of any object implementing the protocol.
+
+    Uses ``model.linearize(x)`` when it exists; otherwise (a user's class with only
+    ``__call__``, ``jvp`` and ``vjp``) evaluates ``y = model(x)`` once and forwards the
+    products to ``model.jvp(x, .)`` and ``model.vjp(x, .)``.
+    """
+    if isinstance(model, Model) or callable(getattr(model, "linearize", None)):
+        return model.linearize(x)
+    missing = [] if callable(model) else ["__call__"]
+    missing += [a for a in ("jvp", "vjp") if not callable(getattr(model, a, None))]
+    if missing:
+        raise TypeError(
+            "model must implement the derivative protocol: model(x), model.jvp(x, v) and "
+            f"model.vjp(x, u); {type(model).__name__} lacks " + ", ".join(missing)
+        )
+    check_floating_array(x, name="x")
+    y = model(x)
+    try:
+        namespace_and_device(x, y)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(
+            f"model(x) must return an array of x's library and device, got {type(y).__name__} "
+            f"({exc})"
+        ) from None
+    return Linearization(x, y, lambda v: model.jvp(x, v), lambda u: model.vjp(x, u))

@@ -1,0 +1,362 @@
+r"""2-D cross-correlation with "same" padding, and its adjoint, without a dense matrix.
+
+Forward (what ``torch.nn.functional.conv2d`` computes after ``F.pad``, and what plenoptic's
+models do): pad the image :math:`x` to :math:`P x` by ``kh - 1`` rows and ``kw - 1``
+columns (the low side gets ``(kh - 1) // 2``), then correlate with the weights
+:math:`w \in \mathbb{R}^{C_{out} \times C_{in} \times k_h \times k_w}`:
+
+.. math::
+
+    y_{o,i,j} = b_o + \sum_{c,a,b} w_{o,c,a,b}\, (P x)_{c,\, s i + a,\, s j + b}
+
+(stride :math:`s`). The map is affine, so :math:`J v` is the same correlation of :math:`v`
+without the bias, and the adjoint is
+
+.. math::
+
+    J^\top u = P^\top \operatorname{conv}_{full}(u, w),\qquad
+    (\operatorname{conv}_{full}(u, w))_{c,p,q} = \sum_{o,a,b} w_{o,c,a,b}\, u_{o,\,p-a,\,q-b}
+
+i.e. a "full" convolution (correlation with the flipped kernel), then :math:`P^\top`, which
+adds every padded entry back onto the pixel it was copied from (wrap for ``circular``,
+mirror for ``reflect``, edge for ``replicate``, nothing for ``constant``). A stride keeps
+every :math:`s`-th output; its adjoint puts zeros in between.
+
+Two ways to correlate, both written against the array API standard: ``"direct"`` sums
+:math:`k_h k_w` shifted slices (fast for small kernels), ``"fft"`` multiplies spectra
+(:math:`O(HW \log HW)` whatever the kernel: the padded image's circular correlation equals
+the valid one, because no index wraps around).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends import namespace_and_device
+
+from refimpl.models.base import Linearization, Model, check_floating_array, check_like
+
+__all__ = ["PAD_MODES", "Conv2d", "pad2d", "pad2d_adjoint"]
+
+PAD_MODES = ("constant", "reflect", "replicate", "circular")
+_ALIASES = {"zeros": "constant"}
+#: kernels with at most this many taps use the direct method under method="auto"
+DIRECT_MAX_TAPS = 25
+
+
+# -- padding and its adjoint, one axis at a time --------------------------------------------
+def _sl(ndim: int, axis: int, start: int, stop: int) -> tuple:
+    index = [slice(None)] * ndim
+    index[axis] = slice(start, stop)
+    return tuple(index)
+
+
+def _zeros_along(xp: Any, like: Any, axis: int, n: int) -> Any:
+    shape = list(like.shape)
+    shape[axis] = n
+    return xp.zeros(tuple(shape), dtype=like.dtype, device=like.device)
+
+
+def _pad1d(xp: Any, x: Any, lo: int, hi: int, mode: str, axis: int) -> Any:
+    n, nd = x.shape[axis], x.ndim
+    if lo == hi == 0:
+        return x
+    if mode == "constant":
+        left, right = _zeros_along(xp, x, axis, lo), _zeros_along(xp, x, axis, hi)
+    elif mode == "reflect":  # x[lo], ..., x[1] | x | x[n-2], ..., x[n-1-hi]
+        left = xp.flip(x[_sl(nd, axis, 1, lo + 1)], axis=axis)
+        right = xp.flip(x[_sl(nd, axis, n - 1 - hi, n - 1)], axis=axis)
+    elif mode == "replicate":
+        lshape, rshape = list(x.shape), list(x.shape)
+        lshape[axis], rshape[axis] = lo, hi
+        left = xp.broadcast_to(x[_sl(nd, axis, 0, 1)], tuple(lshape))
+        right = xp.broadcast_to(x[_sl(nd, axis, n - 1, n)], tuple(rshape))
+    else:  # circular: x[n-lo:] | x | x[:hi]
+        left, right = x[_sl(nd, axis, n - lo, n)], x[_sl(nd, axis, 0, hi)]
+    return xp.concat([left, x, right], axis=axis)
+
+
+def _pad1d_adjoint(xp: Any, g: Any, lo: int, hi: int, mode: str, axis: int, n: int) -> Any:
+    nd = g.ndim
+    core = g[_sl(nd, axis, lo, lo + n)]
+    if mode == "constant" or lo == hi == 0:
+        return core
+    gl, gr = g[_sl(nd, axis, 0, lo)], g[_sl(nd, axis, lo + n, lo + n + hi)]
+    z = lambda k: _zeros_along(xp, g, axis, k)  # noqa: E731
+    if mode == "reflect":
+        back_l = xp.concat([z(1), xp.flip(gl, axis=axis), z(n - 1 - lo)], axis=axis)
+        back_r = xp.concat([z(n - 1 - hi), xp.flip(gr, axis=axis), z(1)], axis=axis)
+    elif mode == "replicate":
+        back_l = xp.concat([xp.sum(gl, axis=axis, keepdims=True), z(n - 1)], axis=axis)
+        back_r = xp.concat([z(n - 1), xp.sum(gr, axis=axis, keepdims=True)], axis=axis)
+    else:
+        back_l = xp.concat([z(n - lo), gl], axis=axis)
+        back_r = xp.concat([gr, z(n - hi)], axis=axis)
+    return core + back_l + back_r
+
+
+def same_pads(kh: int, kw: int) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): ``k - 1`` in all, the low side getting ``(k - 1) // 2``."""
+    return (kh - 1) // 2, kh - 1 - (kh - 1) // 2, (kw - 1) // 2, kw - 1 - (kw - 1) // 2
+
+
+def pad2d(x: Any, pads: tuple[int, int, int, int], mode: str) -> Any:
+    """Pad the last two axes of ``x`` by ``(top, bottom, left, right)`` in ``mode``."""
+    xp, _ = namespace_and_device(x)
+    top, bottom, left, right = pads
+    return _pad1d(xp, _pad1d(xp, x, top, bottom, mode, -2), left, right, mode, -1)
+
+
+def pad2d_adjoint(g: Any, pads: tuple[int, int, int, int], mode: str, hw: tuple[int, int]) -> Any:
+    """:math:`P^\\top g`: fold a padded gradient back onto the ``hw``-sized image."""
+    xp, _ = namespace_and_device(g)
+    top, bottom, left, right = pads
+    g = _pad1d_adjoint(xp, g, left, right, mode, -1, hw[1])
+    return _pad1d_adjoint(xp, g, top, bottom, mode, -2, hw[0])
+
+
+# -- valid correlation, two ways -------------------------------------------------------------
+def _channel_mix(xp: Any, w: Any, x: Any) -> Any:
+    """``sum_c w[o, c] * x[..., c, :, :]`` for ``w`` (O, C, h, w') and ``x`` (..., C, h, w')."""
+    if w.shape[0] == 1 and w.shape[1] == 1:
+        return w[0, ...] * x
+    return xp.sum(w * xp.expand_dims(x, axis=-4), axis=-3)
+
+
+def _correlate_direct(xp: Any, xpad: Any, w: Any) -> Any:
+    kh, kw = w.shape[-2:]
+    ho, wo = xpad.shape[-2] - kh + 1, xpad.shape[-1] - kw + 1
+    out = None
+    for a in range(kh):
+        for b in range(kw):
+            term = _channel_mix(
+                xp, w[:, :, a : a + 1, b : b + 1], xpad[..., a : a + ho, b : b + wo]
+            )
+            out = term if out is None else out + term
+    return out
+
+
+class _Spectra:
+    """Kernel spectra for the FFT method, one per (dtype, padded size), computed on first use."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple, Any] = {}
+
+    def get(self, xp: Any, w: Any, size: tuple[int, int]) -> Any:
+        key = (str(w.dtype), size)
+        if key not in self._cache:
+            self._cache[key] = xp.fft.rfftn(w, s=size, axes=(-2, -1))
+        return self._cache[key]
+
+
+def _correlate_fft(xp: Any, xpad: Any, w: Any, spectra: _Spectra) -> Any:
+    kh, kw = w.shape[-2:]
+    size = (xpad.shape[-2], xpad.shape[-1])
+    wf = spectra.get(xp, w, size)
+    y = xp.fft.irfftn(
+        _channel_mix(xp, xp.conj(wf), xp.fft.rfftn(xpad, axes=(-2, -1))), s=size, axes=(-2, -1)
+    )
+    return y[..., : size[0] - kh + 1, : size[1] - kw + 1]
+
+
+def _convolve_full_fft(xp: Any, g: Any, w: Any, spectra: _Spectra, size: tuple[int, int]) -> Any:
+    """The adjoint of ``_correlate_fft``: ``g`` (..., O, ho, wo) -> (..., C, *size)."""
+    wf = spectra.get(xp, w, size)
+    gf = xp.fft.rfftn(g, s=size, axes=(-2, -1))
+    mixed = _channel_mix(xp, xp.permute_dims(wf, (1, 0, 2, 3)), gf)
+    return xp.fft.irfftn(mixed, s=size, axes=(-2, -1))
+
+
+def _convolve_full_direct(xp: Any, g: Any, w: Any) -> Any:
+    """The adjoint of ``_correlate_direct``: zero-pad g, correlate with the flipped kernel."""
+    kh, kw = w.shape[-2:]
+    gpad = pad2d(g, (kh - 1, kh - 1, kw - 1, kw - 1), "constant")
+    w_flipped = xp.permute_dims(xp.flip(w, axis=(-2, -1)), (1, 0, 2, 3))
+    return _correlate_direct(xp, gpad, w_flipped)
+
+
+def _subsample(y: Any, stride: int) -> Any:
+    return y if stride == 1 else y[..., ::stride, ::stride]
+
+
+def _upsample_zeros(xp: Any, g: Any, stride: int, hw: tuple[int, int]) -> Any:
+    """The adjoint of ``y[..., ::s, ::s]`` on an ``hw`` grid: put zeros between the entries."""
+    if stride == 1:
+        return g
+    zeros = xp.zeros((*g.shape, stride - 1), dtype=g.dtype, device=g.device)
+    g = xp.concat([xp.expand_dims(g, axis=-1), zeros], axis=-1)  # (..., h, w, s)
+    g = xp.reshape(g, (*g.shape[:-2], g.shape[-2] * stride))[..., : hw[1]]
+    g = xp.permute_dims(g, (*range(g.ndim - 2), g.ndim - 1, g.ndim - 2))
+    zeros = xp.zeros((*g.shape, stride - 1), dtype=g.dtype, device=g.device)
+    g = xp.concat([xp.expand_dims(g, axis=-1), zeros], axis=-1)
+    g = xp.reshape(g, (*g.shape[:-2], g.shape[-2] * stride))[..., : hw[0]]
+    return xp.permute_dims(g, (*range(g.ndim - 2), g.ndim - 1, g.ndim - 2))
+
+
+# -- the model ---------------------------------------------------------------------------------
+class Conv2d(Model):
+    r"""2-D cross-correlation with "same" padding: ``(..., C_in, H, W) -> (..., C_out, H', W')``.
+
+    .. math::
+
+        y = b + w \star P x, \qquad J v = w \star P v, \qquad
+        J^\top u = P^\top (w * u)_{full}
+
+    Parameters
+    ----------
+    weight : array, shape (C_out, C_in, kh, kw) or (kh, kw)
+        The kernel (a 2-d kernel means one input and one output channel). Its namespace and
+        device are the model's; it is cast to the input's dtype on use.
+    bias : array of shape (C_out,) or None
+    pad_mode : "reflect" (default, as plenoptic), "constant" (zeros), "replicate", "circular"
+    stride : int >= 1
+        Keep every ``stride``-th output row and column (H' = ceil(H / stride)).
+    method : "auto", "direct" or "fft"
+        ``auto``: direct for kernels of at most 25 taps, else FFT.
+    """
+
+    def __init__(
+        self,
+        weight: Any,
+        bias: Any = None,
+        *,
+        pad_mode: str = "reflect",
+        stride: int = 1,
+        method: str = "auto",
+    ) -> None:
+        xp, device = check_floating_array(weight, name="weight")
+        if weight.ndim == 2:
+            weight = xp.reshape(weight, (1, 1, *weight.shape))
+        if weight.ndim != 4 or 0 in weight.shape:
+            raise ValueError(
+                "weight must have shape (C_out, C_in, kh, kw) or (kh, kw) with non-zero sizes, "
+                f"got {tuple(weight.shape)}"
+            )
+        _check_finite(xp, weight, "weight")
+        if bias is not None:
+            check_like(bias, weight, name="bias", ref_name="weight")
+            if tuple(bias.shape) != (weight.shape[0],):
+                raise ValueError(
+                    f"bias must have shape ({weight.shape[0]},) (C_out), got {tuple(bias.shape)}"
+                )
+            _check_finite(xp, bias, "bias")
+        mode = _ALIASES.get(pad_mode, pad_mode)
+        if mode not in PAD_MODES:
+            raise ValueError(f"pad_mode must be one of {PAD_MODES} (or 'zeros'), got {pad_mode!r}")
+        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+            raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+        if method not in ("auto", "direct", "fft"):
+            raise ValueError(f"method must be 'auto', 'direct' or 'fft', got {method!r}")
+        self.xp, self.device = xp, device
+        self.weight, self.bias = weight, bias
+        self.pad_mode, self.stride = mode, stride
+        kh, kw = weight.shape[-2:]
+        self.method = (
+            method if method != "auto" else ("direct" if kh * kw <= DIRECT_MAX_TAPS else "fft")
+        )
+        self.pads = same_pads(kh, kw)
+        self._cast: dict[str, tuple[Any, Any]] = {}
+        self._spectra = _Spectra()
+
+    @property
+    def in_channels(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def out_channels(self) -> int:
+        return self.weight.shape[0]
+
+    def __repr__(self) -> str:
+        c_out, c_in, kh, kw = self.weight.shape
+        return (
+            f"Conv2d({c_in} -> {c_out}, kernel {kh}x{kw}, pad_mode={self.pad_mode!r}, "
+            f"stride={self.stride}, method={self.method!r})"
+        )
+
+    # -- checks and weights in the input's dtype -------------------------------------------
+    def _check_input(self, x: Any) -> None:
+        check_floating_array(x, name="x")
+        _same_place(x, self.weight, what="Conv2d")
+        if x.ndim < 3 or x.shape[-3] != self.in_channels:
+            raise ValueError(
+                f"x must have shape (..., {self.in_channels}, H, W) (C_in = {self.in_channels}),"
+                f" got {tuple(x.shape)}"
+            )
+        h, w = x.shape[-2:]
+        top, bottom, left, right = self.pads
+        # reflect mirrors without the edge pixel, circular wraps once: the pad must fit
+        room = {"reflect": (h - 1, w - 1), "circular": (h, w)}.get(self.pad_mode)
+        if room is not None and (max(top, bottom) > room[0] or max(left, right) > room[1]):
+            raise ValueError(
+                f"x of spatial size {h}x{w} is too small for a {self.weight.shape[-2]}x"
+                f"{self.weight.shape[-1]} kernel with pad_mode={self.pad_mode!r}"
+            )
+
+    def _weights(self, dtype: Any) -> tuple[Any, Any]:
+        key = str(dtype)
+        if key not in self._cast:
+            xp = self.xp
+            w = self.weight if self.weight.dtype == dtype else xp.astype(self.weight, dtype)
+            b = self.bias
+            if b is not None:
+                b = xp.reshape(b if b.dtype == dtype else xp.astype(b, dtype), (-1, 1, 1))
+            self._cast[key] = (w, b)
+        return self._cast[key]
+
+    # -- the linear part and its adjoint ---------------------------------------------------
+    def apply_linear(self, v: Any) -> Any:
+        """:math:`w \\star P v` (no bias): the JVP, for any leading batch axes."""
+        xp = self.xp
+        w, _ = self._weights(v.dtype)
+        vpad = pad2d(v, self.pads, self.pad_mode)
+        if self.method == "fft":
+            y = _correlate_fft(xp, vpad, w, self._spectra)
+        else:
+            y = _correlate_direct(xp, vpad, w)
+        return _subsample(y, self.stride)
+
+    def apply_adjoint(self, u: Any, hw: tuple[int, int]) -> Any:
+        """:math:`P^\\top (w * u)_{full}` onto an image of spatial size ``hw``: the VJP."""
+        xp = self.xp
+        w, _ = self._weights(u.dtype)
+        top, bottom, left, right = self.pads
+        padded = (hw[0] + top + bottom, hw[1] + left + right)
+        kh, kw = w.shape[-2:]
+        u = _upsample_zeros(xp, u, self.stride, (padded[0] - kh + 1, padded[1] - kw + 1))
+        if self.method == "fft":
+            g = _convolve_full_fft(xp, u, w, self._spectra, padded)
+        else:
+            g = _convolve_full_direct(xp, u, w)
+        return pad2d_adjoint(g, self.pads, self.pad_mode, hw)
+
+    def _forward(self, x: Any) -> Any:
+        y = self.apply_linear(x)
+        _, b = self._weights(x.dtype)
+        return y if b is None else y + b
+
+    def _linearize(self, x: Any) -> Linearization:
+        hw = (x.shape[-2], x.shape[-1])
+        return Linearization(
+            x, self._forward(x), self.apply_linear, lambda u: self.apply_adjoint(u, hw)
+        )
+
+
+def _check_finite(xp: Any, a: Any, name: str) -> None:
+    if not bool(xp.all(xp.isfinite(a))):
+        raise ValueError(f"{name} contains NaN or infinite values")
+
+
+def _same_place(x: Any, weight: Any, *, what: str) -> None:
+    try:
+        namespace_and_device(x, weight)
+    except TypeError:
+        raise TypeError(
+            f"x is a {type(x).__module__}.{type(x).__name__} but this {what}'s weights are "
+            f"{type(weight).__module__}.{type(weight).__name__}; build the model with weights "
+            "of x's library (filters take backend= and device=)"
+        ) from None
+    except ValueError as exc:
+        raise ValueError(
+            f"x and this {what}'s weights live on different devices ({exc}); build the model "
+            "on x's device"
+        ) from None

@@ -1,0 +1,109 @@
+r"""A dense affine map on the last axis, and flattening of trailing axes.
+
+``Linear``: :math:`y = W x + b` for :math:`W \in \mathbb{R}^{m \times n}` acting on the last
+axis of ``x`` (``(..., n) -> (..., m)``):
+
+.. math::  J v = W v, \qquad J^\top u = W^\top u.
+
+``Flatten(ndim)``: merges the last ``ndim`` axes (C order), ``J`` is a reshape and
+``J^T`` the inverse reshape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from refimpl.models.base import Linearization, Model, check_floating_array, check_like
+from refimpl.models.conv import _check_finite, _same_place
+
+__all__ = ["Flatten", "Linear"]
+
+
+class Linear(Model):
+    """``y = x @ W.T + b`` on the last axis; ``weight`` (m, n), ``bias`` (m,) or None."""
+
+    def __init__(self, weight: Any, bias: Any = None) -> None:
+        xp, _ = check_floating_array(weight, name="weight")
+        if weight.ndim != 2:
+            raise ValueError(f"weight must have shape (m, n), got {tuple(weight.shape)}")
+        _check_finite(xp, weight, "weight")
+        if bias is not None:
+            check_like(bias, weight, name="bias", ref_name="weight")
+            if tuple(bias.shape) != (weight.shape[0],):
+                raise ValueError(
+                    f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}"
+                )
+            _check_finite(xp, bias, "bias")
+        self.xp, self.weight, self.bias = xp, weight, bias
+        self._cast: dict[str, tuple[Any, Any]] = {}
+
+    def __repr__(self) -> str:
+        m, n = self.weight.shape
+        return f"Linear({n} -> {m}{', bias' if self.bias is not None else ''})"
+
+    def _check_input(self, x: Any) -> None:
+        check_floating_array(x, name="x")
+        _same_place(x, self.weight, what="Linear")
+        if x.ndim < 1 or x.shape[-1] != self.weight.shape[1]:
+            raise ValueError(
+                f"x must have shape (..., {self.weight.shape[1]}) (n = weight.shape[1]), "
+                f"got {tuple(x.shape)}"
+            )
+
+    def _weights(self, dtype: Any) -> tuple[Any, Any]:
+        key = str(dtype)
+        if key not in self._cast:
+            xp = self.xp
+            cast = lambda a: a if a is None or a.dtype == dtype else xp.astype(a, dtype)  # noqa: E731
+            self._cast[key] = (cast(self.weight), cast(self.bias))
+        return self._cast[key]
+
+    def _matvec(self, v: Any) -> Any:  # W v on the last axis
+        w, _ = self._weights(v.dtype)
+        return self.xp.matmul(v, self.xp.matrix_transpose(w))
+
+    def _rmatvec(self, u: Any) -> Any:  # W^T u on the last axis
+        w, _ = self._weights(u.dtype)
+        return self.xp.matmul(u, w)
+
+    def _forward(self, x: Any) -> Any:
+        _, b = self._weights(x.dtype)
+        y = self._matvec(x)
+        return y if b is None else y + b
+
+    def _linearize(self, x: Any) -> Linearization:
+        return Linearization(x, self._forward(x), self._matvec, self._rmatvec)
+
+
+class Flatten(Model):
+    """Merge the last ``ndim`` axes into one (default 3: an image's (C, H, W))."""
+
+    def __init__(self, ndim: int = 3) -> None:
+        if isinstance(ndim, bool) or not isinstance(ndim, int) or ndim < 1:
+            raise ValueError(f"ndim must be an int >= 1, got {ndim!r}")
+        self.ndim = ndim
+
+    def __repr__(self) -> str:
+        return f"Flatten(ndim={self.ndim})"
+
+    def _check_input(self, x: Any) -> None:
+        check_floating_array(x, name="x")
+        if x.ndim < self.ndim:
+            raise ValueError(f"x must have at least {self.ndim} axes, got shape {tuple(x.shape)}")
+
+    def _forward(self, x: Any) -> Any:
+        xp, _ = check_floating_array(x, name="x")
+        lead = tuple(x.shape[: x.ndim - self.ndim])
+        return xp.reshape(x, (*lead, -1))
+
+    def _linearize(self, x: Any) -> Linearization:
+        xp, _ = check_floating_array(x, name="x")
+        tail = tuple(x.shape[x.ndim - self.ndim :])
+
+        def jvp(v: Any) -> Any:
+            return xp.reshape(v, (*v.shape[: v.ndim - self.ndim], -1))
+
+        def vjp(u: Any) -> Any:
+            return xp.reshape(u, (*u.shape[:-1], *tail))
+
+        return Linearization(x, self._forward(x), jvp, vjp)
