@@ -32,3 +32,28 @@ def test_doc_page_runs(page, tmp_path, monkeypatch):
     ns: dict = {"__name__": f"docs.{page.stem}"}
     for i, block in enumerate(blocks):
         exec(compile(block, f"{page}:block{i}", "exec"), ns)
+
+
+def _excerpts(page: pathlib.Path) -> list[tuple[str, str]]:
+    """``py`` blocks whose first line is ``# path/of/file.py``: (path, code) pairs."""
+    out = []
+    for block in re.findall(r"^```py\n(.*?)^```", page.read_text(), flags=re.S | re.M):
+        first, _, rest = block.partition("\n")
+        if first.startswith("# ") and first.endswith(".py"):
+            out.append((first[2:].strip(), rest))
+    return out
+
+
+EXCERPTS = [(p, path, code) for p in PAGES for path, code in _excerpts(p)]
+
+
+@pytest.mark.parametrize(
+    "page, path, code",
+    EXCERPTS,
+    ids=[f"{p.stem}:{path}:{i}" for i, (p, path, _) in enumerate(EXCERPTS)],
+)
+def test_doc_excerpt_matches_the_source(page, path, code):
+    """A teaching page quotes the library verbatim: the excerpt's lines appear, in order and
+    contiguous, in the file it names."""
+    source = (DOCS.parent / path).read_text()
+    assert code.strip("\n") in source, f"{page.name} quotes {path}, which no longer contains it"

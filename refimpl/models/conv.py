@@ -25,14 +25,15 @@ every :math:`s`-th output; its adjoint puts zeros in between.
 Two ways to correlate, both written against the array API standard: ``"direct"`` sums
 :math:`k_h k_w` shifted slices (fast for small kernels), ``"fft"`` multiplies spectra
 (:math:`O(HW \log HW)` whatever the kernel: the padded image's circular correlation equals
-the valid one, because no index wraps around).
+the valid one, because no index wraps around; the transform length is rounded up to a
+product of 2, 3 and 5).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from backends import namespace_and_device
+from backends import fft, namespace_and_device
 
 from refimpl.models.base import Linearization, Model, check_floating_array, check_like
 
@@ -118,8 +119,10 @@ def pad2d_adjoint(g: Any, pads: tuple[int, int, int, int], mode: str, hw: tuple[
 # -- valid correlation, two ways -------------------------------------------------------------
 def _channel_mix(xp: Any, w: Any, x: Any) -> Any:
     """``sum_c w[o, c] * x[..., c, :, :]`` for ``w`` (O, C, h, w') and ``x`` (..., C, h, w')."""
-    if w.shape[0] == 1 and w.shape[1] == 1:
-        return w[0, ...] * x
+    if w.shape[1] == 1:  # one input channel: broadcast it against the O filters
+        return w[:, 0, ...] * x
+    if w.shape[0] == 1:
+        return xp.sum(w[0, ...] * x, axis=-3, keepdims=True)
     return xp.sum(w * xp.expand_dims(x, axis=-4), axis=-3)
 
 
@@ -145,26 +148,43 @@ class _Spectra:
     def get(self, xp: Any, w: Any, size: tuple[int, int]) -> Any:
         key = (str(w.dtype), size)
         if key not in self._cache:
-            self._cache[key] = xp.fft.rfftn(w, s=size, axes=(-2, -1))
+            self._cache[key] = fft.rfftn(w, s=size, axes=(-2, -1))
         return self._cache[key]
+
+
+def fft_size(n: int) -> int:
+    """The smallest ``L >= n`` whose prime factors are 2, 3 and 5 (fast FFT lengths).
+
+    Zero-extending the padded image to ``L`` keeps the correlation exact: the indices used,
+    at most ``n - 1``, still never wrap around."""
+    size = n
+    while True:
+        m = size
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        if m == 1:
+            return size
+        size += 1
 
 
 def _correlate_fft(xp: Any, xpad: Any, w: Any, spectra: _Spectra) -> Any:
     kh, kw = w.shape[-2:]
-    size = (xpad.shape[-2], xpad.shape[-1])
+    hp, wp = xpad.shape[-2], xpad.shape[-1]
+    size = (fft_size(hp), fft_size(wp))
     wf = spectra.get(xp, w, size)
-    y = xp.fft.irfftn(
-        _channel_mix(xp, xp.conj(wf), xp.fft.rfftn(xpad, axes=(-2, -1))), s=size, axes=(-2, -1)
-    )
-    return y[..., : size[0] - kh + 1, : size[1] - kw + 1]
+    xf = fft.rfftn(xpad, s=size, axes=(-2, -1))
+    y = fft.irfftn(_channel_mix(xp, xp.conj(wf), xf), s=size, axes=(-2, -1))
+    return y[..., : hp - kh + 1, : wp - kw + 1]
 
 
-def _convolve_full_fft(xp: Any, g: Any, w: Any, spectra: _Spectra, size: tuple[int, int]) -> Any:
-    """The adjoint of ``_correlate_fft``: ``g`` (..., O, ho, wo) -> (..., C, *size)."""
+def _convolve_full_fft(xp: Any, g: Any, w: Any, spectra: _Spectra, padded: tuple[int, int]) -> Any:
+    """The adjoint of ``_correlate_fft``: ``g`` (..., O, ho, wo) -> (..., C, *padded)."""
+    size = (fft_size(padded[0]), fft_size(padded[1]))
     wf = spectra.get(xp, w, size)
-    gf = xp.fft.rfftn(g, s=size, axes=(-2, -1))
+    gf = fft.rfftn(g, s=size, axes=(-2, -1))
     mixed = _channel_mix(xp, xp.permute_dims(wf, (1, 0, 2, 3)), gf)
-    return xp.fft.irfftn(mixed, s=size, axes=(-2, -1))
+    return fft.irfftn(mixed, s=size, axes=(-2, -1))[..., : padded[0], : padded[1]]
 
 
 def _convolve_full_direct(xp: Any, g: Any, w: Any) -> Any:

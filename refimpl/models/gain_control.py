@@ -16,8 +16,11 @@ with :math:`C` a difference-of-Gaussians correlation, :math:`G` a Gaussian blur 
     J^\top w = C^\top\!\Big(\frac{\tilde w}{d}\Big) - a\, G^\top\!\Big(\frac{\tilde w \odot z}{d}\Big),
     \quad \tilde w = \phi'(z) \odot w.
 
-A linearization keeps :math:`z`, :math:`d` and :math:`\phi'(z)`; each product then costs one
-correlation with :math:`C` and one with :math:`G` (or their adjoints).
+:math:`C` and :math:`G` act on the same image, so they run as one two-channel correlation
+(one transform of the image, two filters) and the adjoint of the pair is one call too:
+:math:`C^\top a + G^\top b` is the adjoint of the two-channel correlation applied to
+:math:`(a, b)`. A linearization keeps :math:`z`, :math:`d` and :math:`\phi'(z)`; each product
+then costs one two-channel correlation (or its adjoint).
 
 Defaults are the parameters fitted to human distortion judgments (Berardino et al. 2017,
 table 2, as in plenoptic's ``pretrained=True``): centre std 1.962, surround std 4.235,
@@ -32,6 +35,8 @@ from __future__ import annotations
 import math
 import numbers
 from typing import Any
+
+import backends
 
 from refimpl.models.base import Linearization, Model
 from refimpl.models.conv import Conv2d
@@ -83,40 +88,48 @@ class LuminanceGainControl(Model):
             kernel_size, center_std, surround_std, amplitude_ratio, on_center, **where
         )
         lum = gaussian_kernel(kernel_size, luminance_std, **where)
-        self.center_surround = Conv2d(cs, pad_mode=pad_mode, method=method)
-        self.luminance = Conv2d(lum, pad_mode=pad_mode, method=method)
+        xp, _ = backends.namespace_and_device(cs)
+        #: channel 0 the centre-surround filter C, channel 1 the luminance Gaussian G
+        self.filters = Conv2d(xp.stack([cs, lum])[:, None, ...], pad_mode=pad_mode, method=method)
         self.luminance_scalar = float(a)
         self.activation = activation if isinstance(activation, Pointwise) else Pointwise(activation)
 
     def __repr__(self) -> str:
-        k = self.luminance.weight.shape[-1]
+        k = self.filters.weight.shape[-1]
         return (
             f"LuminanceGainControl(kernel {k}x{k}, a={self.luminance_scalar:g}, "
-            f"pad_mode={self.luminance.pad_mode!r}, activation={self.activation.name!r})"
+            f"pad_mode={self.filters.pad_mode!r}, activation={self.activation.name!r})"
         )
 
     def _check_input(self, x: Any) -> None:
-        self.center_surround._check_input(x)
+        self.filters._check_input(x)
+
+    def _responses(self, v: Any) -> tuple[Any, Any]:
+        """(C v, G v), from one two-channel correlation."""
+        both = self.filters.apply_linear(v)
+        return both[..., 0:1, :, :], both[..., 1:2, :, :]
 
     def _normalised(self, x: Any) -> tuple[Any, Any]:
-        d = 1 + self.luminance_scalar * self.luminance.apply_linear(x)
-        return self.center_surround.apply_linear(x) / d, d
+        u, ell = self._responses(x)
+        d = 1 + self.luminance_scalar * ell
+        return u / d, d
 
     def _forward(self, x: Any) -> Any:
         z, _ = self._normalised(x)
         return self.activation.f(z)
 
     def _linearize(self, x: Any) -> Linearization:
-        a, C, G = self.luminance_scalar, self.center_surround, self.luminance
+        a, xp = self.luminance_scalar, self.filters.xp
         z, d = self._normalised(x)
         dphi = self.activation.fprime(z)
         hw = (x.shape[-2], x.shape[-1])
 
         def jvp(v: Any) -> Any:
-            return dphi * (C.apply_linear(v) - a * z * G.apply_linear(v)) / d
+            Cv, Gv = self._responses(v)
+            return dphi * (Cv - a * z * Gv) / d
 
-        def vjp(w: Any) -> Any:
+        def vjp(w: Any) -> Any:  # C^T (w~/d) - a G^T (w~ z/d): one adjoint of the pair
             w_d = dphi * w / d
-            return C.apply_adjoint(w_d, hw) - a * G.apply_adjoint(w_d * z, hw)
+            return self.filters.apply_adjoint(xp.concat([w_d, -a * w_d * z], axis=-3), hw)
 
         return Linearization(x, self.activation.f(z), jvp, vjp)
