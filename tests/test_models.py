@@ -230,6 +230,33 @@ def test_softplus_is_finite_for_large_inputs(backend, dtype):
     )
 
 
+@pytest.mark.parametrize("method", ["direct", "fft"])
+def test_half_precision_input_keeps_its_dtype(backend, method):
+    """float16 in, float16 out (the FFT runs in float32: numpy's and torch's CPU FFTs take
+    nothing narrower), within float16 rounding of the float64 result."""
+    try:
+        half = backend.dtype("float16")
+    except ValueError:
+        pytest.skip(f"{backend.name} has no float16")
+    model = rm.Conv2d(rm.gaussian_kernel(5, 1.0, **where(backend)), method=method)
+    a, x = inputs(backend, half, (1, 1, 8, 8), 0, 1)
+    y, g = model(x), model.vjp(x, x)
+    backend.assert_same_place(y, half)
+    backend.assert_same_place(g, half)
+    np.testing.assert_allclose(backend.to_numpy(y), np.asarray(build_ref(a, method)), atol=3e-3)
+
+
+def build_ref(a, method):
+    return rm.Conv2d(rm.gaussian_kernel(5, 1.0, backend="numpy"), method=method)(a)
+
+
+def test_extreme_gaussian_widths_stay_finite(backend):
+    narrow = backend.to_numpy(rm.gaussian_kernel(5, 1e-300, **where(backend)))
+    np.testing.assert_array_equal(narrow, np.outer([0, 0, 1, 0, 0], [0, 0, 1, 0, 0]))
+    wide = backend.to_numpy(rm.gaussian_kernel(3, 1e300, **where(backend)))
+    np.testing.assert_allclose(wide, 1 / 9)
+
+
 # -- bad input ----------------------------------------------------------------------------------
 def test_tangent_of_wrong_shape_is_rejected(backend, dtype):
     model, shape, lo, hi = build("lgc", backend)

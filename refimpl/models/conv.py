@@ -326,19 +326,19 @@ class Conv2d(Model):
     # -- the linear part and its adjoint ---------------------------------------------------
     def apply_linear(self, v: Any) -> Any:
         """:math:`w \\star P v` (no bias): the JVP, for any leading batch axes."""
-        xp = self.xp
-        w, _ = self._weights(v.dtype)
+        xp, v_dtype = self.xp, v.dtype
+        v, w = self._working(v)
         vpad = pad2d(v, self.pads, self.pad_mode)
         if self.method == "fft":
             y = _correlate_fft(xp, vpad, w, self._spectra)
         else:
             y = _correlate_direct(xp, vpad, w)
-        return _subsample(y, self.stride)
+        return _as(xp, _subsample(y, self.stride), v_dtype)
 
     def apply_adjoint(self, u: Any, hw: tuple[int, int]) -> Any:
         """:math:`P^\\top (w * u)_{full}` onto an image of spatial size ``hw``: the VJP."""
-        xp = self.xp
-        w, _ = self._weights(u.dtype)
+        xp, u_dtype = self.xp, u.dtype
+        u, w = self._working(u)
         top, bottom, left, right = self.pads
         padded = (hw[0] + top + bottom, hw[1] + left + right)
         kh, kw = w.shape[-2:]
@@ -347,7 +347,16 @@ class Conv2d(Model):
             g = _convolve_full_fft(xp, u, w, self._spectra, padded)
         else:
             g = _convolve_full_direct(xp, u, w)
-        return pad2d_adjoint(g, self.pads, self.pad_mode, hw)
+        return _as(xp, pad2d_adjoint(g, self.pads, self.pad_mode, hw), u_dtype)
+
+    def _working(self, a: Any) -> tuple[Any, Any]:
+        """``a`` and the weights in the dtype the products run in: the input's, except that
+        FFTs of float16 (and bfloat16) run in float32 (numpy's and torch's CPU FFTs take
+        nothing narrower); the results are cast back."""
+        xp = self.xp
+        if self.method == "fft" and xp.finfo(a.dtype).bits < 32:
+            a = xp.astype(a, xp.float32)
+        return a, self._weights(a.dtype)[0]
 
     def _forward(self, x: Any) -> Any:
         y = self.apply_linear(x)
@@ -359,6 +368,10 @@ class Conv2d(Model):
         return Linearization(
             x, self._forward(x), self.apply_linear, lambda u: self.apply_adjoint(u, hw)
         )
+
+
+def _as(xp: Any, a: Any, dtype: Any) -> Any:
+    return a if a.dtype == dtype else xp.astype(a, dtype)
 
 
 def _check_finite(xp: Any, a: Any, name: str) -> None:
