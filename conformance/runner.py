@@ -19,7 +19,12 @@ from typing import Any
 from conformance.registry import Case, Context, SkipCase, Target, all_cases, filter_cases
 
 #: original libraries that can appear as columns: column name -> import name
-ORIGINALS = {"rai_toolbox": "rai_toolbox", "captum": "captum", "plenoptic": "plenoptic"}
+ORIGINALS = {
+    "rai_toolbox": "rai_toolbox",
+    "captum": "captum",
+    "plenoptic": "plenoptic",
+    "optax": "optax",
+}
 
 
 @dataclass

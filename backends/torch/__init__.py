@@ -7,3 +7,4 @@ Importing this package imports torch; nothing else in ``backends`` does so eager
 from backends.torch.models import TorchModel, as_model  # noqa: F401 (the derivative protocol)
 from backends.torch.optim import *  # noqa: F403 (L1qFrankWolfe, L1/L2/LinfFrankWolfe, FrankWolfe, L2/LinfProjectedOptim)
 from backends.torch.perturbations import *  # noqa: F403 (AdditivePerturbation, uniform_like_*_n_ball_)
+from backends.torch.perturbed import *  # noqa: F403 (perturbed, FenchelYoungLoss)

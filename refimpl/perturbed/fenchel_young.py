@@ -1,0 +1,131 @@
+r"""The Fenchel-Young loss of a perturbed optimizer (Berthet et al. 2020, section 4).
+
+For a solver :math:`y^*(\theta) = \arg\max_{y \in C} \langle y, \theta\rangle` and noise Z,
+
+.. math::
+    F_\sigma(\theta) = E\,[\max_{y \in C} \langle y, \theta + \sigma Z\rangle]
+                     = E\,[\langle y^*(\theta + \sigma Z), \theta + \sigma Z\rangle],
+    \qquad \nabla F_\sigma(\theta) = y_\sigma(\theta),
+
+and the Fenchel-Young loss of a target y is
+:math:`L(\theta; y) = F_\sigma(\theta) + \Omega(y) - \langle \theta, y\rangle \ge 0`, with
+:math:`\Omega = F_\sigma^*`, so
+
+.. math:: \nabla_\theta L(\theta; y) = y_\sigma(\theta) - y .
+
+Both :math:`F_\sigma` and :math:`y_\sigma` come from the same N samples. :math:`\Omega(y)`
+does not depend on :math:`\theta` and has no general closed form, so the reported value is
+:math:`\hat F_\sigma(\theta) - \langle\theta, y\rangle`: the FY loss up to that constant
+(what jaxopt and optax report too). Example: argmax one-hot with Gumbel noise,
+:math:`F_\sigma = \sigma\,\mathrm{logsumexp}(\theta/\sigma) + \sigma\gamma`, so the value is
+:math:`\sigma` times the softmax cross-entropy of :math:`\theta/\sigma`, plus
+:math:`\sigma\gamma`.
+
+The TensorFlow original and its PyTorch port report :math:`\sum (y_\sigma(\theta) - y)^2`
+instead ("a meaningful forward pass for convenience only"), whose gradient is not the one
+they backpropagate; the gradient here is theirs, the value is the loss it is the gradient of.
+
+``maximize=False`` (the solver minimises): :math:`L = \langle\theta, y\rangle - \hat
+F^{\min}_\sigma(\theta)` with :math:`F^{\min}_\sigma = E[\min_y \langle y, \theta + \sigma
+Z\rangle]`, gradient :math:`y - y_\sigma(\theta)`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from backends import namespace_and_device
+
+from refimpl.perturbed.perturbed import Perturbed
+
+__all__ = ["FenchelYoungLoss", "fenchel_young_loss"]
+
+
+class FenchelYoungLoss:
+    """``loss(theta, y)``: per-example values (shape ``(batch,)``; 0-d unbatched);
+    ``loss.value_and_grad(theta, y)`` adds the gradient ``y_sigma(theta) - y`` (shaped like
+    theta). Extra ``*args, **kwargs`` go to ``func``."""
+
+    def __init__(self, perturbed: Perturbed, maximize: bool) -> None:
+        if not isinstance(maximize, bool):
+            raise TypeError(f"maximize must be True or False, got {maximize!r}")
+        self.perturbed, self.maximize = perturbed, maximize
+
+    def replace(self, **changes: Any) -> FenchelYoungLoss:
+        """A copy with some options of the perturbed solver changed (e.g. ``rng``)."""
+        maximize = changes.pop("maximize", self.maximize)
+        return FenchelYoungLoss(self.perturbed.replace(**changes), maximize)
+
+    def value_and_grad(self, theta: Any, y: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
+        p = self.perturbed
+        sums = p._pass(theta, args, kwargs, inner=True)
+        xp, _ = namespace_and_device(theta, y)
+        if tuple(y.shape) != tuple(theta.shape):
+            raise ValueError(
+                f"y must have the shape of theta {tuple(theta.shape)}, got {tuple(y.shape)}"
+            )
+        y = xp.astype(y, theta.dtype)
+        (y_sigma,) = p._finish(theta, sums, value=True)
+        f_sigma = sums.inner / p.num_samples  # (batch,)
+        batch = theta.shape[0] if p.batched else 1
+        flat = (batch, math.prod(theta.shape) // batch)
+        linear = xp.sum(xp.reshape(theta * y, flat), axis=1)
+        value = f_sigma - linear if self.maximize else linear - f_sigma
+        grad = y_sigma - y if self.maximize else y - y_sigma
+        return (value if p.batched else value[0]), grad
+
+    def __call__(self, theta: Any, y: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.value_and_grad(theta, y, *args, **kwargs)[0]
+
+    def grad(self, theta: Any, y: Any, *args: Any, **kwargs: Any) -> Any:
+        return self.value_and_grad(theta, y, *args, **kwargs)[1]
+
+    def __repr__(self) -> str:
+        return f"fenchel_young_loss({self.perturbed!r}, maximize={self.maximize})"
+
+
+def fenchel_young_loss(
+    func: Callable[..., Any],
+    *,
+    num_samples: int = 1000,
+    sigma: float = 0.01,
+    noise: Any = "normal",
+    batched: bool = True,
+    rng: Any = None,
+    chunk_size: int | None = None,
+    sampling: str = "mc",
+    maximize: bool = True,
+    progress: bool | None = None,
+) -> FenchelYoungLoss:
+    r"""The Fenchel-Young loss of the perturbed ``func`` (defaults as documented: sigma 0.01,
+    normal noise).
+
+    ``func`` must be the arg-max of a linear objective, returning arrays shaped like its
+    input (one-hot argmax, ranks, top-k, ...). A :class:`Perturbed` may be passed instead:
+    its solver is used with the options given here.
+
+    Returns
+    -------
+    :class:`FenchelYoungLoss`: ``loss(theta, y)`` is
+    :math:`\hat F_\sigma(\theta) - \langle\theta, y\rangle` per example (the FY loss up to
+    the constant :math:`\Omega(y)`), ``loss.value_and_grad(theta, y)`` also returns
+    :math:`y_\sigma(\theta) - y`. Not :math:`\sum (y_\sigma - y)^2`, the value the
+    references print.
+    """
+    if isinstance(func, Perturbed):
+        func = func.func
+    p = Perturbed(
+        func,
+        num_samples=num_samples,
+        sigma=sigma,
+        noise=noise,
+        batched=batched,
+        rng=rng,
+        chunk_size=chunk_size,
+        sampling=sampling,
+        baseline=False,
+        progress=progress,
+    )
+    return FenchelYoungLoss(p, maximize)

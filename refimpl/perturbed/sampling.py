@@ -1,0 +1,108 @@
+"""The noise of samples 0, 1, ..., N-1 in a fixed order, whatever the chunk size.
+
+Monte Carlo loops consume noise in chunks sized by memory, but the noise itself is drawn in
+*blocks*, exactly one generator call each, whose size depends only on the problem (values
+per sample and N), never on the chunk size: a chunk is cut from the current block, or glued
+from several. The generator therefore sees the same sequence of calls for every chunk size,
+and a fixed seed gives the same noise on every backend, whatever its stream rules (torch's
+normal sampler depends on the call size; JAX keys split per call).
+
+Sample n of the stream has shape ``sample_shape`` (batch, *event): noise is i.i.d. over
+samples, batch elements and coordinates (for ``antithetic``, samples 2k and 2k+1 are a pair,
+so blocks hold an even number of samples; for ``qmc``, each batch element follows its own
+scrambled Sobol sequence of dimension ``prod(event)``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+from backends import qmc
+
+from refimpl.perturbed.noise import Noise
+
+#: values drawn per call to the generator (about 1 MiB of float32: small enough to be
+#: recycled by the allocator instead of page-faulted in afresh, large enough to amortise
+#: the per-call overhead); the default chunk of ``Perturbed`` is one block
+BLOCK_VALUES = 2**18
+
+
+def block_size(values_per_sample: int, num_samples: int) -> int:
+    """Samples per noise block: an even number holding about ``BLOCK_VALUES`` values, at most
+    ``num_samples`` rounded up to even."""
+    per = max(1, values_per_sample)
+    block = max(2, (BLOCK_VALUES // per) // 2 * 2)
+    return min(block, num_samples + num_samples % 2)
+
+
+def resolve_sampling(sampling: str, event_size: int) -> str:
+    """``sampling``, or ``"mc"`` with a warning where Sobol points do not exist."""
+    if sampling == "qmc" and event_size > qmc.MAX_DIM:
+        warnings.warn(
+            f"sampling='qmc' needs at most {qmc.MAX_DIM} coordinates per example (the largest "
+            f"Sobol dimension of scipy.stats.qmc), got {event_size}; falling back to "
+            "sampling='mc' (plain Monte Carlo)",
+            UserWarning,
+            stacklevel=4,
+        )
+        return "mc"
+    return sampling
+
+
+class NoiseStream:
+    """``take(n)`` returns ``(z, grad_nu(z))`` for the next ``n`` samples, shape
+    ``(n, *sample_shape)``, in ``dtype`` on ``rng``'s device."""
+
+    def __init__(
+        self,
+        noise: Noise,
+        sampling: str,
+        rng: Any,
+        sample_shape: tuple[int, ...],
+        dtype: Any,
+        num_samples: int,
+    ) -> None:
+        self.noise, self.sampling, self.rng = noise, sampling, rng
+        self.sample_shape, self.dtype = tuple(sample_shape), dtype
+        self.block = block_size(math.prod(sample_shape), num_samples)
+        self._sobol = None
+        if sampling == "qmc":
+            batch, event = sample_shape[0], math.prod(sample_shape[1:])
+            self._sobol = qmc.sobol(max(1, event), batch, rng)
+        self._z: Any = None
+        self._g: Any = None
+        self._pos = self.block  # empty: the first take draws
+
+    def _draw(self) -> None:
+        """The next block: always exactly ``block`` samples per call to the generator (JAX
+        keys, for one, give other values for one call of 2n than for two calls of n)."""
+        shape = (self.block, *self.sample_shape)
+        if self.sampling == "mc":
+            self._z, self._g = self.noise.sample(self.rng, shape, self.dtype)
+        elif self.sampling == "antithetic":
+            self._z, self._g = self.noise.antithetic(self.rng, shape, self.dtype)
+        else:
+            self._z, self._g = self.noise.from_sobol(self._sobol, shape, self.dtype)
+        self._pos = 0
+
+    def take(self, n: int) -> tuple[Any, Any]:
+        zs, gs = [], []
+        while n > 0:
+            if self._pos == self.block:
+                self._draw()
+            k = min(n, self.block - self._pos)
+            zs.append(self._z[self._pos : self._pos + k, ...])
+            gs.append(self._g[self._pos : self._pos + k, ...])
+            self._pos += k
+            n -= k
+        if len(zs) == 1:
+            return zs[0], gs[0]
+        xp = self.rng.xp
+        return xp.concat(zs, axis=0), xp.concat(gs, axis=0)
+
+    def aligned(self, chunk: int) -> int:
+        """``chunk`` rounded down to whole blocks when it holds at least one (a chunk of one
+        block is one slice-free draw; more are glued)."""
+        return chunk if chunk < self.block else chunk // self.block * self.block

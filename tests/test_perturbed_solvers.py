@@ -1,0 +1,295 @@
+"""refimpl.perturbed's ready-made solvers, the seed's graph, the Fenchel-Young loss, and the
+Sobol source of backends.qmc: values against plain numpy / Python references on every
+backend, exact identities, and bad input."""
+
+from __future__ import annotations
+
+import heapq
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from backends import qmc
+from refimpl.perturbed import (
+    argmax_one_hot,
+    fenchel_young_loss,
+    hard_or,
+    perturbed,
+    ranks,
+    seed_graph,
+    shortest_path,
+    top_k_one_hot,
+)
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def as_np(backend, a):
+    return backend.to_numpy(a).astype(np.float64)
+
+
+# -- simple solvers ---------------------------------------------------------------------------
+@given(data=st.lists(st.integers(-3, 3), min_size=12, max_size=12))
+def test_argmax_ranks_topk_or_match_numpy(backend, data):
+    """Integer entries make ties likely: ties go to the lowest index everywhere."""
+    x_np = np.asarray(data, dtype=np.float64).reshape(3, 4)
+    x = backend.asarray(x_np, dtype="float64")
+    one_hot = np.eye(4)[x_np.argmax(axis=-1)]
+    np.testing.assert_array_equal(as_np(backend, argmax_one_hot(x)), one_hot)
+    np.testing.assert_array_equal(
+        as_np(backend, argmax_one_hot(x, axis=0)), np.eye(3)[x_np.argmax(axis=0)].T
+    )
+    r = np.argsort(np.argsort(x_np, axis=-1, kind="stable"), axis=-1, kind="stable")
+    np.testing.assert_array_equal(as_np(backend, ranks(x)), r)
+    for k in range(5):
+        order = np.argsort(-x_np, axis=-1, kind="stable")[:, :k]
+        expected = np.zeros_like(x_np)
+        np.put_along_axis(expected, order, 1.0, axis=-1)
+        np.testing.assert_array_equal(as_np(backend, top_k_one_hot(x, k)), expected)
+    np.testing.assert_array_equal(
+        as_np(backend, hard_or(x)), np.where((x_np >= 0).any(-1), 1.0, -1.0)
+    )
+
+
+def test_solvers_keep_namespace_device_dtype(backend, dtype):
+    x = backend.asarray(np.arange(6.0).reshape(2, 3), dtype=dtype)
+    for out in (argmax_one_hot(x), hard_or(x), ranks(x), top_k_one_hot(x, 2)):
+        backend.assert_same_place(out, dtype)
+    w = backend.asarray(np.ones((2, 4, 4)), dtype=dtype)
+    backend.assert_same_place(shortest_path(w), dtype)
+
+
+def test_hard_or_counts_zero_as_true(backend):
+    """The seed's (sign(x) + 1) / 2 cast to bool: sign(0) = 0 -> 0.5 -> True."""
+    x = backend.asarray([[-1.0, 0.0], [-1.0, -0.5]], dtype="float32")
+    np.testing.assert_array_equal(as_np(backend, hard_or(x)), [1.0, -1.0])
+
+
+def test_solver_bad_input(backend):
+    x = backend.asarray([[1.0, 2.0]], dtype="float64")
+    with pytest.raises(ValueError, match="axis 2 is out of range"):
+        argmax_one_hot(x, axis=2)
+    with pytest.raises(TypeError, match="axis must be an int"):
+        ranks(x, axis=1.0)
+    with pytest.raises(ValueError, match=r"k must satisfy 0 <= k <= 2"):
+        top_k_one_hot(x, 3)
+    with pytest.raises(TypeError, match="k must be an int"):
+        top_k_one_hot(x, 1.0)
+    with pytest.raises(TypeError, match="x must have a real floating dtype"):
+        hard_or(backend.xp.asarray([[1, 2]], device=backend.device))
+    with pytest.raises(TypeError, match="x must be an array"):
+        argmax_one_hot([1.0, 2.0])
+    with pytest.raises(ValueError, match=r"weights must have shape \(..., n, n\)"):
+        shortest_path(backend.asarray(np.ones((3, 4)), dtype="float64"))
+    with pytest.raises(ValueError, match="target must be a node index in"):
+        shortest_path(backend.asarray(np.ones((3, 3)), dtype="float64"), target=3)
+    with pytest.raises(TypeError, match="source must be an int"):
+        shortest_path(backend.asarray(np.ones((3, 3)), dtype="float64"), source=0.0)
+
+
+# -- shortest path ---------------------------------------------------------------------------------
+def reference_path(w: np.ndarray, source: int, target: int, symmetrize: bool = True) -> np.ndarray:
+    """Plain-Python Bellman-Ford with the documented semantics (synchronous rounds, strict
+    improvement, lowest predecessor on ties, backtrack stopping at a visited node)."""
+    n = w.shape[0]
+    if symmetrize:
+        w = (w + w.T) / 2
+    dist = [math.inf] * n
+    dist[source] = 0.0
+    pred = [-1] * n
+    for _ in range(n - 1):
+        new, new_pred = dist[:], pred[:]
+        for v in range(n):
+            cands = [dist[u] + w[u, v] for u in range(n)]
+            u_best = min(range(n), key=lambda u: (cands[u], u))
+            if cands[u_best] < dist[v]:
+                new[v], new_pred[v] = cands[u_best], u_best
+        dist, pred = new, new_pred
+    p = np.zeros((n, n))
+    v, visited = target, {target}
+    for _ in range(n):
+        u = pred[v]
+        if u < 0:
+            break
+        p[v, u] = 1.0
+        if u in visited:
+            break
+        visited.add(u)
+        v = u
+    return p
+
+
+def dijkstra_cost(w: np.ndarray, source: int, target: int) -> float:
+    n = w.shape[0]
+    dist = [math.inf] * n
+    dist[source] = 0.0
+    heap = [(0.0, source)]
+    while heap:
+        d, u = heapq.heappop(heap)
+        if d > dist[u]:
+            continue
+        for v in range(n):
+            if d + w[u, v] < dist[v]:
+                dist[v] = d + w[u, v]
+                heapq.heappush(heap, (dist[v], v))
+    return dist[target]
+
+
+@given(
+    n=st.integers(2, 7),
+    seed=st.integers(0, 2**16),
+    negative=st.booleans(),
+    symmetrize=st.booleans(),
+)
+def test_shortest_path_matches_the_python_reference(backend, n, seed, negative, symmetrize):
+    rng = np.random.default_rng(seed)
+    w_np = rng.random((3, n, n)) * 2 - (0.3 if negative else -0.05)  # negative: loops possible
+    w = backend.asarray(w_np, dtype="float64")
+    source, target = int(rng.integers(n)), int(rng.integers(n))
+    got = as_np(backend, shortest_path(w, source=source, target=target, symmetrize=symmetrize))
+    for s in range(3):
+        np.testing.assert_array_equal(got[s], reference_path(w_np[s], source, target, symmetrize))
+        if not negative and symmetrize and source != target:  # a true shortest path
+            sym = (w_np[s] + w_np[s].T) / 2
+            cost = float((got[s] * sym.T).sum())  # P[v, u] = 1 for the edge u -> v
+            assert math.isclose(cost, dijkstra_cost(sym, source, target), rel_tol=1e-9)
+
+
+def test_seed_graph_unperturbed_path_and_adjoint(backend):
+    costs_np = np.array([0.4, 0.1, 0.1, 0.1])
+    costs = backend.asarray(costs_np, dtype="float64")
+    w = seed_graph.weights(costs)
+    p = as_np(backend, shortest_path(w))
+    edges = {(int(v), int(u)) for v, u in zip(*np.nonzero(p))}
+    assert edges == {(2, 0), (7, 2), (6, 7), (5, 6), (4, 5), (8, 4)}  # 0-2-7-6-5-4-8
+    dw_np = np.random.default_rng(0).standard_normal((9, 9))
+    dw = backend.asarray(dw_np, dtype="float64")
+    lhs = float(((as_np(backend, w) - as_np(backend, seed_graph.weights(costs * 0))) * dw_np).sum())
+    rhs = float((costs_np * as_np(backend, seed_graph.weights_vjp(dw))).sum())
+    assert math.isclose(lhs, rhs, rel_tol=1e-12)
+    with pytest.raises(ValueError, match=r"final_edge_costs must have shape \(4,\)"):
+        seed_graph.weights(backend.asarray([0.1, 0.2], dtype="float64"))
+
+
+def test_seed_graph_probability_and_gradient(backend):
+    """P[8,6] = Phi(-sqrt 2) = 0.0786 up to rare negative-cycle paths (about +0.002 for this
+    reconstruction: spec section 3), N 1e4: 5 binomial sd + 0.004. The gradient through
+    weights_vjp is -+2.0755 within 5 sd (sd about 0.095 per entry at N 1e4) + 1.5%."""
+    n = 10_000
+    costs = backend.asarray([0.4, 0.1, 0.1, 0.1], dtype="float64")
+    w = seed_graph.weights(costs)
+    p = perturbed(shortest_path, num_samples=n, sigma=0.05, batched=False, rng=0)
+    u = backend.asarray(np.eye(81)[8 * 9 + 6].reshape(9, 9), dtype="float64")
+    value, dw = p.value_and_vjp(w, u)
+    q = 0.0786
+    assert abs(as_np(backend, value)[8, 6] - q) < 5 * math.sqrt(q * (1 - q) / n) + 0.004
+    g = as_np(backend, seed_graph.weights_vjp(dw))
+    np.testing.assert_allclose(g, [-2.0755, 2.0755, 2.0755, 2.0755], atol=5 * 0.095 + 0.03)
+
+
+# -- Fenchel-Young loss -------------------------------------------------------------------------
+def test_fy_gradient_is_y_sigma_minus_y(backend):
+    theta = backend.asarray([[0.3, -0.2, 1.0], [0.0, 0.5, -1.0]], dtype="float64")
+    y = backend.asarray([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]], dtype="float64")
+    kw = dict(num_samples=300, sigma=0.4, noise="gumbel", rng=4)
+    value, grad = fenchel_young_loss(argmax_one_hot, **kw).value_and_grad(theta, y)
+    y_sigma = perturbed(argmax_one_hot, **kw)(theta)  # the same samples
+    np.testing.assert_allclose(as_np(backend, grad), as_np(backend, y_sigma - y), atol=1e-12)
+    backend.assert_same_place(value, theta.dtype)
+    assert tuple(value.shape) == (2,)
+    minimize = fenchel_young_loss(argmax_one_hot, maximize=False, **kw)
+    v2, g2 = minimize.value_and_grad(theta, y)
+    np.testing.assert_allclose(as_np(backend, g2), -as_np(backend, grad), atol=1e-12)
+    np.testing.assert_allclose(as_np(backend, v2), -as_np(backend, value), atol=1e-12)
+
+
+def test_fy_value_for_one_hot_gumbel_is_the_logistic_loss(backend):
+    """F_sigma(theta) = sigma logsumexp(theta / sigma) + sigma gamma (Gumbel max), so the loss
+    of a one-hot y is sigma * cross-entropy + sigma * gamma (jaxopt's test at sigma 1). The
+    estimate averages max_i(theta_i + sigma z_i) ~ Gumbel(., sigma): sd sigma pi / sqrt(6N),
+    5 sd bound (false-failure < 1e-6 per entry)."""
+    theta_np = np.array([[0.3, -0.2, 1.0], [0.0, 0.5, -1.0]])
+    y_np = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
+    n, sigma = 20_000, 0.7
+    fy = fenchel_young_loss(argmax_one_hot, num_samples=n, sigma=sigma, noise="gumbel", rng=1)
+    value = as_np(
+        backend,
+        fy(backend.asarray(theta_np, dtype="float64"), backend.asarray(y_np, dtype="float64")),
+    )
+    t = theta_np / sigma
+    lse = t.max(-1) + np.log(np.exp(t - t.max(-1, keepdims=True)).sum(-1))
+    expected = sigma * (lse - (t * y_np).sum(-1)) + sigma * EULER_GAMMA
+    assert np.all(np.abs(value - expected) < 5 * sigma * math.pi / math.sqrt(6 * n)), (
+        value,
+        expected,
+    )
+
+
+def test_tf_fenchel_young_ranks():
+    """The TF/port FY test: 1-based ranks, N 1e4, sigma 0.1, unbatched, theta [1,20,7.3,7.35]:
+    g_true[:2] = 0 exactly (those ranks never move at sigma 0.1), |g_pert| < |g_hard| <
+    |g_true| and sum(g) = 0 (ranks always sum to 10)."""
+
+    def ranks_1(x):
+        return ranks(x) + 1.0
+
+    theta = np.array([1.0, 20.0, 7.3, 7.35])
+    fy = fenchel_young_loss(ranks_1, num_samples=10_000, sigma=0.1, batched=False, rng=0)
+    y_true, y_hard = np.array([1.0, 4, 3, 2]), np.array([1.0, 4, 2, 3])
+    y_pert = perturbed(ranks_1, num_samples=10_000, sigma=0.1, batched=False, rng=1)(theta)
+    grads = [fy.grad(theta, y) for y in (y_true, y_hard, y_pert)]
+    np.testing.assert_array_equal(grads[0][:2], 0.0)
+    norms = [np.linalg.norm(g) for g in grads]
+    assert norms[2] < norms[1] < norms[0], norms
+    for g in grads:
+        assert abs(g.sum()) < 1e-9
+    # E ranks [1, 4, 2.362, 2.638] (swap probability Phi(-0.05 / (0.1 sqrt 2)))
+    np.testing.assert_allclose(y_pert, [1, 4, 2.362, 2.638], atol=5 * math.sqrt(0.23 / 10_000))
+
+
+def test_fy_bad_input(backend):
+    theta = backend.asarray([[0.3, -0.2, 1.0]], dtype="float64")
+    fy = fenchel_young_loss(argmax_one_hot, num_samples=4, rng=0)
+    with pytest.raises(ValueError, match=r"y must have the shape of theta \(1, 3\)"):
+        fy(theta, backend.asarray([1.0, 0.0, 0.0], dtype="float64"))
+    with pytest.raises(ValueError, match="shaped like its input"):
+        fenchel_young_loss(hard_or, num_samples=4, rng=0)(theta, theta)
+    with pytest.raises(TypeError, match="maximize must be True or False"):
+        fenchel_young_loss(argmax_one_hot, maximize="yes")
+    with pytest.raises(TypeError, match="func must be callable"):
+        fenchel_young_loss(None)
+
+
+# -- backends.qmc ----------------------------------------------------------------------------------
+def test_sobol_dimension_limit_is_scipys():
+    from scipy.stats import qmc as scipy_qmc
+
+    assert qmc.MAX_DIM == scipy_qmc.Sobol.MAXDIM
+
+
+def test_sobol_stream_continues_and_stays_open(backend):
+    dt = backend.dtype("float32")
+    a = qmc.sobol(3, 2, backend.adapter.rng(5, device=backend.device))
+    b = qmc.sobol(3, 2, backend.adapter.rng(5, device=backend.device))
+    first, second = a.uniform(8, dtype=dt), a.uniform(24, dtype=dt)
+    backend.assert_same_place(first, dt)
+    whole = backend.to_numpy(b.uniform(32, dtype=dt))
+    np.testing.assert_array_equal(
+        np.concatenate([backend.to_numpy(first), backend.to_numpy(second)]), whole
+    )
+    assert whole.shape == (32, 2, 3) and whole.min() > 0 and whole.max() <= 1
+    assert not np.allclose(whole[:, 0], whole[:, 1])  # independent scrambles per copy
+    c = qmc.sobol(3, 2, backend.adapter.rng(5, device=backend.device))
+    z = backend.to_numpy(c.normal(32, dtype=backend.dtype("float64")))
+    from scipy.special import ndtr
+
+    np.testing.assert_allclose(ndtr(z), whole, atol=1e-6)
+    assert np.all(np.isfinite(z))
+
+
+def test_sobol_bad_dimension(backend):
+    with pytest.raises(ValueError, match="dim must be in"):
+        qmc.sobol(qmc.MAX_DIM + 1, 1, backend.adapter.rng(0, device=backend.device))
