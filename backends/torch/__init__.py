@@ -4,6 +4,7 @@
 Importing this package imports torch; nothing else in ``backends`` does so eagerly.
 """
 
+from backends.torch.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency  # noqa: F401,E501 (captum-style attributions)
 from backends.torch.models import TorchModel, as_model  # noqa: F401 (the derivative protocol)
 from backends.torch.optim import *  # noqa: F403 (L1qFrankWolfe, L1/L2/LinfFrankWolfe, FrankWolfe, L2/LinfProjectedOptim)
 from backends.torch.perturbations import *  # noqa: F403 (AdditivePerturbation, uniform_like_*_n_ball_)

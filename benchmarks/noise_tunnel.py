@@ -1,0 +1,213 @@
+"""Noise tunnel (SmoothGrad / SmoothGrad² / VarGrad of Saliency) on a conv net and an MLP.
+
+Setup (specs/captum.md section 4): inputs 32 x 3 x 64 x 64, ``nt_samples=50``,
+``nt_samples_batch_size=8`` (7 chunks: 6 x 8 + 1 x 2, forward batches of 256 and 64 rows),
+``stdevs=0.15``, per-example targets ``arange(32) % 10``; weights seeded with 0.
+
+* conv: Conv(3->16, 3x3, pad 1)-ReLU-MaxPool2-Conv(16->32, 3x3, pad 1)-ReLU-GlobalAvgPool-
+  Linear(32->10)
+* mlp: Flatten-Linear(12288->256)-ReLU-Linear(256->10)
+
+Compared, for each nt_type: captum 0.9 (the ratio's reference), the ``backends.torch``
+front end (chunk-independent noise, Welford VarGrad) and its ``captum_compatible=True``
+mode (checked bit-identical to captum before timing). Then ``refimpl`` on numpy with an
+explicit-Jacobian model of the same weights (``refimpl.models`` plus the max-pool and
+global-average-pool layers below, no autograd): one run of VarGrad, its ratio against
+captum's VarGrad median.
+
+``--quick``: 2 x 3 x 8 x 8 inputs, 3 samples in chunks of 2, VarGrad only.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+import warnings
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import Harness, Row
+
+NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
+
+
+def _sizes(quick: bool) -> dict[str, int]:
+    if quick:
+        return dict(batch=2, side=8, n=3, bs=2)
+    return dict(batch=32, side=64, n=50, bs=8)
+
+
+def torch_models(side: int) -> dict[str, Any]:
+    import torch
+
+    nn = torch.nn
+    torch.manual_seed(0)
+    conv = nn.Sequential(
+        nn.Conv2d(3, 16, 3, padding=1),
+        nn.ReLU(),
+        nn.MaxPool2d(2),
+        nn.Conv2d(16, 32, 3, padding=1),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(32, 10),
+    ).eval()
+    torch.manual_seed(0)
+    mlp = nn.Sequential(
+        nn.Flatten(), nn.Linear(3 * side * side, 256), nn.ReLU(), nn.Linear(256, 10)
+    ).eval()
+    return {"conv": conv, "mlp": mlp}
+
+
+# -- explicit-Jacobian layers the refimpl model needs (array API, no autograd) ---------------
+class MaxPool2:
+    """2x2 max pooling on (..., C, H, W): J^T u puts u on each window's maximum (on ties, on
+    every maximum; in a ReLU net ties are zeros whose gradient the ReLU removes anyway)."""
+
+    def __call__(self, x: Any) -> Any:
+        return self.linearize(x).y
+
+    def linearize(self, x: Any) -> Any:
+        from backends import namespace_and_device
+        from refimpl.models import Linearization
+
+        xp, _ = namespace_and_device(x)
+        *lead, c, h, w = x.shape
+        win = xp.reshape(x, (*lead, c, h // 2, 2, w // 2, 2))
+        y = xp.max(xp.max(win, axis=-1), axis=-2)
+        mask = xp.astype(win == y[..., None, :, None], x.dtype)
+
+        def vjp(u: Any) -> Any:
+            g = mask * u[..., None, :, None]
+            return xp.reshape(g, (*u.shape[:-2], h, w))
+
+        def jvp(v: Any) -> Any:
+            vw = xp.reshape(v, (*v.shape[:-2], h // 2, 2, w // 2, 2))
+            return xp.max(xp.max(mask * vw, axis=-1), axis=-2)  # exact without ties
+
+        return Linearization(x, y, jvp, vjp)
+
+
+class GlobalAvgPool:
+    """(..., C, H, W) -> (..., C): the mean over H, W; J^T u = u / (H W) on every pixel."""
+
+    def __call__(self, x: Any) -> Any:
+        return self.linearize(x).y
+
+    def linearize(self, x: Any) -> Any:
+        from backends import namespace_and_device
+        from refimpl.models import Linearization
+
+        xp, _ = namespace_and_device(x)
+        h, w = x.shape[-2:]
+        y = xp.mean(x, axis=(-2, -1))
+        return Linearization(
+            x,
+            y,
+            lambda v: xp.mean(v, axis=(-2, -1)),
+            lambda u: xp.broadcast_to(u[..., None, None] / (h * w), (*u.shape, h, w)),
+        )
+
+
+def refimpl_model(name: str, net: Any) -> Any:
+    """The same network from ``refimpl.models`` (float32 numpy weights from ``net``)."""
+    from refimpl import models as rm
+
+    p = [t.detach().numpy().astype(np.float32) for t in net.parameters()]
+    if name == "conv":
+        return rm.Sequential(
+            rm.Conv2d(p[0], p[1], pad_mode="constant"),
+            rm.Pointwise("relu"),
+            MaxPool2(),
+            rm.Conv2d(p[2], p[3], pad_mode="constant"),
+            rm.Pointwise("relu"),
+            GlobalAvgPool(),
+            rm.Linear(p[4], p[5]),
+        )
+    return rm.Sequential(
+        rm.Flatten(3), rm.Linear(p[0], p[1]), rm.Pointwise("relu"), rm.Linear(p[2], p[3])
+    )
+
+
+def run(h: Harness) -> None:
+    import torch
+
+    import backends.torch.attr as bta
+    from refimpl import attr as ra
+
+    s = _sizes(h.quick)
+    b, n, bs = s["batch"], s["n"], s["bs"]
+    x = torch.randn(b, 3, s["side"], s["side"], generator=torch.Generator().manual_seed(1))
+    target = torch.arange(b) % 10
+    ca = None
+    if importlib.util.find_spec("captum") is not None:
+        warnings.filterwarnings("ignore", module="captum")
+        import captum.attr as ca
+    x_np = x.numpy()
+    for name, net in torch_models(s["side"]).items():
+        model = refimpl_model(name, net)
+        with torch.no_grad():  # the explicit-Jacobian model is the same network
+            np.testing.assert_allclose(model(x_np[:2]), net(x[:2]).numpy(), rtol=1e-4, atol=1e-5)
+        kw = dict(nt_samples=n, nt_samples_batch_size=bs, stdevs=0.15, target=target)
+        captum_vargrad = None
+        for nt_type in NT_TYPES if not h.quick else ("vargrad",):
+            front = bta.NoiseTunnel(bta.Saliency(net))
+            compat = bta.NoiseTunnel(bta.Saliency(net), captum_compatible=True)
+            ours = {
+                "backends.torch front end": lambda front=front, t=nt_type, kw=kw: front.attribute(
+                    x, nt_type=t, rng=0, progress=False, **kw
+                ),
+                "backends.torch captum_compatible": lambda compat=compat, t=nt_type, kw=kw: (
+                    compat.attribute(x, nt_type=t, rng=0, **kw)
+                ),
+            }
+            original = None
+            if ca is not None:
+                nt = ca.NoiseTunnel(ca.Saliency(net))
+
+                def captum_call(nt: Any = nt, t: str = nt_type, kw: dict = kw) -> Any:
+                    torch.manual_seed(0)
+                    return nt.attribute(x, nt_type=t, **kw)
+
+                if not torch.equal(ours["backends.torch captum_compatible"](), captum_call()):
+                    raise AssertionError(f"{name} {nt_type}: captum_compatible != captum")
+                original = ("captum", captum_call)
+            rows = h.compare(
+                f"{name} {nt_type}",
+                ours,
+                original=original,
+                note=f"{b}x3x{s['side']}x{s['side']}, n={n}, batch {bs}",
+            )
+            if nt_type == "vargrad" and original is not None:
+                captum_vargrad = rows[0].median
+        # refimpl on numpy, explicit Jacobians: one run, timed during its memory measurement
+        # (a direct 3x3 convolution written in the array API standard, no im2col/GEMM: slow,
+        # but no autograd anywhere)
+        nt_np = ra.NoiseTunnel(ra.Saliency(model))
+        target_np = target.numpy()
+
+        def numpy_call(nt_np: Any = nt_np, target_np: Any = target_np) -> Any:
+            return nt_np.attribute(
+                x_np, nt_type="vargrad", nt_samples=n, nt_samples_batch_size=bs, stdevs=0.15,
+                target=target_np, rng=0, progress=False,
+            )  # fmt: skip
+
+        seconds: list[float] = []
+
+        def timed(call: Any = numpy_call, seconds: list = seconds) -> None:
+            t0 = time.perf_counter()
+            call()
+            seconds.append(time.perf_counter() - t0)
+
+        peak = h.peak_memory(timed)  # the call is timed inside (memory tracing on)
+        row = Row(
+            f"{name} vargrad",
+            "refimpl numpy, explicit Jacobians (1 run)",
+            seconds,
+            peak,
+            note="numpy float32",
+        )
+        if captum_vargrad is not None:
+            row.ratio = row.median / captum_vargrad
+        h.rows.append(row)

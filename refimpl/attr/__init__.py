@@ -1,0 +1,43 @@
+"""Attributions from explicit derivatives, and the noise tunnel around any of them (seed 003).
+
+=========================  =============================================================
+``NoiseTunnel``            SmoothGrad, SmoothGrad², VarGrad of any method with
+                           ``attribute(inputs, **kwargs)`` (captum's included)
+``Saliency``               the gradient of the target score (its absolute value by default)
+``InputXGradient``         input times gradient
+``IntegratedGradients``    path integral of the gradient, Gauss-Legendre or Riemann rules,
+                           with the completeness (convergence) delta
+``quadrature``             the nodes and weights of those rules on [0, 1]
+=========================  =============================================================
+
+The methods take any model of the derivative protocol (``refimpl.models`` on every backend,
+``backends.torch.as_model(module)`` on torch); the gradient is one vector-Jacobian product.
+See docs/noise_tunnel.md.
+"""
+
+from refimpl.attr._checks import NT_TYPES
+from refimpl.attr.gradient import Attribution, InputXGradient, Saliency
+from refimpl.attr.integrated_gradients import IntegratedGradients
+from refimpl.attr.moments import RunningMoments
+from refimpl.attr.noise import NoiseStream, relative_stdevs
+from refimpl.attr.noise_tunnel import NoiseTunnel
+from refimpl.attr.quadrature import METHODS, gauss_legendre, quadrature
+from refimpl.attr.targets import target_cotangent, target_gradients, target_scores
+
+__all__ = [
+    "METHODS",
+    "NT_TYPES",
+    "Attribution",
+    "InputXGradient",
+    "IntegratedGradients",
+    "NoiseStream",
+    "NoiseTunnel",
+    "RunningMoments",
+    "Saliency",
+    "gauss_legendre",
+    "quadrature",
+    "relative_stdevs",
+    "target_cotangent",
+    "target_gradients",
+    "target_scores",
+]

@@ -1,0 +1,105 @@
+r"""Gradient attributions: saliency and input x gradient (explicit derivatives, no autograd).
+
+For a model :math:`f` and the target score :math:`s(x) = f(x)_t` of each example
+(``refimpl.attr.targets``):
+
+* **Saliency** (Simonyan et al. 2014, https://arxiv.org/abs/1312.6034):
+  :math:`|\nabla_x s(x)|` (``abs=True``, captum's default) or the signed gradient
+  :math:`\nabla_x s(x)` (``abs=False``, what SmoothGrad averages in its paper).
+* **InputXGradient** (Shrikumar et al. 2016, https://arxiv.org/abs/1605.01713):
+  :math:`x \odot \nabla_x s(x)`.
+
+The gradient is one vector-Jacobian product, :math:`\nabla_x s = J(x)^\top e_t`, so any
+model of the derivative protocol works: ``refimpl.models`` on every backend, or
+``backends.torch.as_model(module)`` on torch. Inputs are one array or a tuple of arrays
+(then the model takes the tuple, see :func:`refimpl.attr.targets.target_gradients`);
+the result has the same form.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from backends import namespace_and_device
+
+from refimpl.attr._checks import as_args_tuple, as_input_tuple, check_bool
+from refimpl.attr.targets import forward_scores, target_gradients
+
+__all__ = ["Attribution", "InputXGradient", "Saliency"]
+
+
+def mirror(is_tuple: bool, arrays: tuple[Any, ...]) -> Any:
+    """A tuple for tuple inputs, else the single array."""
+    return tuple(arrays) if is_tuple else arrays[0]
+
+
+class Attribution:
+    """Base of the attribution methods: ``attribute(inputs, **kwargs)``, and the two flags
+    that :class:`~refimpl.attr.NoiseTunnel` reads (``has_convergence_delta()``,
+    ``multiplies_by_inputs``).
+
+    The derivatives come from two methods that a front end may replace (the torch one uses
+    autograd): ``_gradients(xs, target, args)`` (the gradient of each example's target score
+    with respect to every input) and ``_scores(xs, target, args)`` (the scores themselves).
+    """
+
+    multiplies_by_inputs: bool = False
+
+    def __init__(self, forward_func: Any) -> None:
+        if not callable(forward_func):
+            raise TypeError(
+                f"forward_func must be a model (a callable with the derivative protocol), got "
+                f"{type(forward_func).__name__}"
+            )
+        self.forward_func = forward_func
+
+    def has_convergence_delta(self) -> bool:
+        return False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.forward_func!r})"
+
+    def _gradients(self, xs: tuple[Any, ...], target: Any, args: tuple[Any, ...]) -> tuple:
+        return target_gradients(self.forward_func, xs, target, args)[0]
+
+    def _scores(self, xs: tuple[Any, ...], target: Any, args: tuple[Any, ...]) -> Any:
+        return forward_scores(self.forward_func, xs, target, args)
+
+
+class Saliency(Attribution):
+    """``Saliency(model, abs=True).attribute(inputs, target=None, abs=None,
+    additional_forward_args=None)``: the gradient of the target score (its absolute value
+    when ``abs``; ``abs=None`` uses the constructor's choice)."""
+
+    def __init__(self, forward_func: Any, abs: bool = True) -> None:
+        super().__init__(forward_func)
+        self.abs = check_bool(abs, name="abs")
+
+    def attribute(
+        self,
+        inputs: Any,
+        target: Any = None,
+        abs: bool | None = None,
+        additional_forward_args: Any = None,
+    ) -> Any:
+        is_tuple, xs = as_input_tuple(inputs)
+        use_abs = self.abs if abs is None else check_bool(abs, name="abs")
+        grads = self._gradients(xs, target, as_args_tuple(additional_forward_args))
+        if use_abs:
+            xp, _ = namespace_and_device(*grads)
+            grads = tuple(xp.abs(g) for g in grads)
+        return mirror(is_tuple, grads)
+
+
+class InputXGradient(Attribution):
+    """``InputXGradient(model).attribute(inputs, target=None, additional_forward_args=None)``:
+    :math:`x \\odot \\nabla_x s(x)`."""
+
+    multiplies_by_inputs = True
+
+    def attribute(
+        self, inputs: Any, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        is_tuple, xs = as_input_tuple(inputs)
+        grads = self._gradients(xs, target, as_args_tuple(additional_forward_args))
+        return mirror(is_tuple, tuple(x * g for x, g in zip(xs, grads)))

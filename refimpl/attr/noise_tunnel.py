@@ -1,0 +1,296 @@
+r"""The noise tunnel: SmoothGrad, SmoothGrad² and VarGrad around any attribution method.
+
+For an attribution method :math:`A`, inputs :math:`x` and Gaussian noise
+:math:`\epsilon_j \sim \mathcal N(0, \sigma^2 I)`, :math:`j = 1..n`:
+
+.. math::
+
+    \text{smoothgrad}(x) = \tfrac1n \sum_j A(x + \epsilon_j) \approx (A * \mathcal N_\sigma)(x),
+    \qquad \text{smoothgrad\_sq}(x) = \tfrac1n \sum_j A(x + \epsilon_j)^2,
+
+    \text{vargrad}(x) = \tfrac1n \sum_j \big(A(x + \epsilon_j) - \text{smoothgrad}(x)\big)^2 .
+
+SmoothGrad is a Monte Carlo estimate of the attribution convolved with a Gaussian
+(Smilkov et al. 2017, https://arxiv.org/abs/1706.03825); for saliency it is the gradient
+of the Gaussian-smoothed model. The documented interface is captum 0.9's ``NoiseTunnel``
+(shared/seeds/003); what differs, and why, is in docs/noise_tunnel.md.
+
+Algorithm (one pass over chunks of ``nt_samples_batch_size`` samples):
+
+1. validate everything (before any noise is drawn or any model call is made);
+2. if ``draw_baseline_from_distrib``, draw one baseline index per (sample, example);
+3. per chunk of ``k`` samples: take their noise from the chunk-independent stream
+   (``refimpl.attr.noise``), form the ``B*k`` noisy rows ``x_b + sigma z_{b,j}``
+   (row ``b*k + j``), expand the per-example keyword arguments to those rows
+   (``refimpl.attr.expand``), call the wrapped method once, and add each sample's
+   attribution to the running moments in sample order (``refimpl.attr.moments``);
+4. return the statistic, shaped like the inputs, with the per-sample convergence deltas
+   (shape ``(B*n,)``, example-major: ``reshape(B, n)``) when asked for.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+from backends import as_rng, namespace_and_device
+from backends.progress import progress_bar
+
+from refimpl.attr._checks import (
+    as_input_tuple,
+    check_bool,
+    check_count,
+    check_nt_type,
+    check_stdevs,
+    is_array,
+)
+from refimpl.attr.expand import expand_kwargs
+from refimpl.attr.gradient import mirror
+from refimpl.attr.moments import RunningMoments
+from refimpl.attr.noise import NoiseStream, relative_stdevs
+
+__all__ = ["NoiseTunnel"]
+
+#: runs with at least this many noisy values show a progress bar when progress=None
+PROGRESS_VALUES = 10**8
+
+
+class NoiseTunnel:
+    """``NoiseTunnel(attribution_method)``: any object with ``attribute(inputs, **kwargs)``
+    (optionally ``has_convergence_delta()`` and ``multiplies_by_inputs``), such as
+    :class:`~refimpl.attr.Saliency`, :class:`~refimpl.attr.IntegratedGradients`, or one of
+    captum's methods (with torch tensors)."""
+
+    def __init__(self, attribution_method: Any) -> None:
+        if not callable(getattr(attribution_method, "attribute", None)):
+            raise TypeError(
+                "attribution_method must have a method attribute(inputs, **kwargs); got "
+                f"{type(attribution_method).__name__}"
+            )
+        self.attribution_method = attribution_method
+        has_delta = getattr(attribution_method, "has_convergence_delta", None)
+        self.is_delta_supported = bool(has_delta()) if callable(has_delta) else False
+        self._multiply_by_inputs = bool(getattr(attribution_method, "multiplies_by_inputs", False))
+        self.forward_func = getattr(attribution_method, "forward_func", None)
+
+    @property
+    def multiplies_by_inputs(self) -> bool:
+        return self._multiply_by_inputs
+
+    def has_convergence_delta(self) -> bool:
+        return self.is_delta_supported
+
+    def __repr__(self) -> str:
+        return f"NoiseTunnel({self.attribution_method!r})"
+
+    # -- hooks for front ends (the torch one: no_grad, requires_grad, torch's generator) ---
+    def _context(self) -> Any:
+        return contextlib.nullcontext()
+
+    def _prepare(self, noisy: tuple[Any, ...]) -> tuple[Any, ...]:
+        return noisy
+
+    def _rng(self, rng: Any, like: Any) -> Any:
+        return as_rng(rng, like=like)
+
+    # -- the documented call ---------------------------------------------------------------
+    def attribute(
+        self,
+        inputs: Any,
+        nt_type: str = "smoothgrad",
+        nt_samples: int = 5,
+        nt_samples_batch_size: int | None = None,
+        stdevs: Any = 1.0,
+        draw_baseline_from_distrib: bool = False,
+        *,
+        rng: Any = None,
+        relative: bool = False,
+        progress: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """SmoothGrad / SmoothGrad² / VarGrad of the wrapped method at ``inputs``.
+
+        inputs: an array ``(B, ...)`` or a tuple of them (the result has the same form).
+        nt_type: "smoothgrad", "smoothgrad_sq" or "vargrad".
+        nt_samples: samples per example, n >= 1.
+        nt_samples_batch_size: samples per call of the wrapped method (``B * k`` rows);
+            None: all at once. The result does not depend on it.
+        stdevs: the noise standard deviation, one number for all inputs or one per input
+            (ints and numpy scalars accepted); with ``relative=True`` a noise *level*:
+            sigma = level * (max - min) of each example of each input.
+        draw_baseline_from_distrib: each (example, sample) draws its baseline row uniformly
+            from the ``baselines`` array(s) given in kwargs.
+        rng: None (fresh entropy), an int seed, a native generator or a ``backends.Rng``;
+            the same seed gives the same result on a backend.
+        progress: a progress bar over the chunks (None: only for large runs).
+        **kwargs: passed to the wrapped method, per-example ones expanded to the noisy rows
+            (``target``, ``additional_forward_args``, ``baselines``, ``feature_mask``).
+
+        Returns the attributions, or ``(attributions, delta)`` when
+        ``return_convergence_delta=True`` and the method has a convergence delta; ``delta``
+        has shape ``(B * nt_samples,)``, example-major (``reshape(B, nt_samples)``).
+        """
+        plan = self._plan(
+            inputs, nt_type, nt_samples, nt_samples_batch_size, stdevs,
+            draw_baseline_from_distrib, relative, progress, kwargs,
+        )  # fmt: skip
+        with self._context():
+            return self._run(plan, rng)
+
+    def _plan(
+        self,
+        inputs: Any,
+        nt_type: Any,
+        nt_samples: Any,
+        nt_samples_batch_size: Any,
+        stdevs: Any,
+        draw_baseline_from_distrib: Any,
+        relative: Any,
+        progress: Any,
+        kwargs: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Every argument checked, before any noise or model call."""
+        is_tuple, xs = as_input_tuple(inputs)
+        n = check_count(nt_samples, name="nt_samples")
+        bs = n
+        if nt_samples_batch_size is not None:
+            bs = min(n, check_count(nt_samples_batch_size, name="nt_samples_batch_size"))
+        want_delta = kwargs.get("return_convergence_delta", False)
+        check_bool(want_delta, name="return_convergence_delta")
+        if want_delta and not self.is_delta_supported:
+            raise TypeError(
+                f"return_convergence_delta=True, but {type(self.attribution_method).__name__} "
+                "has no convergence delta (has_convergence_delta() is False or missing)"
+            )
+        if not self.is_delta_supported:
+            kwargs.pop("return_convergence_delta", None)  # an explicit False is harmless
+        if progress is not None:
+            check_bool(progress, name="progress")
+        plan = dict(
+            is_tuple=is_tuple,
+            xs=xs,
+            nt_type=check_nt_type(nt_type),
+            n=n,
+            chunks=[bs] * (n // bs) + ([n % bs] if n % bs else []),
+            stdevs=check_stdevs(stdevs, len(xs)),
+            draw=check_bool(draw_baseline_from_distrib, name="draw_baseline_from_distrib"),
+            relative=check_bool(relative, name="relative"),
+            want_delta=want_delta,
+            kwargs=kwargs,
+            progress=progress,
+        )
+        xp, dev = namespace_and_device(*xs)
+        rows = xs[0].shape[0] * bs
+        dummy = (
+            (lambda i, K: xp.zeros((rows,), dtype=xp.int64, device=dev)) if plan["draw"] else None
+        )
+        expand_kwargs(kwargs, xs, bs, draw=dummy)  # fails now on bad targets, baselines, ...
+        return plan
+
+    def _run(self, plan: dict[str, Any], rng: Any) -> Any:
+        xs, n = plan["xs"], plan["n"]
+        xp, _ = namespace_and_device(*xs)
+        batch = xs[0].shape[0]
+        rng = self._rng(rng, xs[0])
+        run = dict(
+            plan,
+            xp=xp,
+            sigmas=relative_stdevs(xs, plan["stdevs"]) if plan["relative"] else plan["stdevs"],
+            draws=self._baseline_indices(rng, plan) if plan["draw"] else None,
+            stream=NoiseStream(rng, xs, n),
+            moments=[RunningMoments(plan["nt_type"]) for _ in xs],
+        )
+        values = n * sum(int(x.shape[0]) * _size(x) for x in xs)
+        bar = progress_bar(
+            total=len(plan["chunks"]),
+            enabled=plan["progress"] if plan["progress"] is not None else values >= PROGRESS_VALUES,
+            desc="noise tunnel",
+            unit="chunk",
+        )
+        deltas, attr_tuple, start = [], plan["is_tuple"], 0
+        for k in plan["chunks"]:
+            attr_tuple, delta = self._chunk(run, start, k)
+            if delta is not None:
+                deltas.append(delta)
+            start += k
+            bar.update(1)
+        bar.close()
+        result = mirror(attr_tuple, tuple(m.result() for m in run["moments"]))
+        if plan["want_delta"]:
+            return result, xp.reshape(xp.concat(deltas, axis=1), (batch * n,))
+        return result
+
+    def _chunk(self, run: dict[str, Any], start: int, k: int) -> tuple[bool, Any]:
+        """Samples ``start .. start + k - 1`` of every example: one call of the wrapped
+        method, added to the moments. Returns (is the output a tuple, deltas (B, k) or None);
+        every temporary of the chunk is released on return."""
+        xs, xp, draws = run["xs"], run["xp"], run["draws"]
+        batch = xs[0].shape[0]
+        zs = run["stream"].take(k)
+        noisy = tuple(  # x_b + sigma z_{b,j} at row b*k + j
+            xp.reshape(x[:, None, ...] + (z if _is_one(s) else s * z), (batch * k, *x.shape[1:]))
+            for x, s, z in zip(xs, run["sigmas"], zs)
+        )
+        del zs
+        draw = None
+        if draws is not None:
+            draw = lambda i, _K: _rows(xp, draws[i][start : start + k, :])  # noqa: E731
+        kw = expand_kwargs(run["kwargs"], xs, k, draw=draw)
+        out = self.attribution_method.attribute(
+            self._prepare(noisy) if run["is_tuple"] else self._prepare(noisy)[0], **kw
+        )
+        del noisy
+        delta = None
+        if run["want_delta"]:
+            out, delta = out
+            delta = xp.reshape(_check_rows(delta, batch, k, "delta"), (batch, k))
+        attr_tuple = isinstance(out, tuple)
+        attrs = out if attr_tuple else (out,)
+        if len(attrs) != len(run["moments"]):
+            raise ValueError(
+                f"the attribution method returned {len(attrs)} array(s) for {len(xs)} "
+                "input(s); NoiseTunnel needs one attribution per input"
+            )
+        for m, a in zip(run["moments"], attrs):
+            a = _check_rows(a, batch, k, "attribution")
+            m.add(xp.reshape(a, (batch, k, *a.shape[1:])))
+        return attr_tuple, delta
+
+    @staticmethod
+    def _baseline_indices(rng: Any, plan: dict[str, Any]) -> dict[int, Any]:
+        """Per baseline array ``i`` with ``K_i`` rows: indices ``(n, B)``, uniform in
+        ``[0, K_i)``, drawn before any noise (a fixed call sequence)."""
+        baselines = plan["kwargs"].get("baselines")
+        xs = plan["xs"]
+        bs = baselines if isinstance(baselines, tuple) else (baselines,)
+        out = {}
+        for i, b in enumerate(bs):
+            if is_array(b) and b.ndim >= 1:
+                out[i] = rng.integers(0, b.shape[0], (plan["n"], xs[0].shape[0]))
+        return out
+
+
+def _is_one(s: Any) -> bool:
+    return isinstance(s, float) and s == 1.0
+
+
+def _rows(xp: Any, idx: Any) -> Any:
+    """Indices ``(k, B)`` (sample-major) as the ``B*k`` example-major row order."""
+    return xp.reshape(xp.permute_dims(idx, (1, 0)), (-1,))
+
+
+def _size(x: Any) -> int:
+    s = 1
+    for d in x.shape[1:]:
+        s *= int(d)
+    return s
+
+
+def _check_rows(a: Any, batch: int, k: int, what: str) -> Any:
+    if not hasattr(a, "shape") or a.ndim < 1 or a.shape[0] != batch * k:
+        shape = tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
+        raise ValueError(
+            f"the attribution method returned a {what} of shape {shape} for {batch * k} rows "
+            f"({batch} examples x {k} samples); NoiseTunnel needs one row per noisy input row"
+        )
+    return a
