@@ -127,16 +127,26 @@ def _channel_mix(xp: Any, w: Any, x: Any) -> Any:
 
 
 def _correlate_direct(xp: Any, xpad: Any, w: Any) -> Any:
-    kh, kw = w.shape[-2:]
+    """Sum over the kernel taps (a, b) of the shifted slice mixed by ``w[:, :, a, b]``: a
+    scalar product for one channel in and out, else one matrix product (O, C) @ (C, N)
+    per tap, with the channel axis moved first once so each product is a single GEMM."""
+    c_out, c_in, kh, kw = w.shape
     ho, wo = xpad.shape[-2] - kh + 1, xpad.shape[-1] - kw + 1
+    lead = tuple(xpad.shape[:-3])
+    mixed = not (c_in == c_out == 1)
+    src = xp.moveaxis(xpad, -3, 0) if mixed else xpad  # (C, ..., Hp, Wp)
     out = None
     for a in range(kh):
         for b in range(kw):
-            term = _channel_mix(
-                xp, w[:, :, a : a + 1, b : b + 1], xpad[..., a : a + ho, b : b + wo]
-            )
+            patch = src[..., a : a + ho, b : b + wo]
+            if mixed:
+                term = xp.matmul(w[:, :, a, b], xp.reshape(patch, (c_in, -1)))
+            else:
+                term = w[0, :, a, b] * patch
             out = term if out is None else out + term
-    return out
+    if not mixed:
+        return out
+    return xp.moveaxis(xp.reshape(out, (c_out, *lead, ho, wo)), 0, -3)
 
 
 class _Spectra:
