@@ -28,6 +28,8 @@ class Backend:
     module: str = ""
     #: what to ``pip install`` when the library is missing
     package: str = ""
+    #: the extra of ``pyproject.toml`` that installs it (None: a core dependency)
+    extra: str | None = None
 
     def __init__(self) -> None:
         self._xp: Any = None
@@ -37,9 +39,10 @@ class Backend:
         try:
             return importlib.import_module(self.module)
         except ImportError as exc:
+            via = f" (or the extra refimpl[{self.extra}])" if self.extra else ""
             raise BackendUnavailableError(
                 f"backend {self.name!r} needs the package {self.package!r}, which is not "
-                f"installed: pip install {self.package!r} (or the extra refimpl[{self.name}])"
+                f"installed: pip install {self.package!r}{via}"
             ) from exc
 
     def unavailable_reason(self) -> str | None:
@@ -172,6 +175,7 @@ class TorchBackend(Backend):
     name = "torch"
     module = "torch"
     package = "torch"
+    extra = "torch"
 
     def _make_namespace(self) -> Any:
         import array_api_compat.torch as xp
@@ -220,6 +224,7 @@ class CupyBackend(Backend):
     name = "cupy"
     module = "cupy"
     package = "cupy-cuda12x"
+    extra = "cupy"
 
     def unavailable_reason(self) -> str | None:
         reason = super().unavailable_reason()
@@ -284,6 +289,7 @@ class StrictBackend(Backend):
     name = "array_api_strict"
     module = "array_api_strict"
     package = "array-api-strict"
+    extra = "test"
     api_version = "2024.12"
 
     def _make_namespace(self) -> Any:

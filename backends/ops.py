@@ -13,6 +13,8 @@ kth_largest         numpy ``partition`` (also zero-copy on       ``sort``, then 
                     cupy ``partition``
 add_at_along_axis   numpy ``put_along_axis``;                    ``x + where(arange == i,
                     torch ``scatter_add_``                       v, 0)``
+vector_norm         ``torch.linalg.vector_norm`` (accumulates    ``linalg.vector_norm``, in
+                    16-bit floats in float32)                    float32 for 16-bit floats
 one_hot             ``array_api_extra.one_hot``                  (same)
 at                  ``array_api_extra.at`` (functional update)   (same)
 eigsh               scipy ARPACK (numpy, torch CPU);             NotImplementedError: use a
@@ -148,6 +150,28 @@ def add_at_along_axis(
     positions = xp.reshape(xp.arange(x.shape[ax], dtype=index.dtype, device=x.device), tuple(shape))
     zero = xp.zeros((), dtype=x.dtype, device=x.device)
     return x + xp.where(positions == index, xp.astype(value, x.dtype), zero)
+
+
+def vector_norm(
+    x: Any, /, *, ord: float = 2, axis: Any = None, keepdims: bool = False, native: bool = True
+) -> Any:
+    """``linalg.vector_norm`` in ``x``'s dtype, accumulated in float32 for 16-bit floats.
+
+    torch does this itself (bit-identical to the documented torch libraries); numpy's float16
+    norm squares and sums in float16, so ``[300] * 10`` overflows to inf there. The fallback
+    computes 16-bit inputs in float32 and rounds the result once to ``x``'s dtype.
+    """
+    xp, _ = namespace_and_device(x)
+    if native and array_api_compat.is_torch_namespace(xp):
+        import torch
+
+        return torch.linalg.vector_norm(x, ord=ord, dim=axis, keepdim=keepdims)
+    if xp.isdtype(x.dtype, "real floating") and xp.finfo(x.dtype).bits < 32:
+        wide = xp.linalg.vector_norm(
+            xp.astype(x, xp.float32), ord=ord, axis=axis, keepdims=keepdims
+        )
+        return xp.astype(wide, x.dtype)
+    return xp.linalg.vector_norm(x, ord=ord, axis=axis, keepdims=keepdims)
 
 
 def one_hot(indices: Any, n: int, /, *, dtype: Any, axis: int = -1) -> Any:

@@ -40,13 +40,46 @@ Derived distributions (computed from ``uniform`` draws, so they inherit its stre
 
 from __future__ import annotations
 
+import math
+import numbers
+import operator
 from typing import Any
 
 import numpy as np
 
 from backends._adapters import Backend
 
-_FLOATS = ("float16", "float32", "float64")
+_FLOATS = ("float16", "bfloat16", "float32", "float64")
+#: the largest finite value of each floating dtype
+_MAX = {
+    "float16": 65504.0,
+    "bfloat16": 3.3895313892515355e38,
+    "float32": 3.4028234663852886e38,
+    "float64": 1.7976931348623157e308,
+}
+#: int seeds: what every backend accepts (torch.Generator.manual_seed stops at 2**64 - 1)
+SEED_MAX = 2**64 - 1
+
+
+def _finite(name: str, value: Any, *, low: float | None = None) -> float:
+    """``float(value)`` for a finite real number (``>= low`` when given), else an error
+    naming the argument."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
+    v = float(value)
+    if not math.isfinite(v) or (low is not None and v < low):
+        bound = f" >= {low:g}" if low is not None else ""
+        raise ValueError(f"{name} must be a finite number{bound}, got {value!r}")
+    return v
+
+
+def _int(name: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})") from None
 
 
 def _is_torch_generator(obj: Any) -> bool:
@@ -77,17 +110,34 @@ class Rng:
     ) -> Any:
         """Uniform on ``[low, high)``, rounded to ``dtype``: as with torch's ``uniform_``, the
         rounding can give ``high`` itself (float16 draws, or scaled float32 ones, near the
-        top). The derived distributions below guard against that."""
+        top). The derived distributions below guard against that.
+
+        ``low`` and ``high`` must be finite in ``dtype``. When ``high - low`` exceeds the
+        dtype's range (``low = -1e308, high = 1e308`` in float64), the draw ``u`` on [0, 1)
+        is mapped as ``low (1 - u) + high u``, which cannot overflow; otherwise it is the
+        native ``low + (high - low) u`` (torch: ``uniform_(low, high)``)."""
         name = self._float_name(dtype)
+        low, high = _finite("low", low), _finite("high", high)
         if not (low < high):
             raise ValueError(f"uniform needs low < high, got low={low}, high={high}")
-        return self._uniform(_shape(shape), name, float(low), float(high), self._dev(device))
+        top = _MAX[name]
+        if max(-low, high) > top:
+            raise ValueError(
+                f"uniform's interval [{low:g}, {high:g}) does not fit in {name} "
+                f"(largest finite value {top:g})"
+            )
+        shape, dev = _shape(shape), self._dev(device)
+        if high - low <= top:
+            return self._uniform(shape, name, low, high, dev)
+        u = self._uniform(shape, name, 0.0, 1.0, dev)
+        return (1.0 - u) * low + u * high
 
     def normal(
         self, shape: Any, *, dtype: Any, loc: float = 0.0, scale: float = 1.0, device: Any = None
     ) -> Any:
-        """Normal with mean ``loc`` and standard deviation ``scale``."""
+        """Normal with mean ``loc`` and standard deviation ``scale >= 0``."""
         name = self._float_name(dtype)
+        loc, scale = _finite("loc", loc), _finite("scale", scale, low=0.0)
         z = self._normal01(_shape(shape), name, self._dev(device))
         if scale != 1.0:
             z = z * scale
@@ -99,6 +149,7 @@ class Rng:
         """Exponential with mean ``scale``: ``E = -scale * log1p(-U)``, U ~ U[0, 1) capped at
         the largest value below 1 of the dtype, so E is always finite."""
         xp = self.xp
+        scale = _finite("scale", scale, low=0.0)
         u = self.uniform(shape, dtype=dtype, device=device)
         one = xp.ones((), dtype=u.dtype, device=self._dev(device))
         u = xp.minimum(u, xp.nextafter(one, xp.zeros_like(one)))
@@ -110,6 +161,7 @@ class Rng:
     ) -> Any:
         """Gumbel(loc, scale), never infinite: U is clamped into [tiny, 1 - eps) first."""
         xp = self.xp
+        loc, scale = _finite("loc", loc), _finite("scale", scale, low=0.0)
         u = self.uniform(shape, dtype=dtype, device=device)
         info = xp.finfo(u.dtype)
         dev = self._dev(device)
@@ -125,9 +177,10 @@ class Rng:
 
     def integers(self, low: int, high: int, shape: Any, *, device: Any = None) -> Any:
         """int64 integers in ``[low, high)``."""
-        if not (int(low) < int(high)):
+        low, high = _int("low", low), _int("high", high)
+        if not (low < high):
             raise ValueError(f"integers needs low < high, got low={low}, high={high}")
-        return self._integers(int(low), int(high), _shape(shape), self._dev(device))
+        return self._integers(low, high, _shape(shape), self._dev(device))
 
     # -- helpers ----------------------------------------------------------------------
     def _dev(self, device: Any) -> Any:
@@ -136,9 +189,17 @@ class Rng:
     def _float_name(self, dtype: Any) -> str:
         if dtype is None:
             raise TypeError("dtype is required: pass the floating dtype of the arrays involved")
-        name = self.backend.dtype_name(self.backend.dtype(dtype))
+        if isinstance(dtype, str) and dtype == "bfloat16":  # not a numpy dtype name
+            dt = getattr(self.xp, "bfloat16", None)
+            if dt is None:
+                raise TypeError(f"backend {self.backend.name!r} has no bfloat16")
+        else:
+            dt = self.backend.dtype(dtype)
+        name = self.backend.dtype_name(dt)
         if name not in _FLOATS:
-            raise TypeError(f"dtype must be a real floating dtype, got {dtype}")
+            raise TypeError(
+                f"dtype must be a real floating dtype ({', '.join(_FLOATS)}), got {dtype}"
+            )
         return name
 
     def bind(self, backend: Backend, device: Any) -> Rng:
@@ -160,10 +221,13 @@ class HostRng(Rng):
         return HostRng(self.generator, backend, device)
 
     def _to(self, a: np.ndarray, name: str, device: Any) -> Any:
+        if name == "bfloat16":  # numpy has no bfloat16: the float32 draw is cast on the target
+            return self.backend.asarray(a, dtype=self.backend.xp.bfloat16, device=device)
         a = a.astype(name, copy=False)
         return self.backend.asarray(a, dtype=name, device=device)
 
     def _uniform(self, shape, name, low, high, device):
+        """Drawn in float64 for float64, else in float32 and rounded to ``name``."""
         draw = "float64" if name == "float64" else "float32"
         u = self.generator.random(shape, dtype=draw)
         if (low, high) != (0.0, 1.0):
@@ -251,12 +315,21 @@ class CupyRng(Rng):
 
 
 def _shape(shape: Any) -> tuple[int, ...]:
-    if isinstance(shape, int):
+    """A tuple of non-negative ints (an int is a 1-d shape); floats are refused, not
+    truncated."""
+    if not isinstance(shape, tuple | list):
         shape = (shape,)
-    shape = tuple(int(s) for s in shape)
-    if any(s < 0 for s in shape):
-        raise ValueError(f"shape must have non-negative sizes, got {shape}")
-    return shape
+    dims = []
+    for s in shape:
+        if isinstance(s, bool):
+            raise TypeError(f"shape must contain ints, got {shape!r}")
+        try:
+            dims.append(operator.index(s))
+        except TypeError:
+            raise TypeError(f"shape must contain ints, got {shape!r}") from None
+    if any(s < 0 for s in dims):
+        raise ValueError(f"shape must have non-negative sizes, got {tuple(dims)}")
+    return tuple(dims)
 
 
 def _fresh_seed() -> int:
@@ -304,8 +377,11 @@ def as_rng(
         seed = None
     elif isinstance(rng, int | np.integer) and not isinstance(rng, bool):
         seed = int(rng)
-        if seed < 0:
-            raise ValueError(f"rng seed must be a non-negative integer, got {seed}")
+        if not 0 <= seed <= SEED_MAX:
+            raise ValueError(
+                f"rng seed must be a non-negative integer <= 2**64 - 1, got {seed} (as an int "
+                "seed, rng must fit the 64 bits every backend's generator accepts)"
+            )
     else:
         raise TypeError(
             "rng must be None, an int seed, a numpy/torch/cupy generator or a backends.rng.Rng;"

@@ -5,11 +5,26 @@ import benchmarks
 from benchmarks.harness import Harness, machine_info
 
 
+def _count(minimum: int):
+    """An argparse type: an int >= ``minimum`` (a usage error, exit 2, otherwise)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=benchmarks.__doc__)
     parser.add_argument("name", nargs="*", help="benchmark(s) to run (default: list them)")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--repeats", type=_count(1), default=5, help="timed samples (>= 1)")
+    parser.add_argument("--warmup", type=_count(0), default=2, help="untimed calls (>= 0)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
     args = parser.parse_args(argv)
     if not args.name:
@@ -30,4 +45,5 @@ def main(argv=None) -> int:
     return 0
 
 
-sys.exit(main())
+if __name__ == "__main__":
+    sys.exit(main())

@@ -98,6 +98,18 @@ class Harness:
     rows: list[Row] = field(default_factory=list)
     printer: Callable[[str], None] = print
 
+    def __post_init__(self) -> None:
+        for name, low in (("repeats", 1), ("warmup", 0), ("max_number", 1)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise TypeError(f"{name} must be an int, got {value!r}")
+            if value < low:
+                raise ValueError(f"{name} must be >= {low}, got {value}")
+        if not (isinstance(self.min_sample, int | float) and self.min_sample >= 0):
+            raise ValueError(
+                f"min_sample must be a number of seconds >= 0, got {self.min_sample!r}"
+            )
+
     def measure(self, fn: Callable[[], Any]) -> tuple[list[float], int]:
         """Per-call times of ``repeats`` samples after ``warmup`` calls, then the peak memory
         of one more call (measured apart: tracing allocations slows the call down).

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import os
+import pathlib
 import sys
 import time
 import traceback
@@ -152,7 +154,7 @@ def format_details(results: list[Result]) -> str:
     return "\n".join(out)
 
 
-def format_list(cases: list[Case]) -> str:
+def format_list(cases: list[Case], targets: list[tuple[str, Target]] | None = None) -> str:
     lines = []
     for c in cases:
         lines.append(f"{c.id}\n    source:    {c.source}\n    component: {c.component}")
@@ -161,7 +163,10 @@ def format_list(cases: list[Case]) -> str:
             lines.append(f"    what:      {c.description}")
         if c.originals:
             lines.append(f"    also on:   {', '.join(c.originals)}")
-    lines.append(f"{len(cases)} cases")
+        if targets is not None:
+            runs = [lab for lab, t in targets if c.applies_to(t)]
+            lines.append(f"    runs on:   {', '.join(runs)}")
+    lines.append(f"{len(cases)} case{'' if len(cases) == 1 else 's'}")
     return "\n".join(lines)
 
 
@@ -175,28 +180,37 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
         action="append",
         default=None,
         help="column(s) to run, comma-separated or repeated: numpy, torch, torch:cuda, "
-        "array_api_strict, cupy, rai_toolbox, captum, plenoptic (default: all)",
+        f"array_api_strict, cupy, {', '.join(ORIGINALS)} (default: all)",
     )
     parser.add_argument("--case", default=None, help="glob(s) on case ids, comma-separated")
     parser.add_argument("--json", default=None, metavar="PATH", help="write results as JSON")
-    parser.add_argument("--list", action="store_true", help="list the cases and exit")
+    parser.add_argument(
+        "--list", action="store_true", help="list the cases (of the selected columns) and exit"
+    )
     args = parser.parse_args(argv)
 
-    selected = filter_cases(all_cases() if cases is None else cases, args.case)
+    # Every selection is checked before anything runs: selecting nothing is a usage error
+    # (exit 2), so a typo in a CI script cannot pass as "0 passed, 0 failed".
+    targets = _select_targets(parser, args.backend)
+    every = all_cases() if cases is None else cases
+    if args.case is not None and not [p for p in args.case.split(",") if p.strip()]:
+        parser.error(f"--case {args.case!r} names no pattern; the cases are: {_ids(every)}")
+    selected = filter_cases(every, args.case)
+    if not selected:
+        parser.error(f"--case {args.case!r} matches no case; the cases are: {_ids(every)}")
+    selected = [c for c in selected if any(c.applies_to(t) for _, t in targets)]
+    if not selected:
+        parser.error(
+            f"no case selected by --case {args.case!r} runs on the column(s) "
+            f"{', '.join(lab for lab, _ in targets)} selected by --backend"
+        )
     if args.list:
-        print(format_list(selected))
+        print(format_list(selected, targets))
         return 0
-
-    targets = default_targets()
-    if args.backend:
-        wanted = [w.strip() for arg in args.backend for w in arg.split(",") if w.strip()]
-        aliases = {"strict": "array_api_strict", "torch:cpu": "torch", "np": "numpy"}
-        wanted = [aliases.get(w, w) for w in wanted]
-        known = {lab for lab, _ in targets}
-        unknown = [w for w in wanted if w not in known]
-        if unknown:
-            parser.error(f"unknown backend {unknown[0]!r}; choose from {', '.join(sorted(known))}")
-        targets = [(lab, t) for lab, t in targets if lab in wanted]
+    if args.json:
+        problem = _unwritable(args.json)
+        if problem:
+            parser.error(f"--json {args.json!r}: {problem}")
 
     t0 = time.perf_counter()
     results = run_cases(selected, targets)
@@ -236,6 +250,42 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
             )
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
+
+
+def _ids(cases: list[Case]) -> str:
+    return ", ".join(c.id for c in cases) or "(none registered)"
+
+
+def _select_targets(parser: argparse.ArgumentParser, backend: list[str] | None):
+    """The columns named by ``--backend`` (all without it); usage errors for unknown or no names."""
+    targets = default_targets()
+    if backend is None:
+        return targets
+    known = sorted(lab for lab, _ in targets)
+    wanted = [w.strip() for arg in backend for w in arg.split(",") if w.strip()]
+    if not wanted:
+        parser.error(
+            f"--backend {','.join(backend)!r} selects no column; choose from {', '.join(known)}"
+        )
+    aliases = {"strict": "array_api_strict", "torch:cpu": "torch", "np": "numpy"}
+    wanted = [aliases.get(w, w) for w in wanted]
+    unknown = [w for w in wanted if w not in known]
+    if unknown:
+        parser.error(f"unknown backend {unknown[0]!r}; choose from {', '.join(known)}")
+    return [(lab, t) for lab, t in targets if lab in wanted]
+
+
+def _unwritable(path: str) -> str | None:
+    """Why the results could not be written to ``path`` (None if they can)."""
+    p = pathlib.Path(path)
+    parent = p.parent
+    if p.is_dir():
+        return "is a directory; give a file name"
+    if not parent.is_dir():
+        return f"the directory {str(parent)!r} does not exist (create it first)"
+    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
+        return "is not writable"
+    return None
 
 
 if __name__ == "__main__":  # pragma: no cover

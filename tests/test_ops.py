@@ -185,3 +185,21 @@ def test_add_at_along_axis_in_place_and_bad_shapes():
     assert out is x and x.tolist() == [[0, 0, 1], [2, 0, 0]]
     with pytest.raises(ValueError, match="size 1 along axis"):
         ops.add_at_along_axis(x, np.array([[0, 1], [0, 1]]), np.ones((2, 2)))
+
+
+@pytest.mark.parametrize("name", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("ord", [1, 2])
+def test_vector_norm_native_matches_fallback(backend, name, ord):
+    """16-bit floats accumulate in float32 on every path: ten 300s have the norm sqrt(9e5)
+    (numpy's own float16 norm overflows to inf)."""
+    if getattr(backend.xp, name, None) is None:
+        pytest.skip(f"{backend.name} has no {name}")
+    a = np.random.default_rng(4).standard_normal((3, 10)) * 100
+    a[0] = 300.0
+    x = backend.asarray(a, dtype=name)
+    ref = np.linalg.norm(backend.to_numpy(x).astype(np.float64), ord=ord, axis=1, keepdims=True)
+    tol = {"float16": 1e-3, "float32": 1e-6, "float64": 1e-13}[name]
+    for native in (True, False):
+        out = ops.vector_norm(x, ord=ord, axis=1, keepdims=True, native=native)
+        backend.assert_same_place(out, x.dtype)
+        np.testing.assert_allclose(backend.to_numpy(out).astype(np.float64), ref, rtol=tol)

@@ -167,7 +167,7 @@ def test_projected_optimizers(backend, dtype):
         (lambda: ro.l1q_frank_wolfe(q=1.2, epsilon=1.0), ValueError, "q"),
         (lambda: ro.l1q_frank_wolfe(q=-0.2, epsilon=1.0), ValueError, "q"),
         (lambda: ro.l1q_frank_wolfe(q=0.5, dq=-0.1, epsilon=1.0), ValueError, "dq"),
-        (lambda: ro.l1q_frank_wolfe(q=0.5, epsilon=0.0), ValueError, "epsilon"),
+        (lambda: ro.l1q_frank_wolfe(q=0.5, epsilon=-0.5), ValueError, "epsilon"),
         (lambda: ro.l1_frank_wolfe(epsilon=-1.0), ValueError, "epsilon"),
         (lambda: ro.l2_frank_wolfe(epsilon=float("nan")), ValueError, "epsilon"),
         (lambda: ro.linf_frank_wolfe(epsilon=1.0, lr=-0.1), ValueError, "lr"),
@@ -187,7 +187,7 @@ def test_projected_optimizers(backend, dtype):
             ValueError,
             "div_by_zero_eps",
         ),
-        (lambda: ro.l2_projected(epsilon=0.0, lr=1.0), ValueError, "epsilon"),
+        (lambda: ro.l2_projected(epsilon=float("inf"), lr=1.0), ValueError, "epsilon"),
         (lambda: ro.linf_projected(epsilon=1.0, lr=-1.0), ValueError, "lr"),
     ],
 )

@@ -127,15 +127,13 @@ def test_sample_q_interval_and_dtype(backend):
     assert same[0] == same[1]
 
 
-def test_sample_q_reproduces_torch_rand(backend):
-    if backend.name != "torch":
-        pytest.skip("torch.Generator draws are a torch feature")
+def test_sample_q_reproduces_torch_rand(torch_device):
     import torch
 
     from backends import as_rng
 
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
-    like = backend.asarray([1.0], dtype="float32")
+    like = torch.ones(1, dtype=torch.float32, device=torch_device)
     ours = sample_q(0.3, 0.25, as_rng(g1, like=like), like=like)
     u = torch.rand(1, generator=g2)
     assert ours == float((0.55 - 0.05) * u + 0.05)

@@ -239,7 +239,7 @@ def test_bad_arguments(backend):
             x, init_fn=lambda z: backend.xp.zeros((1,), dtype=f32, device=backend.device)
         )
     with pytest.raises(ValueError, match="epsilon"):
-        AdditivePerturbation(x, uniform_like_l1_n_ball, epsilon=0.0)
+        AdditivePerturbation(x, uniform_like_l1_n_ball, epsilon=-1.0)
 
 
 def test_bad_call_arguments(backend):

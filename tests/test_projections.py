@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from refimpl.optim import project_l1_ball, project_l2_ball, project_linf_ball
@@ -48,6 +50,76 @@ def test_l1_projection_kkt_and_reference(backend, dtype, method, x, eps):
     assert np.all(np.sign(y[on]) == np.sign(xr[on]))
     np.testing.assert_allclose(theta, theta.mean(), rtol=rtol * 10, atol=rtol * scale)
     assert np.all(np.abs(xr[~on]) <= theta.mean() + rtol * scale)
+
+
+def _exact_l1(x: list[Fraction], eps: Fraction) -> list[Fraction]:
+    """The exact projection onto the L1 ball, in rational arithmetic (sort-based)."""
+    a = [abs(v) for v in x]
+    if sum(a) <= eps:
+        return list(x)
+    u = sorted(a, reverse=True)
+    css, theta = Fraction(0), Fraction(0)
+    for j, uj in enumerate(u, start=1):
+        css += uj
+        if uj * j >= css - eps:  # u_j >= (c_j - eps) / j: j is in the support (or tied)
+            theta = (css - eps) / j
+    return [(1 if v > 0 else -1) * max(abs(v) - theta, Fraction(0)) for v in x]
+
+
+#: a coarse decimal grid: ties between |x_i| and theta are frequent, and 0.02 is not a binary
+#: fraction, so tied quantities differ by rounding (what made the fixed point oscillate)
+GRID = st.integers(-30, 30)
+FLOATS = ["float16", "float32", "float64", "bfloat16"]
+
+
+@st.composite
+def tied_rows(draw):
+    """Grid values and a radius (both in units of 0.02); half of the draws put the threshold
+    theta exactly on one |x_t| (in exact arithmetic): radius = sum_{|x_i| > |x_t|} (|x_i| - |x_t|).
+    """
+    ks = draw(st.lists(GRID, min_size=1, max_size=9))
+    if draw(st.booleans()):
+        t = abs(ks[draw(st.integers(0, len(ks) - 1))])
+        m = sum(abs(k) - t for k in ks if abs(k) > t)
+    else:
+        m = draw(st.integers(0, 60))
+    return ks, m
+
+
+@pytest.mark.parametrize("method", ["sort", "michelot"])
+@pytest.mark.parametrize("dtype_name", FLOATS)
+@example(km=([18, -5, -35], 17), rows=2)  # the issue's example: 0.36 ties with 0.7 - 0.34
+@given(km=tied_rows(), rows=st.integers(1, 3))
+def test_l1_projection_exact_on_tied_grid_inputs(backend, dtype_name, method, km, rows):
+    """Exact (against rational arithmetic), feasible and finite-time on tied inputs, on every
+    backend and floating dtype (16-bit floats are computed in float32, then rounded toward 0).
+    """
+    ks, m = km
+    if getattr(backend.xp, dtype_name, None) is None:
+        pytest.skip(f"{backend.name} has no {dtype_name}")
+    base = np.asarray(ks, dtype=np.float64) * 0.02
+    x = np.stack([np.roll(base, r) for r in range(rows)])  # rows that differ, same ties
+    xa = backend.xp.astype(backend.asarray(x, dtype="float64"), getattr(backend.xp, dtype_name))
+    eps = m * 0.02
+    y = project_l1_ball(xa, eps, param_ndim=-1, method=method)
+    backend.assert_same_place(y, xa.dtype)
+    to64 = lambda a: backend.to_numpy(  # noqa: E731
+        a if dtype_name != "bfloat16" else backend.xp.astype(a, backend.xp.float32)
+    ).astype(np.float64)
+    y, xr = to64(y), to64(xa)
+    ulp = {"float16": 2**-10, "bfloat16": 2**-7, "float32": 2**-23, "float64": 2**-52}
+    eps_d = float(np.asarray(eps, dtype=np.float64))
+    for row, out in zip(xr, y):
+        exact = _exact_l1([Fraction(v) for v in row], Fraction(eps_d))
+        scale = max(1.0, float(np.abs(row).sum()))
+        atol = 4 * ulp[dtype_name] * scale + (
+            len(row) * 2**-23 * scale if "16" in dtype_name else 0
+        )
+        np.testing.assert_allclose(out, [float(v) for v in exact], rtol=0, atol=atol)
+        assert np.abs(out).sum() <= eps_d + len(row) * 4 * 2**-52 * scale + (
+            2**-22 * scale if dtype_name != "float64" else 0
+        ), "outside the ball"
+        assert np.all(np.sign(out) * np.sign(row) >= 0)  # no sign flips
 
 
 @given(x=vec, z=vec, eps=radius)
@@ -96,12 +168,11 @@ def test_l2_and_linf_values(backend, dtype):
     np.testing.assert_allclose(backend.to_numpy(y), x / np.linalg.norm(x), **t)
 
 
-def test_l2_projection_matches_torch_renorm(backend):
-    if backend.name != "torch":
-        pytest.skip("torch.renorm is a torch function")
+def test_l2_projection_matches_torch_renorm(torch_device, torch_dtype):
     import torch
 
-    x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0)) * 3
+    x = torch.randn(5, 7, generator=torch.Generator().manual_seed(0), dtype=torch_dtype) * 3
+    x = x.to(torch_device)
     ours = project_l2_ball(x, 2.0, param_ndim=-1, margin=1e-7)
     assert torch.equal(ours, x.renorm(p=2, dim=0, maxnorm=2.0))
 
@@ -110,7 +181,7 @@ def test_l2_projection_matches_torch_renorm(backend):
     "call, exc, words",
     [
         (lambda x: project_l1_ball(x, -1.0), ValueError, "epsilon"),
-        (lambda x: project_l1_ball(x, 0.0), ValueError, "epsilon"),
+        (lambda x: project_l1_ball(x, float("inf")), ValueError, "epsilon"),
         (lambda x: project_l1_ball(x, 1.0, method="condat2"), ValueError, "method"),
         (lambda x: project_l2_ball(x, float("nan")), ValueError, "epsilon"),
         (lambda x: project_linf_ball(x, -0.5), ValueError, "epsilon"),

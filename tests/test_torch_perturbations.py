@@ -1,7 +1,7 @@
 """backends.torch front end: bit-identical to rai_toolbox 0.2.1, nn.Module behaviour, bad input.
 
-Runs on the torch backend parameters (CPU, and CUDA when present); the comparisons with the
-documented library skip when rai_toolbox is not installed.
+Torch-only: parametrised by the ``torch_device`` / ``torch_dtype`` fixtures (CPU, and CUDA when
+present); the comparisons with the documented library skip when rai_toolbox is not installed.
 """
 
 from __future__ import annotations
@@ -22,13 +22,6 @@ CASES = [  # shape, param_ndim
     ((1, 40), -1),
     ((20, 300), -1),
 ]
-
-
-@pytest.fixture
-def torch_device(backend):
-    if backend.name != "torch":
-        pytest.skip("the torch front end runs on the torch backend only")
-    return backend.device
 
 
 @pytest.fixture
@@ -60,23 +53,43 @@ def assert_same_draw(ours, theirs, make, seed=0, **kw):
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("shape, param_ndim", CASES)
 @pytest.mark.parametrize("eps", [1.0, 0.3])
-def test_samplers_bit_identical_to_rai(torch_device, rai, dtype, kind, shape, param_ndim, eps):
+def test_samplers_bit_identical_to_rai(
+    torch_device, rai, torch_dtype, kind, shape, param_ndim, eps
+):
     import torch
 
     theirs = getattr(rai, f"uniform_like_{kind}_n_ball_")
     out = assert_same_draw(
         fronts(kind),
         theirs,
-        lambda: torch.zeros(shape, dtype=dtype, device=torch_device),
+        lambda: torch.zeros(shape, dtype=torch_dtype, device=torch_device),
         seed=len(shape) + 7,
         epsilon=eps,
         param_ndim=param_ndim,
     )
-    assert out.device == torch.zeros((), device=torch_device).device and out.dtype == dtype
+    assert out.device == torch.zeros((), device=torch_device).device and out.dtype == torch_dtype
 
 
 @pytest.mark.parametrize("kind", KINDS)
-def test_refimpl_with_int_seed_is_rais_manual_seed(torch_device, rai, dtype, kind):
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_16_bit_samplers_bit_identical_to_rai(torch_device, rai, kind, half):
+    """Issue 11 item 9: bfloat16 (and float16) are drawn natively, as the documented library
+    does, so values and generator states match it bit for bit."""
+    import torch
+
+    dt = getattr(torch, half)
+    out = assert_same_draw(
+        fronts(kind),
+        getattr(rai, f"uniform_like_{kind}_n_ball_"),
+        lambda: torch.zeros(20, 7, dtype=dt, device=torch_device),
+        seed=3,
+        epsilon=0.5,
+    )
+    assert out.dtype == dt and bool(out.abs().max() > 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refimpl_with_int_seed_is_rais_manual_seed(torch_device, rai, torch_dtype, kind):
     """refimpl on torch CPU tensors with rng=s draws what rai does with Generator().manual_seed(s)
     (on CUDA an int seed seeds a CUDA generator, whose stream differs)."""
     import torch
@@ -85,9 +98,9 @@ def test_refimpl_with_int_seed_is_rais_manual_seed(torch_device, rai, dtype, kin
 
     if torch.device(torch_device).type != "cpu":
         pytest.skip("an int seed makes a generator on the tensor's device")
-    x = torch.zeros(6, 5, dtype=dtype)
+    x = torch.zeros(6, 5, dtype=torch_dtype)
     ours = getattr(samplers, f"uniform_like_{kind}_n_ball")(x, 2.0, -1, rng=42)
-    theirs = torch.zeros(6, 5, dtype=dtype)
+    theirs = torch.zeros(6, 5, dtype=torch_dtype)
     getattr(rai, f"uniform_like_{kind}_n_ball_")(
         theirs, 2.0, -1, generator=torch.Generator().manual_seed(42)
     )
@@ -120,13 +133,15 @@ def test_memory_order_like_rai(torch_device, rai, kind, layout):
     kind=st.sampled_from(KINDS),
     seed=st.integers(0, 2**31 - 1),
 )
-def test_property_bit_identical_to_rai(torch_device, rai, dtype, shape, data, eps, kind, seed):
+def test_property_bit_identical_to_rai(
+    torch_device, rai, torch_dtype, shape, data, eps, kind, seed
+):
     import torch
 
     ndim = len(shape)
     param_ndim = data.draw(st.one_of(st.none(), st.integers(-ndim, ndim)))
     theirs = getattr(rai, f"uniform_like_{kind}_n_ball_")
-    make = lambda: torch.zeros(shape, dtype=dtype, device=torch_device)  # noqa: E731
+    make = lambda: torch.zeros(shape, dtype=torch_dtype, device=torch_device)  # noqa: E731
     assert_same_draw(fronts(kind), theirs, make, seed=seed, epsilon=eps, param_ndim=param_ndim)
 
 
@@ -147,13 +162,15 @@ def test_default_generator_like_rai(torch_device, rai):
 
 
 @pytest.mark.parametrize("delta_ndim, seed, reduction", [(None, 0, "sum"), (-1, 1, "mean")])
-def test_additive_perturbation_like_rai(torch_device, rai, dtype, delta_ndim, seed, reduction):
+def test_additive_perturbation_like_rai(
+    torch_device, rai, torch_dtype, delta_ndim, seed, reduction
+):
     """The documented examples: delta, forward and gradients identical to the release."""
     import torch
 
     import backends.torch as bt
 
-    data = torch.ones(3, 2, 2, dtype=dtype, device=torch_device)
+    data = torch.ones(3, 2, 2, dtype=torch_dtype, device=torch_device)
     models = []
     for mod in (bt, rai):
         p = mod.AdditivePerturbation(
@@ -167,7 +184,7 @@ def test_additive_perturbation_like_rai(torch_device, rai, dtype, delta_ndim, se
         models.append((p, y))
     (ours, y1), (theirs, y2) = models
     assert isinstance(ours.delta, torch.nn.Parameter) and ours.delta.requires_grad
-    assert ours.delta.dtype == dtype and ours.delta.device == data.device
+    assert ours.delta.dtype == torch_dtype and ours.delta.device == data.device
     assert torch.equal(ours.delta, theirs.delta)
     assert torch.equal(y1, y2)
     assert torch.equal(ours.delta.grad, theirs.delta.grad)
@@ -226,7 +243,7 @@ def test_front_end_bad_input(torch_device):
     for kind in KINDS:
         f = fronts(kind)
         with pytest.raises(ValueError, match="epsilon"):
-            f(torch.zeros(2, 3), epsilon=0.0)
+            f(torch.zeros(2, 3), epsilon=-1.0)
         with pytest.raises(ValueError, match="epsilon"):
             f(torch.zeros(2, 3), epsilon=float("nan"))
         with pytest.raises(TypeError, match="x must have a real floating dtype"):

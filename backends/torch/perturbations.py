@@ -5,8 +5,10 @@ r"""torch front end of :mod:`refimpl.perturbations` with rai_toolbox's documente
 * ``uniform_like_l1_n_ball_``, ``uniform_like_l2_n_ball_``, ``uniform_like_linf_n_ball_``
   overwrite a tensor in place (under ``no_grad``) with draws of the refimpl samplers. For the
   same ``torch.Generator`` state they give the values of rai_toolbox 0.2.1, bit for bit, and
-  leave the generator in the same state (float32, float64, float16; CPU or CUDA tensors,
-  drawn on ``generator.device``).
+  leave the generator in the same state (float32, float64, float16, bfloat16; CPU or CUDA
+  tensors, drawn on ``generator.device``). Complex tensors: the L2 and Linf samplers draw
+  uniformly in the complex ball (the documented library's complex draws are not uniform in
+  it, see :mod:`refimpl.perturbations.samplers`).
 
 Switching from the documented library is a change of import::
 
@@ -22,7 +24,7 @@ import torch
 
 from refimpl.perturbations import samplers
 from refimpl.perturbations._checks import check_callable
-from refimpl.perturbations.additive import check_shape, delta_shape, sum_to_shape
+from refimpl.perturbations.additive import check_shape, delta_shape, pullback
 
 __all__ = [
     "AdditivePerturbation",
@@ -38,8 +40,9 @@ class AdditivePerturbation(torch.nn.Module):
     Same signature and behaviour as ``rai_toolbox.perturbations.AdditivePerturbation``
     (see :class:`refimpl.perturbations.AdditivePerturbation` for the parameters), with these
     deliberate differences: ``delta_ndim`` outside ``[-ndim, ndim]`` raises ValueError; a
-    non-floating dtype raises TypeError; ``init_fn`` runs under ``torch.no_grad()`` and may
-    also be functional (a returned tensor is copied into ``delta``).
+    dtype that is neither real nor complex floating raises TypeError; ``init_fn`` runs under
+    ``torch.no_grad()`` and may also be functional (a returned tensor is copied into
+    ``delta``); data that is not a tensor raises TypeError.
 
     Examples
     --------
@@ -73,6 +76,12 @@ class AdditivePerturbation(torch.nn.Module):
         if isinstance(data_or_shape, torch.Tensor):
             shape = tuple(data_or_shape.shape)
             opts = {"dtype": data_or_shape.dtype, "device": data_or_shape.device}
+        elif hasattr(data_or_shape, "shape") and hasattr(data_or_shape, "dtype"):
+            raise TypeError(
+                "data_or_shape must be a torch.Tensor or a shape (a tuple of ints), got "
+                f"{type(data_or_shape).__module__}.{type(data_or_shape).__qualname__}; "
+                "convert arrays with torch.as_tensor"
+            )
         else:
             shape, opts = check_shape(data_or_shape), {}
         if device is not None:
@@ -80,8 +89,8 @@ class AdditivePerturbation(torch.nn.Module):
         if dtype is not None:
             opts["dtype"] = dtype
         dt = opts.get("dtype", torch.get_default_dtype())
-        if not isinstance(dt, torch.dtype) or not dt.is_floating_point:
-            raise TypeError(f"dtype must be a floating torch.dtype, got {dt!r}")
+        if not isinstance(dt, torch.dtype) or not (dt.is_floating_point or dt.is_complex):
+            raise TypeError(f"dtype must be a floating or complex torch.dtype, got {dt!r}")
         zeros = torch.zeros(delta_shape(shape, delta_ndim), **opts)
         self.delta = torch.nn.Parameter(zeros)
         if init_fn is not None:
@@ -91,16 +100,23 @@ class AdditivePerturbation(torch.nn.Module):
                     self.delta.copy_(_same_shape(result, self.delta))
 
     def forward(self, data: torch.Tensor) -> torch.Tensor:
+        _check_tensor(data, name="data")
         return data + self.delta
 
-    # The explicit-derivative protocol of refimpl, for code written against it.
+    # The explicit-derivative protocol of refimpl, for code written against it. ``u`` has the
+    # output's shape (optionally a leading batch of cotangents); any other shape is an error.
     def vjp(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Gradient with respect to ``x`` for the output cotangent ``u``."""
-        return sum_to_shape(u, tuple(x.shape)).to(x.dtype)
+        _check_tensor(x, name="x")
+        _check_tensor(u, name="u")
+        return pullback(u.detach(), x.shape, self.delta.shape, x.shape, x.dtype)
 
     def vjp_delta(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Gradient with respect to ``delta`` (what ``backward`` leaves in ``delta.grad``)."""
-        return sum_to_shape(u.detach(), tuple(self.delta.shape)).to(self.delta.dtype)
+        _check_tensor(x, name="x")
+        _check_tensor(u, name="u")
+        d = self.delta
+        return pullback(u.detach(), x.shape, d.shape, d.shape, d.dtype)
 
     def extra_repr(self) -> str:
         return f"delta: shape={tuple(self.delta.shape)}, dtype={self.delta.dtype}"
@@ -124,9 +140,9 @@ def _generator(generator: Any) -> torch.Generator:
     return generator
 
 
-def _check_tensor(x: Any) -> None:
+def _check_tensor(x: Any, *, name: str = "x") -> None:
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
 
 
 @torch.no_grad()

@@ -38,6 +38,7 @@ from refimpl.optim.lmo import (
 from refimpl.optim.projected import l2_projected, linf_projected
 from refimpl.optim.projections import project_l1_ball, project_l2_ball, project_linf_ball
 from refimpl.optim.transforms import (
+    clamp,
     l1q_gradient,
     normalize_gradient,
     sample_q,
@@ -68,6 +69,7 @@ __all__ = [
     "Optimizer",
     "OptimizerState",
     "StatefulOptimizer",
+    "clamp",
     "duality_gap",
     "frank_wolfe",
     "frank_wolfe_update",

@@ -30,12 +30,14 @@ def check_real(
     if isinstance(value, bool) or not isinstance(value, Real):
         raise TypeError(f"{name} must be a real number, got {value!r} ({type(value).__name__})")
     v = float(value)
-    rng = _describe(name, low, high, low_open, high_open)
     if math.isnan(v) or (finite and math.isinf(v)):
-        raise ValueError(f"{name} must be a finite number{rng}, got {value!r}")
+        rng = _describe(name, low, high, low_open, high_open)
+        kind = "a finite number" if finite else "a number (not NaN)"
+        raise ValueError(f"{name} must be {kind}{rng}, got {value!r}")
     bad_low = low is not None and (v <= low if low_open else v < low)
     bad_high = high is not None and (v >= high if high_open else v > high)
     if bad_low or bad_high:
+        rng = _describe(name, low, high, low_open, high_open)
         raise ValueError(f"{name} must satisfy{rng.removeprefix(',')}, got {value!r}")
     return v
 
@@ -48,6 +50,11 @@ def _describe(name: str, low, high, low_open, high_open) -> str:
     if high is not None:
         parts.append(f" {'<' if high_open else '<='} {high:g}")
     return ", " + "".join(parts) if (low is not None or high is not None) else ""
+
+
+def check_epsilon(epsilon: Any, *, name: str = "epsilon") -> float:
+    """A ball radius: a finite real number >= 0 (0 is the degenerate ball ``{0}``)."""
+    return check_real(name, epsilon, low=0.0)
 
 
 def check_bool(name: str, value: Any) -> bool:
@@ -72,6 +79,14 @@ def as_list(arrays: Any, name: str) -> tuple[list, bool]:
     if arrays is None:
         raise TypeError(f"{name} must be an array or a sequence of arrays, got None")
     return [arrays], True
+
+
+def real_array(x: Any, name: str = "the gradient") -> tuple[Any, Any]:
+    """``(xp, device)`` of ``x``; TypeError unless it has a real floating dtype."""
+    xp, dev = namespace_and_device(x)
+    if not xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
+    return xp, dev
 
 
 def check_pair(grad: Any, param: Any, index: int) -> tuple[Any, Any]:

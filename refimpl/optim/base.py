@@ -56,6 +56,11 @@ def check_params(params: Params, param_ndim: int | None, *, name: str = "params"
 def pairs(grads: Any, state: OptimizerState, params: Params) -> tuple[list, list, bool]:
     """``(grads, params, single)`` as aligned lists after checking lengths, shapes, dtypes,
     namespaces and devices. ``single``: ``params`` was a lone array."""
+    if not isinstance(state, OptimizerState):
+        raise TypeError(
+            f"state must be the OptimizerState returned by init(params), got {state!r} "
+            f"({type(state).__name__})"
+        )
     plist, single = as_list(params, "params")
     if single:
         glist = [grads]

@@ -41,6 +41,7 @@ from refimpl.batching import to_rows
 from refimpl.optim._checks import (
     TINY,
     check_bool,
+    check_epsilon,
     check_param_ndim,
     check_real,
 )
@@ -67,8 +68,13 @@ def fw_step_size(
     """``alpha_k = lr / max(div_by_zero_eps, lr + k)`` with the schedule, else ``lr``.
 
     ``lr = 0`` gives 0 (the documented library raises ZeroDivisionError when
-    ``div_by_zero_eps = 0`` too).
+    ``div_by_zero_eps = 0`` too). ``k`` is the number of updates so far (an int >= 0).
     """
+    lr = check_real("lr", lr, low=0.0)
+    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+        raise ValueError(f"k (the number of updates so far) must be an int >= 0, got {k!r}")
+    check_bool("use_default_lr_schedule", use_default_lr_schedule)
+    div_by_zero_eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
     if not use_default_lr_schedule:
         return lr
     if lr == 0.0:
@@ -90,7 +96,10 @@ def l1_frank_wolfe_update(
     touching only the vertex: ``(1 - alpha) x`` everywhere, then ``-(alpha * scale) sign(g_j)``
     added at ``j``. Same rounding as the dense form, without building ``v``."""
     xp, _ = namespace_and_device(param, grad)
-    j, sgn = l1_direction_rows(to_rows(grad, param_ndim))
+    rows = to_rows(grad, param_ndim)
+    if rows.shape[1] == 0:  # empty rows: nothing but the decay
+        return param * (1 - alpha)
+    j, sgn = l1_direction_rows(rows)
     decayed = to_rows(param * (1 - alpha), param_ndim)  # a temporary: may be updated in place
     new = ops.add_at_along_axis(decayed, j, sgn * (-(alpha * scale)), axis=1, copy=False)
     return xp.reshape(new, param.shape)
@@ -100,7 +109,7 @@ def check_fw_options(
     *, epsilon: float, lr: float, use_default_lr_schedule: bool, div_by_zero_eps: float
 ) -> tuple[float, float, bool, float]:
     """Validated ``(epsilon, lr, use_default_lr_schedule, div_by_zero_eps)``."""
-    eps = check_real("epsilon", epsilon, low=0.0, low_open=True)
+    eps = check_epsilon(epsilon)
     sched = check_bool("use_default_lr_schedule", use_default_lr_schedule)
     lr = check_real("lr", lr, low=0.0, high=None if sched else 1.0)
     dz = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
@@ -314,7 +323,11 @@ def l1q_frank_wolfe(
 def duality_gap(grad: Any, param: Any, lmo: Any) -> float:
     """Frank-Wolfe duality gap ``<g, x - s>`` (Jaggi 2013): an upper bound on
     ``f(x) - min_B f`` for convex ``f`` when ``s`` is the exact LMO (a host sync)."""
-    from backends import namespace_and_device
-
     xp, _ = namespace_and_device(grad, param, lmo)
+    shapes = {tuple(a.shape) for a in (grad, param, lmo)}
+    if len(shapes) != 1:
+        raise ValueError(
+            "grad, param and lmo must have one shape (no broadcasting), got "
+            f"{tuple(grad.shape)}, {tuple(param.shape)} and {tuple(lmo.shape)}"
+        )
     return float(xp.sum(grad * (param - lmo)))

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from backends import namespace_and_device
-
 from refimpl.batching import to_rows
-from refimpl.optim._checks import TINY, check_real
+from refimpl.optim._checks import TINY, check_epsilon, real_array
 from refimpl.optim.transforms import (
     l1q_gradient,
     normalize_gradient,
@@ -35,18 +33,23 @@ from refimpl.optim.transforms import (
 
 
 def l1_direction_rows(rows: Any) -> tuple[Any, Any]:
-    """``(j, sign)`` of each row of an ``(N, D)`` array: ``j`` (shape (N, 1), int) the first
-    index of ``max |g_i|`` and ``sign = sign(g_j)`` (shape (N, 1)). The sparse form of the
-    L1 direction ``v = sign(g_j) e_j``."""
-    xp, _ = namespace_and_device(rows)
+    """``(j, sign)`` of each row of an ``(N, D)`` array, ``D >= 1``: ``j`` (shape (N, 1), int)
+    the first index of ``max |g_i|`` and ``sign = sign(g_j)`` (shape (N, 1)). The sparse form
+    of the L1 direction ``v = sign(g_j) e_j``."""
+    xp, _ = real_array(rows)
+    if rows.shape[1] == 0:
+        raise ValueError("rows of length 0 have no vertex: callers handle empty rows")
     j = xp.argmax(xp.abs(rows), axis=1, keepdims=True)
     return j, xp.sign(xp.take_along_axis(rows, j, axis=1))
 
 
 def l1_direction(g: Any, *, param_ndim: int | None = -1) -> Any:
-    """``v = sign(g_j) e_j``, ``j = argmax |g_i|`` per row (rows of any dimension)."""
-    xp, dev = namespace_and_device(g)
+    """``v = sign(g_j) e_j``, ``j = argmax |g_i|`` per row (rows of any dimension; empty rows
+    give an empty result)."""
+    xp, dev = real_array(g)
     rows = to_rows(g, param_ndim)
+    if rows.shape[1] == 0:
+        return xp.zeros(g.shape, dtype=g.dtype, device=dev)
     j, sgn = l1_direction_rows(rows)
     cols = xp.expand_dims(xp.arange(rows.shape[1], dtype=j.dtype, device=dev), axis=0)
     zero = xp.zeros((), dtype=g.dtype, device=dev)
@@ -75,7 +78,7 @@ def l1q_direction(
 
 
 def _scale(v: Any, epsilon: float) -> Any:
-    eps = check_real("epsilon", epsilon, low=0.0, low_open=True)
+    eps = check_epsilon(epsilon)
     return v * (-eps)
 
 

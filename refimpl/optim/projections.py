@@ -7,30 +7,41 @@ independently. Results have ``x``'s shape, namespace, device and dtype; ``x`` is
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
-from backends import namespace_and_device
+from backends import namespace_and_device, ops
 
 from refimpl.batching import to_rows
-from refimpl.optim._checks import check_real
+from refimpl.optim._checks import check_epsilon, check_real
+from refimpl.optim._robust import (
+    narrow_toward_zero,
+    scaled_rows,
+    underflow_threshold,
+    widen,
+)
 
 #: ``project_l1_ball`` methods
 L1_METHODS = ("sort", "michelot")
 
 
-def _prepare(x: Any, epsilon: float, param_ndim: int | None, *, strict: bool = True):
+def _prepare(x: Any, epsilon: float, param_ndim: int | None):
     xp, dev = namespace_and_device(x)
     if not xp.isdtype(x.dtype, "real floating"):
         raise TypeError(f"x must have a real floating dtype, got {x.dtype}")
-    eps = check_real("epsilon", epsilon, low=0.0, low_open=strict)
+    eps = check_epsilon(epsilon)
     return xp, dev, eps, to_rows(x, param_ndim)
 
 
 def project_linf_ball(x: Any, epsilon: float, param_ndim: int | None = None) -> Any:
     """``clip(x, -epsilon, epsilon)``: the Linf ball is a box, so ``param_ndim`` only gets
-    validated. KKT: ``y_i = x_i`` where ``|x_i| <= epsilon``, else ``epsilon sign(x_i)``."""
-    xp, _, eps, _ = _prepare(x, epsilon, param_ndim, strict=False)
-    return xp.clip(x, min=-eps, max=eps)
+    validated. KKT: ``y_i = x_i`` where ``|x_i| <= epsilon``, else ``epsilon sign(x_i)``.
+
+    An ``epsilon`` beyond the dtype's largest finite value clips at that value (every finite
+    entry is inside the ball; an infinite one lands on the largest finite value)."""
+    xp, _, eps, _ = _prepare(x, epsilon, param_ndim)
+    e = min(eps, float(xp.finfo(x.dtype).max))
+    return xp.clip(x, min=-e, max=e)
 
 
 def project_l2_ball(
@@ -41,15 +52,30 @@ def project_l2_ball(
 
     ``margin = 0`` is the exact projection. ``margin = 1e-7`` reproduces ``torch.renorm``
     (and so the documented ``L2ProjectedOptim``) bit for bit: the row then ends slightly
-    inside the ball.
+    inside the ball. Rows whose norm overflows or underflows are rescaled first, and a row
+    with infinite entries goes to its limit, ``epsilon`` times the normalised signs of those
+    entries (``refimpl.optim._robust``); ``epsilon = 0`` projects onto ``{0}``.
     """
-    xp, dev, eps, rows = _prepare(x, epsilon, param_ndim, strict=False)
+    xp, dev, eps, rows = _prepare(x, epsilon, param_ndim)
     margin = check_real("margin", margin, low=0.0)
-    e = xp.asarray(eps, dtype=x.dtype, device=dev)
-    n = xp.linalg.vector_norm(rows, axis=1, keepdims=True)
+    e = xp.asarray(min(eps, float(xp.finfo(x.dtype).max)), dtype=x.dtype, device=dev)
+    n = ops.vector_norm(rows, axis=1, keepdims=True)
     den = n + margin if margin else n
     f = e / xp.where(den == 0, xp.ones_like(den), den)  # den = 0 rows are not projected
-    return xp.reshape(xp.where(n > e, rows * f, rows), x.shape)
+    fast = xp.where(n > e, rows * f, rows)
+    flag = xp.isinf(n)
+    thr = underflow_threshold(xp.finfo(n.dtype), rows.shape[1])
+    if eps < thr and xp.finfo(n.dtype).bits >= 32:  # a norm that underflowed may exceed eps
+        flag = xp.logical_or(flag, n < thr)
+    if not bool(xp.any(flag)):
+        return xp.reshape(fast, x.shape)
+    # ||rows|| = m ||s||: compare and scale with s = rows / m (no overflow or underflow)
+    wide = widen(xp, rows)
+    infinite_row, m, s, ns = scaled_rows(xp, wide, 2)
+    outside = xp.logical_or(ns > eps / m, infinite_row)  # ||rows|| = m ns > eps
+    slow = xp.where(outside, s * (eps / (ns + margin / m)), wide)
+    slow = narrow_toward_zero(xp, slow, x.dtype)
+    return xp.reshape(xp.where(flag, slow, fast), x.shape)
 
 
 def project_l1_ball(
@@ -64,36 +90,68 @@ def project_l1_ball(
         y_i = sign(x_i) max(|x_i| - theta, 0),   theta = (sum_{i in S} |x_i| - epsilon) / |S|
 
     with ``S = {i : |x_i| > theta}`` the support; rows already inside the ball are returned
-    unchanged (theta = 0). Two ways of finding ``S``:
+    unchanged (theta = 0). Both methods find ``S`` in finite time and end with the same
+    fixed-point step (``_fixed_point``: Michelot's update, in which the support only shrinks,
+    the elimination that makes Condat's algorithm exact on ties):
 
-    * ``method="sort"`` (default): Duchi's O(D log D) sort: with ``u`` the sorted
-      magnitudes (descending) and ``c`` their cumulative sums,
-      ``rho = #{j : u_j - (c_j - epsilon)/j > 0}``, ``S = {i : |x_i| >= u_rho}``. Fixed
-      shapes, no host synchronisation (jit-friendly).
-    * ``method="michelot"``: the fixed point of Michelot (1986) that Condat discusses:
-      ``theta <- (sum_{|x_i| > theta} |x_i| - epsilon) / #{|x_i| > theta}`` from
-      ``theta_0 = (||x||_1 - epsilon)/D``; theta increases, the support shrinks, and the loop
-      stops when no row's support changes. O(D) per iteration, a few iterations in practice
-      (O(D) expected on random data); one host sync per iteration.
+    * ``method="sort"`` (default): Duchi's O(D log D) sort gives a start: with ``u`` the
+      sorted magnitudes (descending) and ``c`` their cumulative sums,
+      ``rho = #{j : u_j - (c_j - epsilon)/j > 0}``, ``S_0 = {i : |x_i| >= u_rho}``.
+    * ``method="michelot"``: the threshold of a strided subsample as a start (O(D) expected
+      on random data, no sort), then the same updates.
 
-    Both compute the final ``theta`` from their support with the same masked sum, so they
-    agree bit for bit whenever they find the same support (always, except for entries within
-    rounding of ``theta``, which then project to within rounding of 0 either way).
+    A tie (an entry equal to ``theta``) projects to 0 whichever side of the support it lands on,
+    so both methods agree to rounding; they agree bit for bit when they end on the same support.
+    Inputs in float16/bfloat16 are computed in float32 and rounded toward 0, so the result
+    stays in the ball; a row whose L1 norm overflows is rescaled, a row with infinite entries
+    goes to its limit (``epsilon`` shared equally by the infinite entries, with their signs),
+    and ``epsilon = 0`` projects onto ``{0}``.
     """
     if method not in L1_METHODS:
         raise ValueError(f"method must be one of {L1_METHODS}, got {method!r}")
     xp, dev, eps, rows = _prepare(x, epsilon, param_ndim)
-    a = xp.abs(rows)
+    if rows.shape[0] == 0 or rows.shape[1] == 0:  # empty rows: the only point is inside
+        return xp.asarray(x, copy=True)
+    w = widen(xp, rows)
+    a = xp.abs(w)
+    if not bool(xp.any(xp.isinf(xp.sum(a, axis=1, keepdims=True)))):
+        y = _soft_threshold(xp, dev, w, a, eps, method)
+    else:  # an infinite entry, or a sum beyond the dtype
+        y = _project_l1_extreme(xp, dev, w, eps, method)
+    return xp.reshape(narrow_toward_zero(xp, y, x.dtype), x.shape)
+
+
+def _soft_threshold(xp: Any, dev: Any, w: Any, a: Any, eps: Any, method: str) -> Any:
     find = _theta_sort if method == "sort" else _theta_michelot
     # theta <= 0 exactly for rows inside the ball (sum_S |x_i| <= ||x||_1 <= epsilon), and
     # theta = 0 returns such a row unchanged, so no separate inside test is needed.
     theta = xp.clip(find(xp, dev, a, eps), min=0.0)
     # the soft threshold sign(x) max(|x| - theta, 0), written as x - clip(x, -theta, theta):
     # the same rounding (x - theta for x > theta, x + theta for x < -theta), fewer passes
-    return xp.reshape(rows - xp.clip(rows, min=-theta, max=theta), x.shape)
+    return w - xp.clip(w, min=-theta, max=theta)
 
 
-def _theta(xp: Any, a: Any, support: Any, eps: float, count: Any = None) -> Any:
+def _project_l1_extreme(xp: Any, dev: Any, w: Any, eps: float, method: str) -> Any:
+    """Rows whose L1 norm is infinite. An infinite entry: the limit of the projection,
+    ``epsilon`` shared equally by the infinite entries, with their signs. A finite sum that
+    overflowed: the row and ``epsilon`` divided by a power of two ``>= D`` (exact), projected,
+    and multiplied back."""
+    isinf = xp.isinf(w)
+    infinite_row = xp.any(isinf, axis=1, keepdims=True)
+    zero = xp.zeros_like(w)
+    pattern = xp.where(isinf, xp.sign(w), zero)
+    count = xp.astype(xp.count_nonzero(pattern, axis=1, keepdims=True), w.dtype)
+    limit = pattern * (eps / xp.where(count == 0, xp.ones_like(count), count))
+    finite = xp.where(infinite_row, zero, w)
+    over = xp.isinf(xp.sum(xp.abs(finite), axis=1, keepdims=True))
+    k = 2.0 ** math.ceil(math.log2(max(w.shape[1], 2)))
+    scale = xp.where(over, xp.asarray(k, dtype=w.dtype, device=dev), xp.ones_like(count))
+    scaled = finite / scale
+    y = _soft_threshold(xp, dev, scaled, xp.abs(scaled), eps / scale, method) * scale
+    return xp.where(infinite_row, limit, y)
+
+
+def _theta(xp: Any, a: Any, support: Any, eps: Any, count: Any = None) -> Any:
     """``(sum_{i in support} a_i - eps) / |support|`` per row, shape (N, 1)."""
     # a masked sum; vecdot with the 0/1 mask is 3-4x faster than sum(where(...)) on numpy
     s = xp.expand_dims(xp.vecdot(xp.astype(support, a.dtype), a, axis=-1), axis=1)
@@ -102,7 +160,7 @@ def _theta(xp: Any, a: Any, support: Any, eps: float, count: Any = None) -> Any:
     return (s - eps) / xp.astype(xp.clip(count, min=1), a.dtype)
 
 
-def _theta_sort(xp: Any, dev: Any, a: Any, eps: float) -> Any:
+def _theta_sort(xp: Any, dev: Any, a: Any, eps: Any) -> Any:
     d = a.shape[1]
     u = xp.sort(a, axis=1, descending=True, stable=False)  # values only: stability is moot
     css = xp.cumulative_sum(u, axis=1)
@@ -110,39 +168,51 @@ def _theta_sort(xp: Any, dev: Any, a: Any, eps: float) -> Any:
     rho = xp.count_nonzero(u - (css - eps) / j > 0, axis=1, keepdims=True)
     rho = xp.clip(rho, min=1)  # rows inside the ball may give any rho; theta <= 0 for them
     u_rho = xp.take_along_axis(u, rho - 1, axis=1)
-    # In float32 the cumulative sums drift (sequential rounding over D terms), so the support
-    # can be off by entries within rounding of theta; finish with the fixed-point test, which
-    # costs one comparison when the support is already right.
+    # The cumulative sums round (and drift in float32), and a tie u_j = theta makes the sign
+    # of u_j - (c_j - eps)/j a matter of rounding, so rho is only a start: the fixed point
+    # settles it, at the cost of one comparison when the start is already the solution.
     return _fixed_point(xp, a, a >= u_rho, eps)
 
 
-def _theta_michelot(xp: Any, dev: Any, a: Any, eps: float, max_iter: int = 10_000) -> Any:
+def _theta_michelot(xp: Any, dev: Any, a: Any, eps: Any) -> Any:
     # Warm start near theta*: the threshold of a strided subsample (radius scaled by the
-    # stride), found recursively. Any support {a > t} is a threshold set, so two supports with
-    # the same count are the same set; a support equal to {a > theta(support)} is the fixed
-    # point, i.e. the solution. From any start, one update (a Newton step on the convex
-    # decreasing f(t) = sum max(a_i - t, 0) - eps) lands at or below theta*, after which the
-    # updates increase monotonically and the supports shrink: the loop terminates.
+    # stride), found recursively.
     d = a.shape[1]
     if d >= 4 * _SUBSAMPLE:
-        stride = _STRIDE
-        theta = _theta_michelot(xp, dev, a[:, ::stride], eps / stride, max_iter)
+        theta = _theta_michelot(xp, dev, a[:, ::_STRIDE], eps / _STRIDE)
     else:
         theta = (xp.sum(a, axis=1, keepdims=True) - eps) / d
-    return _fixed_point(xp, a, a > theta, eps, max_iter)
+    return _fixed_point(xp, a, a > theta, eps)
 
 
-def _fixed_point(xp: Any, a: Any, support: Any, eps: float, max_iter: int = 10_000) -> Any:
-    """Michelot's update from ``support`` until the support no longer changes; the theta."""
+def _fixed_point(xp: Any, a: Any, support: Any, eps: Any) -> Any:
+    """Michelot's update ``theta(S) = (sum_S a - eps) / |S|`` from ``support``; the theta.
+
+    Every support here is a threshold set ``{a > t}`` (or ``{a >= t}``), and two threshold
+    sets with the same count are the same set, so counts decide. The first update is a Newton
+    step on the convex decreasing ``f(t) = sum max(a_i - t, 0) - eps`` and lands at or below
+    ``theta*`` from any start: ``S_1 = {a > theta(S_0)}`` contains the solution's support.
+    After it the support only shrinks, ``S_{k+1} = S_k & {a > theta(S_k)}`` (in exact
+    arithmetic that is ``{a > theta(S_k)}`` anyway; with rounding, an entry tied with theta
+    could otherwise go in and out forever), until it stops changing: at most D + 1 updates.
+    A support that would become empty (every entry equal to theta, e.g. ``epsilon = 0``)
+    is final.
+    """
     count = xp.count_nonzero(support, axis=1, keepdims=True)
-    for _ in range(max_iter):
-        theta = _theta(xp, a, support, eps, count)
-        new = a > theta
-        new_count = xp.count_nonzero(new, axis=1, keepdims=True)
-        if bool(xp.all(new_count == count)):
-            return theta
+    theta = _theta(xp, a, support, eps, count)
+    new, new_count = _update(xp, a, support, count, a > theta)
+    while not bool(xp.all(new_count == count)):
         support, count = new, new_count
-    raise RuntimeError("project_l1_ball did not converge")  # pragma: no cover
+        theta = _theta(xp, a, support, eps, count)
+        new, new_count = _update(xp, a, support, count, xp.logical_and(support, a > theta))
+    return theta
+
+
+def _update(xp: Any, a: Any, support: Any, count: Any, new: Any) -> tuple[Any, Any]:
+    """``(new, its count)``, except that a row whose new support is empty keeps its support."""
+    new_count = xp.count_nonzero(new, axis=1, keepdims=True)
+    emptied = new_count == 0
+    return xp.where(emptied, support, new), xp.where(emptied, count, new_count)
 
 
 #: target subsample length of the Michelot warm start

@@ -25,26 +25,16 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from backends import namespace_and_device, ops
+from backends import as_rng, namespace_and_device, ops
 
 from refimpl.batching import to_rows
-from refimpl.optim._checks import TINY, check_real
+from refimpl.optim._checks import TINY, check_real, real_array
+from refimpl.optim._robust import normalize_rows
 
 
 def _rows(g: Any, param_ndim: int | None) -> tuple[Any, Any, Any]:
-    xp, dev = namespace_and_device(g)
-    if not xp.isdtype(g.dtype, "real floating"):
-        raise TypeError(f"the gradient must have a real floating dtype, got {g.dtype}")
+    xp, dev = real_array(g)
     return xp, dev, to_rows(g, param_ndim)
-
-
-def _safe_norm(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> Any:
-    """``max(||row||_ord, eps)`` per row, shape (N, 1); never 0 (see ``normalize_gradient``)."""
-    n = xp.linalg.vector_norm(rows, ord=ord, axis=1, keepdims=True)
-    n = xp.clip(n, min=div_by_zero_eps)
-    # eps can round to 0 in the dtype (float16: TINY -> 0). A zero norm means a zero row, so
-    # dividing by 1 gives the intended zero instead of 0/0 = NaN.
-    return xp.where(n == 0, xp.ones_like(n), n)
 
 
 def sign_gradient(g: Any) -> Any:
@@ -53,7 +43,7 @@ def sign_gradient(g: Any) -> Any:
     ``sign(NaN) = NaN`` (array API standard; the documented library uses ``torch.sign``,
     which gives 0).
     """
-    xp, _ = namespace_and_device(g)
+    xp, _ = real_array(g)
     return xp.sign(g)
 
 
@@ -67,13 +57,35 @@ def normalize_gradient(
     """``G_i / max(||G_i||_ord, div_by_zero_eps)`` for every row ``G_i`` (ord = 1 or 2).
 
     A zero row stays zero in every dtype (the documented library returns 0/0 = NaN in
-    float16, where ``div_by_zero_eps`` rounds to 0).
+    float16, where ``div_by_zero_eps`` rounds to 0). Norms that overflow or underflow are
+    rescaled, and rows with infinite entries go to their limit (``refimpl.optim._robust``).
     """
     if ord not in (1, 2):
         raise ValueError(f"ord must be 1 or 2, got {ord!r}")
     eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
     xp, _, rows = _rows(g, param_ndim)
-    return xp.reshape(rows / _safe_norm(xp, rows, ord, eps), g.shape)
+    return xp.reshape(normalize_rows(xp, rows, ord, eps), g.shape)
+
+
+def clamp(x: Any, low: float | None = None, high: float | None = None) -> Any:
+    """``clip(x, low, high)``; either bound may be None (but not both), ``low <= high``.
+
+    Bounds beyond ``x``'s dtype are capped to its largest finite value, so clamping a float16
+    array at 1e5 is a no-op on finite entries instead of an overflow (torch's ``clamp_``
+    refuses such a bound). NaN entries stay NaN.
+    """
+    xp, _ = real_array(x, "x")
+    for name, bound in (("clamp_min", low), ("clamp_max", high)):
+        if bound is not None:
+            check_real(name, bound, finite=False)
+    if low is None and high is None:
+        raise ValueError("clamp needs clamp_min or clamp_max (or both), got neither")
+    if low is not None and high is not None and not low <= high:
+        raise ValueError(f"clamp_min must satisfy clamp_min <= clamp_max={high!r}, got {low!r}")
+    top = float(xp.finfo(x.dtype).max)
+    lo = None if low is None or low == -math.inf else min(max(float(low), -top), top)
+    hi = None if high is None or high == math.inf else min(max(float(high), -top), top)
+    return xp.clip(x, min=lo, max=hi)
 
 
 def top_q_count(q: float, d: int) -> int:
@@ -82,6 +94,9 @@ def top_q_count(q: float, d: int) -> int:
     Python ``round`` of a float64: half to even (d=5, q=.5 -> 2; d=3, q=.5 -> 2), and
     ``(1 - 0.9) * 5 = 0.49999999999999994`` gives 0.
     """
+    q = check_real("q", q, low=0.0, high=1.0)
+    if isinstance(d, bool) or not isinstance(d, int) or d < 0:
+        raise ValueError(f"d (the row length) must be an int >= 0, got {d!r}")
     return round((1.0 - q) * d)
 
 
@@ -89,8 +104,9 @@ def sample_q(q: float, dq: float, rng: Any, *, like: Any) -> float:
     """The sparsity ``q`` of one top-q step: ``q`` itself if ``dq == 0``, else one draw.
 
     With ``dq > 0``: ``lo, hi = max(0, q - dq), min(1, q + dq)`` (the clipped interval, not
-    re-centred), one float32 ``u ~ U[0, 1)`` from ``rng`` (an ``Rng`` adapter, see
-    ``backends.as_rng``) and ``q = (hi - lo) * u + lo`` in float32, as the documented library
+    re-centred), one float32 ``u ~ U[0, 1)`` from ``rng`` (anything ``backends.as_rng``
+    accepts; an ``Rng`` or a native generator advances, an int seed draws the same ``q``
+    every call) and ``q = (hi - lo) * u + lo`` in float32, as the documented library
     does with ``torch.rand(1, generator=...)``: the same torch generator gives the same ``q``
     and leaves the generator in the same state. Returns a Python float (a host sync).
     """
@@ -98,7 +114,7 @@ def sample_q(q: float, dq: float, rng: Any, *, like: Any) -> float:
         return q
     xp, dev = namespace_and_device(like)
     lo, hi = max(0.0, q - dq), min(1.0, q + dq)
-    u = rng.uniform((1,), dtype=xp.float32, device=dev)
+    u = as_rng(rng, like=like).uniform((1,), dtype=xp.float32, device=dev)
     return float(((hi - lo) * u + lo)[0])
 
 
@@ -177,4 +193,4 @@ def _l1q_rows(xp, dev, rows, k, eps):
     drop = top_q_drop_mask(xp.abs(rows), k)
     zero = xp.zeros((), dtype=rows.dtype, device=dev)
     s = xp.where(drop, zero, xp.sign(rows))
-    return s / _safe_norm(xp, s, 1, eps)
+    return normalize_rows(xp, s, 1, eps)

@@ -40,6 +40,10 @@ class StatefulOptimizer:
     def __init__(self, params: Any, **options: Any) -> None:
         self._structure = params
         self._single = not (isinstance(params, Sequence) and not isinstance(params, str))
+        #: params given as parameter-group dicts: ``params``/``step`` use one list per group
+        self._grouped = (
+            not self._single and bool(params) and all(isinstance(g, Mapping) for g in params)
+        )
         self.defaults = dict(options)
         self.param_groups: list[dict[str, Any]] = []
         self._opts: list[Optimizer] = []
@@ -81,7 +85,7 @@ class StatefulOptimizer:
         flat = [p for g in self.param_groups for p in g["params"]]
         if self._single:
             return flat[0]
-        if all(isinstance(g, Mapping) for g in self._structure):
+        if self._grouped:
             return [list(g["params"]) for g in self.param_groups]
         return type(self._structure)(flat) if isinstance(self._structure, tuple) else flat
 
@@ -97,10 +101,16 @@ class StatefulOptimizer:
         else:
             glist, _ = as_list(grads, "grads")
             if (
-                glist
+                self._grouped
+                and glist
                 and all(isinstance(g, Sequence) and not _is_array(g) for g in glist)
-                and (len(glist) == len(self.param_groups) and len(self.param_groups) > 1)
-            ):
+            ):  # one sequence per group: the structure of ``self.params``
+                if [len(g) for g in glist] != [len(g["params"]) for g in self.param_groups]:
+                    raise ValueError(
+                        "grads given per group must match the groups' sizes "
+                        f"{[len(g['params']) for g in self.param_groups]}, got "
+                        f"{[len(g) for g in glist]}"
+                    )
                 glist = [g for grp in glist for g in grp]
         n = sum(len(g["params"]) for g in self.param_groups)
         if len(glist) != n:

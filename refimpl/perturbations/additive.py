@@ -29,7 +29,13 @@ import backends
 from refimpl.batching import row_ndim
 from refimpl.perturbations._checks import check_callable, floating_array
 
-__all__ = ["AdditivePerturbation", "broadcast_shapes", "delta_shape", "sum_to_shape"]
+__all__ = [
+    "AdditivePerturbation",
+    "broadcast_shapes",
+    "delta_shape",
+    "pullback",
+    "sum_to_shape",
+]
 
 
 # -- shape helpers (pure Python, shared with the torch front end) --------------------------
@@ -93,6 +99,20 @@ def sum_to_shape(u: Any, target: Sequence[int], *, batch: int = 0) -> Any:
     return xp.reshape(xp.sum(u, axis=tuple(axes), keepdims=True), (*lead, *target))
 
 
+def pullback(
+    u: Any, x_shape: Sequence[int], delta_shape: Sequence[int], target: Sequence[int], dtype: Any
+) -> Any:
+    """:math:`J^\\top u` of :math:`y = x + \\delta` with respect to the operand of shape
+    ``target`` (``x_shape`` or ``delta_shape``): ``u`` must have the output's shape (the
+    broadcast of both), optionally with one leading batch dimension (ValueError otherwise:
+    a cotangent of another shape is never silently reshaped); it is summed over the
+    dimensions that broadcasting added or expanded, in ``dtype``."""
+    xp, _ = backends.namespace_and_device(u)
+    out = broadcast_shapes(x_shape, delta_shape)
+    batch = _batch_of(u, out, name="u", expected="p(x)")
+    return xp.astype(sum_to_shape(u, tuple(target), batch=batch), dtype)
+
+
 def _batch_of(arr: Any, shape: tuple[int, ...], *, name: str, expected: str) -> int:
     """0 if ``arr.shape == shape``, 1 if ``arr.shape == (k, *shape)``, else ValueError."""
     got = tuple(arr.shape)
@@ -115,13 +135,14 @@ class AdditivePerturbation:
     data_or_shape : array | tuple of int
         An array: ``delta`` mirrors its shape, namespace, device and dtype. A shape: ``delta``
         is created by the current backend (``backends.use`` / ``set_default`` /
-        ``REFIMPL_BACKEND``, or ``backend=``) in its default floating dtype.
+        ``REFIMPL_BACKEND``, or ``backend=``) in its default floating dtype. Real and complex
+        floating dtypes are accepted.
     init_fn : callable | None
         ``init_fn(zeros, **init_fn_kwargs) -> array`` returns the initial ``delta`` (refimpl
         functions are functional, e.g. :func:`uniform_like_l1_n_ball`). None: zeros.
     device, dtype :
-        Override the device and dtype taken from ``data_or_shape`` (dtype must be real
-        floating).
+        Override the device and dtype taken from ``data_or_shape`` (dtype must be real or
+        complex floating).
     delta_ndim : int | None
         ``k >= 0``: ``delta`` has the last ``k`` dimensions of the data; ``k < 0``: all but
         the first ``-k`` (``-1`` on (N, C, H, W) gives (C, H, W): one perturbation
@@ -181,7 +202,7 @@ class AdditivePerturbation:
         old = self._delta
         if _is_numpy_scalar(value):  # 0-d numpy arithmetic returns scalars, not arrays
             value = backends.namespace_and_device(old)[0].asarray(value)
-        floating_array(value, name="delta")
+        floating_array(value, name="delta", complex_ok=True)
         backends.namespace_and_device(value, old)  # same library and device
         if tuple(value.shape) != tuple(old.shape):
             raise ValueError(
@@ -195,7 +216,7 @@ class AdditivePerturbation:
 
     # -- forward and derivatives -----------------------------------------------------------
     def _out_shape(self, x: Any) -> tuple[int, ...]:
-        floating_array(x, name="x")
+        floating_array(x, name="x", complex_ok=True)
         backends.namespace_and_device(x, self._delta)
         return broadcast_shapes(tuple(x.shape), tuple(self._delta.shape))
 
@@ -207,7 +228,8 @@ class AdditivePerturbation:
     def jvp(self, x: Any, v: Any) -> Any:
         """:math:`J_x v`: ``v`` (shaped like ``x``, optionally ``(k, *x.shape)``) broadcast to
         the output shape."""
-        return _broadcast_tangent(v, tuple(x.shape), self._out_shape(x), x.dtype, name="v")
+        out = self._out_shape(x)
+        return _broadcast_tangent(v, tuple(x.shape), out, x.dtype, like=self._delta, name="v")
 
     def vjp(self, x: Any, u: Any) -> Any:
         """:math:`J_x^\\top u`: ``u`` (shaped like ``p(x)``) summed down to ``x.shape``."""
@@ -216,7 +238,8 @@ class AdditivePerturbation:
     def jvp_delta(self, x: Any, v: Any) -> Any:
         """:math:`J_\\delta v`: ``v`` (shaped like ``delta``) broadcast to the output shape."""
         d = self._delta
-        return _broadcast_tangent(v, tuple(d.shape), self._out_shape(x), d.dtype, name="v")
+        out = self._out_shape(x)
+        return _broadcast_tangent(v, tuple(d.shape), out, d.dtype, like=d, name="v")
 
     def vjp_delta(self, x: Any, u: Any) -> Any:
         """:math:`J_\\delta^\\top u`: the gradient with respect to ``delta`` of a loss whose
@@ -225,11 +248,10 @@ class AdditivePerturbation:
         return self._pullback(x, u, tuple(self._delta.shape), self._delta.dtype)
 
     def _pullback(self, x: Any, u: Any, target: tuple[int, ...], dtype: Any) -> Any:
-        out = self._out_shape(x)
-        xp, _ = floating_array(u, name="u")
+        self._out_shape(x)
+        floating_array(u, name="u", complex_ok=True)
         backends.namespace_and_device(u, self._delta)
-        batch = _batch_of(u, out, name="u", expected="p(x)")
-        return xp.astype(sum_to_shape(u, target, batch=batch), dtype)
+        return pullback(u, tuple(x.shape), tuple(self._delta.shape), target, dtype)
 
     def __repr__(self) -> str:
         d = self._delta
@@ -242,9 +264,10 @@ def _is_numpy_scalar(value: Any) -> bool:
 
 
 def _broadcast_tangent(
-    v: Any, shape: tuple[int, ...], out: tuple[int, ...], dtype: Any, *, name: str
+    v: Any, shape: tuple[int, ...], out: tuple[int, ...], dtype: Any, *, like: Any, name: str
 ) -> Any:
-    xp, dev = floating_array(v, name=name)
+    xp, dev = floating_array(v, name=name, complex_ok=True)
+    backends.namespace_and_device(v, like)  # same library and device as delta
     batch = _batch_of(v, shape, name=name, expected="its primal")
     lead = tuple(v.shape[:batch])
     v = xp.reshape(v, (*lead, *(1,) * (len(out) - len(shape)), *shape))
@@ -282,15 +305,16 @@ def _floating(adapter: Any, device: Any, dtype: Any) -> Any:
     xp = adapter.xp
     if dtype is None:
         return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+    kinds = ("real floating", "complex floating")
     try:
         dt = adapter.dtype(dtype)
-        ok = xp.isdtype(dt, "real floating")
+        ok = xp.isdtype(dt, kinds)
     except (TypeError, ValueError, AttributeError) as exc:
         raise TypeError(
-            f"dtype must be a real floating dtype of {adapter.name}, got {dtype!r}"
+            f"dtype must be a real or complex floating dtype of {adapter.name}, got {dtype!r}"
         ) from exc
     if not ok:
-        raise TypeError(f"dtype must be a real floating dtype, got {dtype!r}")
+        raise TypeError(f"dtype must be a real or complex floating dtype, got {dtype!r}")
     return dt
 
 
@@ -301,7 +325,7 @@ def _init_result(result: Any, zeros: Any) -> Any:
             "initial delta (in-place functions such as backends.torch.uniform_like_l1_n_ball_ "
             "belong to backends.torch.AdditivePerturbation)"
         )
-    floating_array(result, name="init_fn(...) result")
+    floating_array(result, name="init_fn(...) result", complex_ok=True)
     if tuple(result.shape) != tuple(zeros.shape) or result.dtype != zeros.dtype:
         raise ValueError(
             f"init_fn must return an array of shape {tuple(zeros.shape)} and dtype "

@@ -23,22 +23,34 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from backends import Rng, as_rng
+from backends import Rng, as_rng, ops
 
 from refimpl.batching import batch_shape
-from refimpl.perturbations._checks import check_epsilon, floating_array
+from refimpl.perturbations._checks import check_epsilon, check_fits, floating_array
 
 __all__ = ["uniform_like_l1_n_ball", "uniform_like_l2_n_ball", "uniform_like_linf_n_ball"]
 
 
 def _setup(
-    x: Any, epsilon: float, param_ndim: int | None, rng: Any
+    x: Any, epsilon: float, param_ndim: int | None, rng: Any, *, complex_ok: bool = True
 ) -> tuple[Any, Any, float, tuple[int, int], Rng]:
     """Validate the common arguments: ``(xp, device, eps, (N, D), rng adapter)``."""
-    xp, device = floating_array(x, name="x")
+    xp, device = floating_array(x, name="x", complex_ok=complex_ok)
     eps = check_epsilon(epsilon)
+    check_fits(xp, eps, x.dtype)
     n, *row = batch_shape(tuple(x.shape), param_ndim)  # ValueError if param_ndim is out of range
     return xp, device, eps, (n, math.prod(row)), as_rng(rng, like=x)
+
+
+def _real_dtype(xp: Any, dtype: Any) -> Any:
+    """The real dtype of a complex one (float32 for complex64); real dtypes unchanged."""
+    if xp.isdtype(dtype, "complex floating"):
+        return xp.float32 if dtype == xp.complex64 else xp.float64
+    return dtype
+
+
+def _complex(xp: Any, re: Any, im: Any, dtype: Any) -> Any:
+    return xp.astype(re, dtype) + xp.astype(im, dtype) * 1j
 
 
 def uniform_like_l1_n_ball(
@@ -77,7 +89,7 @@ def uniform_like_l1_n_ball(
     -------
     array shaped like ``x``.
     """
-    xp, device, eps, (n, d), r = _setup(x, epsilon, param_ndim, rng)
+    xp, device, eps, (n, d), r = _setup(x, epsilon, param_ndim, rng, complex_ok=False)
     if d == 0:  # empty rows: nothing to draw (the documented library fails an assert)
         return xp.zeros(tuple(x.shape), dtype=x.dtype, device=device)
     u = r.uniform((n, d), dtype=x.dtype)
@@ -105,10 +117,21 @@ def uniform_like_l2_n_ball(
     Parameters and result as for :func:`uniform_like_l1_n_ball`. The (N, D + 2) Gaussian block
     is drawn in one call (torch's vectorised normal sampler makes the values depend on the
     block size).
+
+    Complex ``x``: :math:`\mathbb{C}^D` is :math:`\mathbb{R}^{2D}` with the same norm, so one
+    Gaussian block of shape (N, 2D + 2) is normalised and its first 2D coordinates are the
+    real and imaginary parts (the documented library drops two *complex* coordinates, i.e.
+    four real ones, which is not uniform: its radius has CDF
+    :math:`t^{2D}(D + 1 - D t^2)` rather than :math:`t^{2D}`).
     """
     xp, _, eps, (n, d), r = _setup(x, epsilon, param_ndim, rng)
+    if xp.isdtype(x.dtype, "complex floating"):
+        g = r.normal((n, 2 * d + 2), dtype=_real_dtype(xp, x.dtype))
+        u = g / ops.vector_norm(g, axis=1, keepdims=True)
+        z = _complex(xp, u[:, :d], u[:, d : 2 * d], x.dtype)
+        return xp.reshape(eps * z, tuple(x.shape))
     g = r.normal((n, d + 2), dtype=x.dtype)
-    norm = xp.linalg.vector_norm(g, axis=1, keepdims=True)
+    norm = ops.vector_norm(g, axis=1, keepdims=True)
     return xp.reshape(eps * (g[:, :d] / norm), tuple(x.shape))
 
 
@@ -125,6 +148,19 @@ def uniform_like_linf_n_ball(
     accepted for symmetry with the other samplers and validated (the documented library
     ignores it unchecked). The interval is half-open like ``Tensor.uniform_``: the value
     :math:`-\epsilon` itself is drawn with probability :math:`2^{-24}` (float32) per element.
+
+    Complex ``x``: :math:`\|z\|_\infty = \max_i |z_i|`, so each entry is uniform in the
+    disc of radius :math:`\epsilon`: :math:`z_i = \epsilon \sqrt{u_i}\, e^{2\pi i v_i}` with
+    :math:`u, v \sim U[0, 1)` (the documented library draws the real and imaginary parts
+    independently in :math:`[-\epsilon, \epsilon)`, a square whose corners are outside the
+    ball). ``epsilon = 0`` gives zeros (after the same draws).
     """
-    _, _, eps, _, r = _setup(x, epsilon, param_ndim, rng)
-    return r.uniform(tuple(x.shape), dtype=x.dtype, low=-eps, high=eps)
+    xp, _, eps, _, r = _setup(x, epsilon, param_ndim, rng)
+    shape = tuple(x.shape)
+    if xp.isdtype(x.dtype, "complex floating"):
+        u = r.uniform((2, *shape), dtype=_real_dtype(xp, x.dtype))
+        radius, angle = eps * xp.sqrt(u[0, ...]), (2 * math.pi) * u[1, ...]
+        return _complex(xp, radius * xp.cos(angle), radius * xp.sin(angle), x.dtype)
+    if eps == 0.0:
+        return xp.zeros_like(r.uniform(shape, dtype=x.dtype, low=-1.0, high=1.0))
+    return r.uniform(shape, dtype=x.dtype, low=-eps, high=eps)

@@ -1,0 +1,103 @@
+r"""Norms that neither overflow nor underflow, and the arithmetic of 16-bit floats.
+
+A norm squares (L2) or adds up (L1) every entry of a row, so it leaves the dtype's range long
+before the entries do: :math:`\|(3\cdot 10^{38}, \dots)\|_2` is inf in float32, a float16 row
+of ten 300s has a sum of squares beyond float16's 65504, and float32 entries of
+:math:`10^{-30}` have squares that underflow to 0. Dividing by such a norm returns zeros.
+
+The remedy is the classical one (LAPACK's ``nrm2``): scale each row by its largest magnitude
+:math:`m` first, :math:`\|g\|_p = m \, \|g / m\|_p`, and divide by :math:`\|g / m\|_p` instead
+of :math:`\|g\|_p`. It costs a few passes, so it runs only for the rows whose plain norm is
+unreliable (inf, or small enough for squares to have underflowed); every other row keeps the
+plain computation, operation for operation as the documented torch library does it.
+
+Infinite entries have a well-defined limit: :math:`g/\|g\|_p` tends to the signs of the
+infinite entries, normalised (``[inf, 1] -> [1, 0]``), so such rows are replaced by that
+pattern of :math:`\pm 1`. NaN entries propagate.
+
+16-bit floats (float16, bfloat16) accumulate in float32 (``backends.ops.vector_norm``, as
+torch does); algorithms that need more than a norm run in float32 and round the result once.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from backends import ops
+
+
+def compute_dtype(xp: Any, dtype: Any) -> Any:
+    """float32 for 16-bit floats, else ``dtype`` itself."""
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def widen(xp: Any, a: Any) -> Any:
+    """``a`` in its compute dtype (no copy when it already is)."""
+    wide = compute_dtype(xp, a.dtype)
+    return a if wide == a.dtype else xp.astype(a, wide)
+
+
+def narrow_toward_zero(xp: Any, y: Any, dtype: Any) -> Any:
+    """``y`` rounded to ``dtype`` with ``|result| <= |y|``: a point of a ball computed in a wider
+    dtype stays in the ball after rounding (nearest rounding could step out by half an ulp)."""
+    if y.dtype == dtype:
+        return y
+    r = xp.astype(y, dtype)
+    out = xp.abs(xp.astype(r, y.dtype)) > xp.abs(y)
+    return xp.where(out, xp.nextafter(r, xp.zeros_like(r)), r)
+
+
+def unreliable(xp: Any, n: Any, d: int, ord: float) -> Any:
+    """Rows (N, 1) whose computed ``ord``-norm ``n`` may be wrong: inf (an infinite entry, or
+    overflow), or, for L2 in float32/float64, so small that squares may have underflowed."""
+    over = xp.isinf(n)
+    if ord == 1 or xp.finfo(n.dtype).bits < 32:  # 16-bit squares never underflow in float32
+        return over
+    info = xp.finfo(n.dtype)
+    return xp.logical_or(over, n < underflow_threshold(info, d))
+
+
+def underflow_threshold(info: Any, d: int) -> float:
+    """Below this L2 norm, squares of entries under sqrt(smallest normal) may have been lost
+    beyond rounding: ``d * tiny <= eps * n**2``."""
+    return math.sqrt(max(d, 1) * float(info.smallest_normal) / float(info.eps))
+
+
+def scaled_rows(xp: Any, rows: Any, ord: float) -> tuple[Any, Any, Any, Any]:
+    """``(infinite_row, m, s, ns)`` for rows (N, D): rows with an infinite entry replaced by the
+    signs of those entries (their limit direction), ``m`` the largest magnitude (1 for zero or
+    NaN rows), ``s = rows / m`` and ``ns = ||s||_ord`` (so ``||rows||_ord = m * ns``)."""
+    isinf = xp.isinf(rows)
+    infinite_row = xp.any(isinf, axis=1, keepdims=True)
+    zero = xp.zeros_like(rows)
+    base = xp.where(infinite_row, xp.where(isinf, xp.sign(rows), zero), rows)
+    m = xp.max(xp.abs(base), axis=1, keepdims=True) if rows.shape[1] else xp.ones_like(rows[:, :1])
+    m = xp.where(xp.logical_and(m > 0, xp.isfinite(m)), m, xp.ones_like(m))
+    s = base / m
+    return infinite_row, m, s, ops.vector_norm(s, ord=ord, axis=1, keepdims=True)
+
+
+def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> Any:
+    """``rows / max(||rows||_ord, div_by_zero_eps)`` per row of an (N, D) array.
+
+    A zero row stays zero (also where ``div_by_zero_eps`` rounds to 0, as float16 rounds
+    float32's tiny); rows with infinite entries give their limit; overflow and underflow of the
+    norm are avoided by scaling (module docstring)."""
+    n = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
+    guard = xp.clip(n, min=div_by_zero_eps)
+    guard = xp.where(guard == 0, xp.ones_like(guard), guard)
+    fast = rows / guard
+    flag = unreliable(xp, n, rows.shape[1], ord)
+    if not bool(xp.any(flag)):
+        return fast
+    wide = widen(xp, rows)
+    infinite_row, m, s, ns = scaled_rows(xp, wide, ord)
+    # rows / max(m ns, eps) is s / ns where the true norm m ns reaches eps, else rows / eps
+    # (compared as ns >= eps / m: m ns may overflow)
+    reaches = xp.logical_or(ns >= div_by_zero_eps / m, infinite_row)
+    unit = s / xp.where(ns == 0, xp.ones_like(ns), ns)
+    small = xp.where(reaches, xp.zeros_like(wide), wide)
+    small = small / div_by_zero_eps if div_by_zero_eps > 0 else small
+    slow = xp.astype(xp.where(reaches, unit, small), rows.dtype)
+    return xp.where(flag, slow, fast)
