@@ -5,6 +5,7 @@ Importing this package imports torch; nothing else in ``backends`` does so eager
 """
 
 from backends.torch.attr import InputXGradient, IntegratedGradients, NoiseTunnel, Saliency  # noqa: F401,E501 (captum-style attributions)
+from backends.torch.eigendistortion import Eigendistortion  # noqa: F401 (plenoptic signature)
 from backends.torch.models import TorchModel, as_model  # noqa: F401 (the derivative protocol)
 from backends.torch.optim import *  # noqa: F403 (the whole of rai_toolbox.optim: L1qFrankWolfe, ...)
 from backends.torch.perturbations import *  # noqa: F403 (AdditivePerturbation, uniform_like_*_n_ball_)

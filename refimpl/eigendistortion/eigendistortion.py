@@ -1,0 +1,418 @@
+r"""Eigendistortions: the extreme eigenvectors of a model's Fisher matrix at an image.
+
+For a model :math:`y = f(x)` with additive white Gaussian noise on its response, the Fisher
+information matrix at the image :math:`x` is
+
+.. math::
+
+    F = J^\top J, \qquad J = \partial f / \partial x \in \mathbb{R}^{m \times n},
+
+and :math:`\varepsilon^\top F \varepsilon = \lVert J\varepsilon\rVert^2` is, to second
+order, how far a small distortion :math:`\varepsilon` moves the response. Among
+distortions of unit norm, the top eigenvector of :math:`F` is the one the model finds most
+visible, the bottom eigenvector the least visible (Berardino et al. 2017). This class
+computes them with the methods of plenoptic's ``Eigendistortion`` (``exact``, ``power``,
+``randomized_svd``), their verified bugs fixed, plus Lanczos (``eigsh``); see
+``docs/eigendistortion.md``.
+
+Reference: A. Berardino, V. Laparra, J. Ballé, E. Simoncelli. Eigen-distortions of
+hierarchical representations. NeurIPS 2017.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from typing import Any
+
+from backends import as_rng, backend_of
+from backends.progress import progress_bar
+
+from refimpl.eigendistortion import _checks, solvers
+from refimpl.eigendistortion.solvers import CountedOperator, Pairs
+from refimpl.linops import FisherOperator, jacobian
+
+__all__ = ["Eigendistortion"]
+
+#: ``method="exact"`` warns when the Jacobian has more entries than this (plenoptic's rule)
+JACOBIAN_WARN_ENTRIES = 1e6
+#: ... and when the image has more pixels than this (m or n products to build it)
+JACOBIAN_WARN_PIXELS = 1e4
+#: residual tolerances are floored at this many machine epsilons of the image dtype: products
+#: computed in float32 carry rounding of ~1e-7 lambda_max, and a Rayleigh-Ritz step adds more
+TOL_FLOOR_EPS = 100
+#: shift of the bottom solve: Lanczos on sigma I - F with sigma = SHIFT * lambda_max
+SHIFT = 1.01
+#: Krylov basis (columns) for the top and for the bottom of the spectrum; the bottom is a
+#: dense cluster that needs a long memory (see docs/eigendistortion.md)
+TOP_BASIS, BOTTOM_BASIS = 20, 2048
+#: ... capped so that the basis takes at most this many bytes
+BASIS_BYTES = 512 * 2**20
+#: routes of eigsh's top solve (see ``synthesize``)
+LANCZOS = ("auto", "arpack", "krylov_schur")
+#: images with at most this many pixels are solved by eigsh from the dense F (n products)
+DENSE_MAX_PIXELS = 64
+#: Gaussian probes of the randomized SVD's error estimate
+PROBES = 10
+
+
+class Eigendistortion:
+    """Most and least noticeable distortions of ``image`` for ``model``.
+
+    Parameters
+    ----------
+    image : array
+        One image: 1-D of any length, or any shape whose first (batch) axis has size 1,
+        e.g. ``(1, C, H, W)``. Real floating dtype, finite pixels.
+    model : object
+        Anything implementing the derivative protocol: ``model(x)``, ``model.jvp(x, v)``,
+        ``model.vjp(x, u)`` (the models of :mod:`refimpl.models`, a user's class,
+        ``backends.torch.as_model(module)``). It is linearized once, at ``image``.
+
+    Attributes (after :meth:`synthesize`)
+    --------------------------------------
+    eigendistortions : array ``(n_dist, *image.shape[1:])`` (``(n_dist, n)`` for 1-D),
+        unit-norm distortions in the order of ``eigenvalues``.
+    eigenvalues : array ``(n_dist,)``, non-negative, in decreasing order.
+    eigenindex : int64 array ``(n_dist,)``, the position of each eigenvalue in the full
+        decreasing spectrum: ``exact`` ``0..n-1``; ``power`` and ``eigsh``
+        ``[0..k) + [n-k..n)``; ``randomized_svd`` ``[0..k)``.
+    jacobian : ``(m, n)`` dense Jacobian once ``method="exact"`` (or
+        :meth:`compute_jacobian`) has run, else None.
+    convergence : dict per block ("top", "bottom", or "exact"): residuals
+        :math:`\\lVert Fv - \\lambda v\\rVert / \\lambda_{\\max}`, converged, n_products, ...
+    """
+
+    def __init__(self, image: Any, model: Any) -> None:
+        xp, device = _checks.check_image(image)
+        self._xp, self._device = xp, device
+        self._image = image
+        self._model = model
+        self._fisher = FisherOperator(model, image)  # TypeError: no derivative protocol
+        _checks.check_output(xp, self._fisher.y)
+        self._n = self._fisher.shape[0]
+        self._image_shape = tuple(image.shape[1:]) if image.ndim > 1 else tuple(image.shape)
+        self._jacobian: Any = None
+        self._eigendistortions: Any = None
+        self._eigenvalues: Any = None
+        self._eigenindex: Any = None
+        self._method: str | None = None
+        self._convergence: dict[str, Any] = {}
+
+    # -- attributes ---------------------------------------------------------------------------
+    @property
+    def image(self) -> Any:
+        return self._image
+
+    @property
+    def model(self) -> Any:
+        return self._model
+
+    @property
+    def representation(self) -> Any:
+        """``model(image)``, computed once."""
+        return self._fisher.y
+
+    @property
+    def jacobian(self) -> Any:
+        return self._jacobian
+
+    @property
+    def eigendistortions(self) -> Any:
+        return self._eigendistortions
+
+    @property
+    def eigenvalues(self) -> Any:
+        return self._eigenvalues
+
+    @property
+    def eigenindex(self) -> Any:
+        return self._eigenindex
+
+    @property
+    def method(self) -> str | None:
+        """The method of the last :meth:`synthesize` (or of the loaded file)."""
+        return self._method
+
+    @property
+    def convergence(self) -> dict[str, Any]:
+        return self._convergence
+
+    def __repr__(self) -> str:
+        return (
+            f"Eigendistortion(\n  image = {tuple(self._image.shape)} ({self._image.dtype}),\n"
+            f"  model = {self._model!r},\n)"
+        )
+
+    # -- synthesis ----------------------------------------------------------------------------
+    def synthesize(
+        self,
+        method: str = "power",
+        k: int = 1,
+        max_iter: int = 1000,
+        p: int = 5,
+        q: int = 2,
+        stop_criterion: float = 1e-7,
+        *,
+        rng: Any = None,
+        progress: bool = True,
+        lanczos: str = "auto",
+    ) -> None:
+        """Compute eigendistortions with ``method``.
+
+        ``"exact"``: all n pairs from the dense Jacobian. ``"power"``: the k largest and k
+        smallest by shifted orthogonal iteration (at most ``max_iter`` iterations each).
+        ``"randomized_svd"``: the k largest, from a sketch of k + ``p`` columns and ``q``
+        power steps. ``"eigsh"``: the k largest and k smallest by Lanczos (at most
+        ``max_iter`` block products each). ``stop_criterion``: the iterative methods stop
+        when every residual :math:`\\lVert Fv - \\lambda v\\rVert` is at most
+        ``stop_criterion`` times :math:`\\lambda_{\\max}` (floored at 100 machine epsilons
+        of the image dtype); when they stop at ``max_iter`` without that, they warn with
+        the residual. ``rng``: seed or generator of the random start. ``progress``: tqdm
+        progress bars. ``lanczos`` (``eigsh``'s top pairs): ``"auto"`` (ARPACK or cupyx
+        through ``backends.ops.eigsh`` where a route exists, else Krylov-Schur), ``"arpack"``
+        (that route only), ``"krylov_schur"`` (the array-API Lanczos, which checks
+        convergence at every step; the bottom pairs always use it).
+        """
+        method = _checks.check_method(method)
+        n = self._n
+        k = _checks.check_int(k, "k", low=1, high=n)
+        max_iter = _checks.check_int(max_iter, "max_iter", low=1)
+        p = _checks.check_int(p, "p", low=0)
+        q = _checks.check_int(q, "q", low=0)
+        stop = _checks.check_positive(stop_criterion, "stop_criterion")
+        progress = _checks.check_bool(progress, "progress")
+        if lanczos not in LANCZOS:
+            raise ValueError(f"lanczos must be one of {list(LANCZOS)}, got {lanczos!r}")
+        xp = self._xp
+        tol = max(stop, TOL_FLOOR_EPS * float(xp.finfo(self._image.dtype).eps))
+        if method == "exact":
+            self._synthesize_exact()
+            return
+        rng = as_rng(rng, like=self._image)
+        if method == "randomized_svd":
+            blocks = {"top": self._randomized_svd(k, p, q, tol, rng)}
+        elif method == "power":
+            blocks = self._power(k, max_iter, tol, rng, progress)
+        else:
+            blocks = self._eigsh(k, max_iter, tol, rng, progress, lanczos)
+        vecs = [b.eigenvectors for b in blocks.values()]
+        vals = [b.eigenvalues for b in blocks.values()]
+        index = list(range(k)) + (list(range(n - k, n)) if "bottom" in blocks else [])
+        self._store(method, xp.concat(vals), xp.concat(vecs, axis=1), index)
+        self._convergence = {name: b.summary() for name, b in blocks.items()}
+        for name, b in blocks.items():
+            if not b.converged:
+                self._warn_unconverged(method, name, b, tol)
+
+    def _store(self, method: str, values: Any, vectors: Any, index: list[int]) -> None:
+        xp = self._xp
+        self._method = method
+        # F is positive semidefinite: a Rayleigh quotient below 0 is rounding (plenoptic
+        # takes abs(), which reorders the tail; clipping keeps the decreasing order)
+        self._eigenvalues = xp.clip(values, 0.0, None)
+        self._eigendistortions = xp.reshape(
+            xp.matrix_transpose(vectors), (vectors.shape[1], *self._image_shape)
+        )
+        self._eigenindex = xp.asarray(index, dtype=xp.int64, device=self._device)
+
+    def _operator(self) -> CountedOperator:
+        flat = self._xp.reshape(self._image, (-1,))
+        return CountedOperator(self._fisher.matmat, self._n, flat)
+
+    def _normal(self, rng: Any, k: int) -> Any:
+        return rng.normal((self._n, k), dtype=self._image.dtype)
+
+    def _bar(self, enabled: bool, total: int, desc: str) -> Any:
+        return progress_bar(total=total, enabled=enabled, desc=desc, unit="Fv")
+
+    def _warn_unconverged(self, method: str, name: str, b: Pairs, tol: float) -> None:
+        worst = max(b.residuals)
+        extra = ""
+        if "error_estimate" in b.extra:
+            extra = (
+                "; estimated approximation error of the sketch ||(I - QQ^T) F||_F / ||F||_F = "
+                f"{b.extra['error_estimate']:.2e}"
+            )
+        hint = {
+            "power": "raise max_iter or use method='eigsh'",
+            "eigsh": "raise max_iter or stop_criterion",
+            "randomized_svd": "raise p and q, or use method='eigsh'",
+        }[method]
+        warnings.warn(
+            f"{method}: the {name} eigenpairs did not converge after {b.n_products} Fisher "
+            f"products: residual ||F v - lambda v|| = {worst:.2e} lambda_max > "
+            f"stop_criterion {tol:.2e}{extra} ({hint})",
+            UserWarning,
+            stacklevel=3,
+        )
+
+    def compute_jacobian(self) -> Any:
+        """The dense Jacobian ``(m, n)`` at the image (computed once, then cached), from
+        min(m, n) batched JVPs or VJPs."""
+        if self._jacobian is None:
+            m, n = self._fisher.jacobian.shape
+            if n > JACOBIAN_WARN_PIXELS:
+                warnings.warn(
+                    f"the image has {n} > {JACOBIAN_WARN_PIXELS:.0e} pixels: building the "
+                    f"Jacobian takes {min(m, n)} products and may take too long",
+                    UserWarning,
+                    stacklevel=2,
+                )
+            self._jacobian = jacobian(None, self._fisher.jacobian)
+        return self._jacobian
+
+    def _synthesize_exact(self) -> None:
+        xp = self._xp
+        m, n = self._fisher.jacobian.shape
+        if m * n > JACOBIAN_WARN_ENTRIES:
+            warnings.warn(
+                f"Jacobian > 1e6 elements ({m} x {n}) and may cause out-of-memory. Use "
+                "method = {'power', 'randomized_svd', 'eigsh'}.",
+                UserWarning,
+                stacklevel=3,
+            )
+        J = self.compute_jacobian()
+        F = xp.matrix_transpose(J) @ J
+        w, V = xp.linalg.eigh(F)
+        self._store("exact", xp.flip(w, axis=0), xp.flip(V, axis=1), list(range(n)))
+        self._convergence = {
+            "exact": dict(n_products=int(min(m, n)), converged=True, solver="eigh")
+        }
+
+    def _power(self, k: int, max_iter: int, tol: float, rng: Any, progress: bool) -> dict:
+        F, t0 = self._operator(), time.perf_counter()
+        with _closing(self._bar(progress, max_iter, f"Top k={k} eigendists")) as bar:
+            top = solvers.power_iteration(
+                F, self._normal(rng, k), tol=tol, max_iter=max_iter, bar=bar
+            )
+        top.extra["seconds"] = time.perf_counter() - t0
+        sigma = top.scale  # the largest Ritz value: an estimate of lambda_max from below
+        F, t0 = self._operator(), time.perf_counter()
+        with _closing(self._bar(progress, max_iter, f"Bottom k={k} eigendists")) as bar:
+            bottom = solvers.power_iteration(
+                F, self._normal(rng, k), shift=sigma, scale=sigma, tol=tol, max_iter=max_iter,
+                bar=bar,
+            )  # fmt: skip
+        bottom.extra["seconds"] = time.perf_counter() - t0
+        return {"top": top, "bottom": bottom}
+
+    def _randomized_svd(self, k: int, p: int, q: int, tol: float, rng: Any) -> Pairs:
+        F = self._operator()
+        ell = min(self._n, k + p)
+        return solvers.randomized_svd(
+            F, self._normal(rng, ell), k, q=q, probes=self._normal(rng, PROBES), tol=tol
+        )
+
+    def _eigsh(
+        self, k: int, max_iter: int, tol: float, rng: Any, progress: bool, lanczos: str
+    ) -> dict:
+        xp, n = self._xp, self._n
+        if n <= max(DENSE_MAX_PIXELS, 4 * k):
+            t0 = time.perf_counter()
+            top, bottom = solvers.dense_pairs(self._operator(), k)
+            bottom.n_products = 0  # both ends come from the same n products
+            top.extra["seconds"], bottom.extra["seconds"] = time.perf_counter() - t0, 0.0
+            return {"top": top, "bottom": bottom}
+        itemsize = xp.finfo(self._image.dtype).bits // 8
+        cap = max(3 * k, BASIS_BYTES // (itemsize * n))
+        # top: Lanczos through scipy / cupyx where a route exists, else Krylov-Schur
+        F, t0 = self._operator(), time.perf_counter()
+        with _closing(self._bar(progress, max_iter * k, f"Top k={k} eigendists")) as bar:
+            solver = "arpack"
+            try:
+                if lanczos == "krylov_schur":
+                    raise NotImplementedError("Krylov-Schur asked for")
+                steps_per_restart = max(2 * k + 1, TOP_BASIS) - k
+                X = solvers.arpack(
+                    F, k, which="LA", tol=tol, max_iter=max(1, max_iter // steps_per_restart),
+                    seed=int(rng.integers(0, 2**31 - 1, ())),
+                )  # fmt: skip
+                bar.update(F.n_products)
+            except (NotImplementedError, ImportError, RuntimeError) as exc:
+                no_route = isinstance(exc, NotImplementedError | ImportError)
+                if lanczos == "arpack" and no_route:
+                    raise
+                solver = "krylov_schur" if no_route else "arpack (no convergence), krylov_schur"
+                left = max(1, max_iter - F.n_products // k)
+                X, _, _, _ = solvers.krylov_schur(
+                    F, self._normal(rng, k), k, which="LA", tol=tol, max_steps=left,
+                    basis_size=min(cap, max(TOP_BASIS, 3 * k)), rng=rng, bar=bar,
+                )  # fmt: skip
+            lam, V, res, scale = solvers.verify(F, X)
+        top = Pairs(lam, V, res, max(res) <= tol, F.n_products, F.n_products // k, scale)
+        top.extra.update(solver=solver, seconds=time.perf_counter() - t0)
+        # bottom: Lanczos on sigma I - F, whose largest eigenvalues are F's smallest
+        sigma = SHIFT * scale
+        F, t0 = self._operator(), time.perf_counter()
+        A = CountedOperator(lambda V: sigma * V - F(V), n, F.like)
+        with _closing(self._bar(progress, max_iter * k, f"Bottom k={k} eigendists")) as bar:
+            X, _, steps, restarts = solvers.krylov_schur(
+                A, self._normal(rng, k), k, which="LA", tol=tol / SHIFT, max_steps=max_iter,
+                basis_size=min(cap, max(BOTTOM_BASIS, 3 * k)), rng=rng, bar=bar,
+            )  # fmt: skip
+            lam, V, res, _ = solvers.verify(F, X, scale=scale)
+        bottom = Pairs(lam, V, res, max(res) <= tol, F.n_products, steps, scale)
+        bottom.extra.update(
+            solver="krylov_schur", restarts=restarts, shift=sigma, seconds=time.perf_counter() - t0
+        )
+        return {"top": top, "bottom": bottom}
+
+    # -- indexing, persistence --------------------------------------------------------------
+    def indexer(self, idx: int) -> int:
+        """Position in ``eigenvalues`` of the eigenvalue with index ``idx`` of the full
+        spectrum (negative: from the end, ``-1`` is the smallest, index n - 1)."""
+        if self._eigenindex is None:
+            raise ValueError("No eigendistortions synthesized")
+        try:
+            i = range(self._n)[idx]
+        except (IndexError, TypeError):
+            raise ValueError(
+                f"eigenindex must be the index of one of the vectors, got {idx!r} (n = {self._n})"
+            ) from None
+        index = [int(v) for v in backend_of(self._xp).to_numpy(self._eigenindex).tolist()]
+        if i not in index:
+            raise ValueError(
+                f"eigenindex must be the index of one of the vectors: {idx!r} (= {i}) is not "
+                f"among the synthesized {index if len(index) <= 8 else index[:4] + ['...']}"
+            )
+        return index.index(i)
+
+    def save(self, path: Any) -> None:
+        """Write the image, the model's output and the results to ``path`` (an .npz file with
+        a JSON metadata entry; written to a temporary file, then renamed)."""
+        from refimpl.eigendistortion.io import save
+
+        save(self, path)
+
+    def load(
+        self,
+        path: Any,
+        *,
+        method: str | None = None,
+        raise_on_checks: bool = True,
+        atol: float = 1e-8,
+        rtol: float = 1e-5,
+    ) -> None:
+        """Load results saved by :meth:`save` into this just-made object.
+
+        Refuses (ValueError) a file made from another image, another model output, or, when
+        ``method`` is given, another method. ``raise_on_checks=False`` turns the value
+        checks into warnings (shapes and dtypes must still match).
+        """
+        from refimpl.eigendistortion.io import load
+
+        load(self, path, method=method, raise_on_checks=raise_on_checks, atol=atol, rtol=rtol)
+
+
+class _closing:
+    """``with _closing(bar) as bar:`` closes a progress bar even on error."""
+
+    def __init__(self, bar: Any) -> None:
+        self.bar = bar
+
+    def __enter__(self) -> Any:
+        return self.bar
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.close()

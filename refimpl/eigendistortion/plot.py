@@ -1,0 +1,134 @@
+"""Figures of eigendistortions and of the eigenvalues (matplotlib: the ``plot`` extra).
+
+matplotlib is loaded on first use (``importlib``), so ``refimpl`` imports without it; it is
+no array library (DESIGN.md, Layers). Arrays reach the host through the backend adapter.
+"""
+
+from __future__ import annotations
+
+import importlib
+import numbers
+from typing import Any
+
+import backends
+
+__all__ = ["display_eigendistortions", "plot_eigenvalues"]
+
+
+def _pyplot() -> Any:
+    try:
+        return importlib.import_module("matplotlib.pyplot")
+    except ImportError:
+        raise ImportError(
+            "plotting needs matplotlib: pip install 'refimpl[plot]' (or matplotlib)"
+        ) from None
+
+
+def _host(x: Any) -> Any:
+    return backends.backend_of(x).to_numpy(x)
+
+
+def _as_picture(a: Any) -> Any:
+    """A host array shaped for ``imshow``: (H, W) for one channel, (H, W, 3) for RGB, a row
+    for a 1-D image; other channel counts show their first channel."""
+    if a.ndim == 1:
+        return a.reshape(1, -1)
+    while a.ndim > 3 and a.shape[0] == 1:
+        a = a[0]
+    if a.ndim == 3:
+        return a[0] if a.shape[0] != 3 else a.transpose(1, 2, 0)
+    return a
+
+
+def display_eigendistortions(
+    eig: Any,
+    eigenindex: int | list[int] = (0, -1),
+    distortion_scale: float | list[float] = 5.0,
+    *,
+    process_image: Any = None,
+    suptitle: str = "Eigendistortions",
+    cmap: str = "gray",
+) -> Any:
+    """The image and its eigendistortions, side by side (plenoptic's
+    ``eigendistortion_imshow_all`` layout).
+
+    Top row: each distortion (symmetric grey scale). Bottom row: the image, then
+    ``image + scale * distortion`` for each one, on the image's grey scale (values are
+    shown as computed, not clipped). ``eigenindex``: indices into the full decreasing
+    spectrum (``-1``: the smallest); ``distortion_scale``: one amplitude, or one per index;
+    ``process_image``: applied to every image of the bottom row before display. Returns the
+    figure.
+    """
+    plt = _pyplot()
+    if eig.eigendistortions is None:
+        raise ValueError("No eigendistortions synthesized: call synthesize() first")
+    indices = [eigenindex] if isinstance(eigenindex, numbers.Integral) else list(eigenindex)
+    if not indices:
+        raise ValueError("eigenindex must name at least one eigendistortion")
+    if isinstance(distortion_scale, numbers.Real):
+        scales = [float(distortion_scale)] * len(indices)
+    else:
+        scales = [float(s) for s in distortion_scale]
+        if len(scales) != len(indices):
+            raise ValueError(
+                "If distortion_scale is a list, it must have one entry per eigenindex: got "
+                f"{len(scales)} scales for {len(indices)} indices"
+            )
+    positions = [eig.indexer(i) for i in indices]
+    n = eig._n
+    full = [range(n)[i] for i in indices]
+    image = _host(eig.image)
+    dists = _host(eig.eigendistortions)
+    process = process_image or (lambda a: a)
+    base = _as_picture(process(image))
+    lo, hi = float(base.min()), float(base.max())
+    fig, axes = plt.subplots(
+        2, len(indices) + 1, figsize=(3 * (len(indices) + 1), 6), squeeze=False
+    )
+    axes[0, 0].axis("off")
+    axes[1, 0].imshow(base, cmap=cmap, vmin=lo, vmax=hi)
+    axes[1, 0].set_title("Original image")
+    for col, (pos, idx, scale) in enumerate(zip(positions, full, scales), start=1):
+        d = dists[pos].reshape(image.shape[1:] if image.ndim > 1 else image.shape)
+        pic = _as_picture(d)
+        bound = float(abs(pic).max()) or 1.0
+        axes[0, col].imshow(pic, cmap=cmap, vmin=-bound, vmax=bound)
+        axes[0, col].set_title(f"Eigendistortion[{idx}]")
+        distorted = image + scale * d.reshape(image.shape)
+        axes[1, col].imshow(_as_picture(process(distorted)), cmap=cmap, vmin=lo, vmax=hi)
+        axes[1, col].set_title(f"{scale:g} * Eigendistortion[{idx}]")
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.suptitle(suptitle, y=1.0, va="bottom")
+    fig.tight_layout()
+    return fig
+
+
+def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
+    """Eigenvalue against its index in the full spectrum (log scale by default), with each
+    pair's residual as an error bar where the method reports one. Returns the axes."""
+    plt = _pyplot()
+    if eig.eigenvalues is None:
+        raise ValueError("No eigenvalues synthesized: call synthesize() first")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3.5))
+    lam = _host(eig.eigenvalues).astype(float)
+    index = _host(eig.eigenindex)
+    residuals = []
+    for block in ("top", "bottom"):
+        info = eig.convergence.get(block)
+        if info and "residuals" in info:
+            residuals += [r * info["scale"] for r in info["residuals"]]
+    if logy:
+        tiny = lam[lam > 0].min() if (lam > 0).any() else 1.0
+        lam = lam.clip(tiny * 1e-3, None)  # zeros have no logarithm: drawn at the bottom
+        ax.set_yscale("log")
+    marker = "." if len(lam) > 50 else "o"
+    ax.plot(index, lam, marker, label=f"eigenvalues ({eig.method})")
+    if len(residuals) == len(lam):
+        ax.errorbar(index, lam, yerr=residuals, fmt="none", ecolor="C3", label="residual")
+    ax.set_xlabel("eigenindex")
+    ax.set_ylabel("eigenvalue of F = J^T J")
+    ax.legend(loc="best", fontsize="small")
+    return ax
