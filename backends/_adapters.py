@@ -136,6 +136,25 @@ class Backend:
 
         return as_rng(seed, backend=self, device=self.device(device))
 
+    # -- random numbers: each library's own generators --------------------------------
+    #: how errors name this library's generator
+    generator_name: str = "generator"
+
+    def is_generator(self, obj: Any) -> bool:
+        """Whether ``obj`` is a native generator of this library (never imports it)."""
+        return False
+
+    def wrap_generator(self, generator: Any, device: Any) -> Any:
+        """An ``Rng`` drawing with this library's native ``generator``."""
+        raise NotImplementedError
+
+    def seeded_rng(self, seed: int | None, device: Any) -> Any:
+        """An ``Rng`` for an int seed (None: fresh entropy). Default: numpy's generator on
+        the host, copied to the device (numpy itself, array_api_strict)."""
+        from backends.rng import HostRng
+
+        return HostRng(np.random.default_rng(seed), self, device)
+
     def __repr__(self) -> str:
         return f"<backend {self.name}>"
 
@@ -216,6 +235,28 @@ class TorchBackend(Backend):
 
         return torch.from_numpy(np.array(a, order="C", copy=True))
 
+    generator_name = "torch.Generator"
+
+    def is_generator(self, obj: Any) -> bool:
+        t = type(obj)
+        return t.__module__.startswith("torch") and t.__name__ == "Generator"
+
+    def wrap_generator(self, generator: Any, device: Any) -> Any:
+        from backends.rng import TorchRng
+
+        return TorchRng(generator, self, device)
+
+    def seeded_rng(self, seed: int | None, device: Any) -> Any:
+        """``torch.Generator(device).manual_seed(seed)``: what the documented torch code
+        uses, so documented random values are reproduced digit for digit."""
+        import torch
+
+        from backends.rng import TorchRng, fresh_seed
+
+        g = torch.Generator(device=device)
+        g.manual_seed(fresh_seed() if seed is None else seed)
+        return TorchRng(g, self, device)
+
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.detach().cpu().numpy().copy()
 
@@ -274,6 +315,25 @@ class CupyBackend(Backend):
         with self.device(device):
             return self.xp.asarray(obj, dtype=dt)
 
+    generator_name = "cupy Generator"
+
+    def is_generator(self, obj: Any) -> bool:
+        t = type(obj)
+        return t.__module__.startswith("cupy") and t.__name__ == "Generator"
+
+    def wrap_generator(self, generator: Any, device: Any) -> Any:
+        from backends.rng import CupyRng
+
+        return CupyRng(generator, self, device)
+
+    def seeded_rng(self, seed: int | None, device: Any) -> Any:
+        import cupy
+
+        from backends.rng import CupyRng
+
+        with device:
+            return CupyRng(cupy.random.default_rng(seed), self, device)
+
     def to_numpy(self, x: Any) -> np.ndarray:
         return x.get()
 
@@ -313,7 +373,10 @@ class StrictBackend(Backend):
         return np.array(np.from_dlpack(host), copy=True)
 
 
+from backends.jax import JaxBackend  # noqa: E402  (one module per library; it needs Backend)
+
 ADAPTERS: dict[str, Backend] = {
-    b.name: b for b in (NumpyBackend(), TorchBackend(), CupyBackend(), StrictBackend())
+    b.name: b
+    for b in (NumpyBackend(), TorchBackend(), CupyBackend(), StrictBackend(), JaxBackend())
 }
 ALIASES = {"strict": "array_api_strict", "array-api-strict": "array_api_strict", "np": "numpy"}

@@ -82,16 +82,6 @@ def _int(name: str, value: Any) -> int:
         raise TypeError(f"{name} must be an int, got {value!r} ({type(value).__name__})") from None
 
 
-def _is_torch_generator(obj: Any) -> bool:
-    t = type(obj)
-    return t.__module__.startswith("torch") and t.__name__ == "Generator"
-
-
-def _is_cupy_generator(obj: Any) -> bool:
-    t = type(obj)
-    return t.__module__.startswith("cupy") and t.__name__ == "Generator"
-
-
 class Rng:
     """Base adapter: subclasses provide ``_uniform``, ``_normal01`` and ``_integers``."""
 
@@ -332,7 +322,7 @@ def _shape(shape: Any) -> tuple[int, ...]:
     return tuple(dims)
 
 
-def _fresh_seed() -> int:
+def fresh_seed() -> int:
     return int(np.random.SeedSequence().generate_state(1, np.uint64)[0] & (2**63 - 1))
 
 
@@ -362,17 +352,14 @@ def as_rng(
         return rng.bind(adapter, device)
     if isinstance(rng, np.random.Generator):
         return HostRng(rng, adapter, device)
-    if _is_torch_generator(rng):
-        if adapter.name != "torch":
+    owner = _generator_owner(rng)
+    if owner is not None:
+        if owner.name != adapter.name:
             raise TypeError(
-                f"rng is a torch.Generator but the arrays belong to {adapter.name!r}; "
+                f"rng is a {owner.generator_name} but the arrays belong to {adapter.name!r}; "
                 "pass an int seed or a generator of that library"
             )
-        return TorchRng(rng, adapter, device)
-    if _is_cupy_generator(rng):
-        if adapter.name != "cupy":
-            raise TypeError(f"rng is a cupy Generator but the backend is {adapter.name!r}")
-        return CupyRng(rng, adapter, device)
+        return adapter.wrap_generator(rng, device)
     if rng is None:
         seed = None
     elif isinstance(rng, int | np.integer) and not isinstance(rng, bool):
@@ -384,19 +371,17 @@ def as_rng(
             )
     else:
         raise TypeError(
-            "rng must be None, an int seed, a numpy/torch/cupy generator or a backends.rng.Rng;"
-            f" got {type(rng).__name__}"
+            "rng must be None, an int seed, a native generator (numpy, torch, cupy, or a JAX "
+            f"key) or a backends.rng.Rng; got {type(rng).__name__}"
         )
+    return adapter.seeded_rng(seed, device)
 
-    if adapter.name == "torch":
-        import torch
 
-        g = torch.Generator(device=device)
-        g.manual_seed(_fresh_seed() if seed is None else seed)
-        return TorchRng(g, adapter, device)
-    if adapter.name == "cupy":
-        import cupy
+def _generator_owner(obj: Any) -> Backend | None:
+    """The backend whose library made the generator ``obj`` (None: not a native generator)."""
+    from backends._adapters import ADAPTERS
 
-        with device:
-            return CupyRng(cupy.random.default_rng(seed), adapter, device)
-    return HostRng(np.random.default_rng(seed), adapter, device)
+    for adapter in ADAPTERS.values():
+        if adapter.is_generator(obj):
+            return adapter
+    return None

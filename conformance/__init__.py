@@ -1,7 +1,9 @@
 """The conformance suite: every documented example (shared/seeds) as a case, run on every
-available backend and, where installed, on the documented library itself.
+target: this project on every available backend, the documented libraries where installed,
+and any implementation registered with :func:`register_target` (see docs/conformance.md).
 
-``python -m conformance [--backend ...] [--case PATTERN] [--json PATH] [--list]``
+``python -m conformance [--target ...] [--backend ...] [--plugin MODULE] [--case PATTERN]
+[--json PATH] [--report PATH.md|PATH.html] [--list]``
 """
 
 from conformance.registry import (
@@ -9,7 +11,6 @@ from conformance.registry import (
     Check,
     Context,
     SkipCase,
-    Target,
     all_cases,
     case,
     erratum,
@@ -18,11 +19,23 @@ from conformance.registry import (
     statistical,
     tolerance,
 )
+from conformance.targets import (
+    AdditiveRun,
+    NoiseTunnelRun,
+    NotSupported,
+    RefimplTarget,
+    Target,
+    register_target,
+)
 
 __all__ = [
+    "AdditiveRun",
     "Case",
     "Check",
     "Context",
+    "NoiseTunnelRun",
+    "NotSupported",
+    "RefimplTarget",
     "SkipCase",
     "Target",
     "all_cases",
@@ -30,6 +43,7 @@ __all__ = [
     "erratum",
     "exact",
     "register",
+    "register_target",
     "statistical",
     "tolerance",
 ]

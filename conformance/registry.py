@@ -77,28 +77,24 @@ def erratum(explanation: str, rtol: float = 0.0, atol: float = 0.0) -> Check:
     return Check("erratum", rtol=rtol, atol=atol, explanation=explanation)
 
 
-@dataclass(frozen=True)
-class Target:
-    """A column of the table: one of this project's backends, or an original library."""
-
-    name: str
-    kind: str  # "backend" or "original"
-    device: Any = None
-    unavailable: str | None = None  # why it cannot run here, or None
-
-    @property
-    def backend(self):
-        import backends
-
-        return backends.get(self.name)
-
-
 @dataclass
 class Context:
-    """What a case's ``run`` receives: the target plus helpers bound to it."""
+    """What a case's ``run`` receives: the target (a column, see :mod:`conformance.targets`)
+    plus helpers bound to it."""
 
     case: Case
-    target: Target
+    target: Any  # conformance.targets.Target
+
+    def implementations(self, *ops: str) -> list[Any]:
+        """The implementations of the column (the target and its companions, e.g. the torch
+        front end) that provide every operation in ``ops``; a :class:`SkipCase` naming the
+        target and the operation when none does."""
+        impls = self.target.implementations()
+        found = [t for t in impls if all(t.supports(op) for op in ops)]
+        if not found:
+            missing = next(op for op in ops if not self.target.supports(op))
+            raise self.target.not_supported(missing)
+        return found
 
     @property
     def name(self) -> str:
@@ -108,8 +104,14 @@ class Context:
     def is_original(self) -> bool:
         return self.target.kind == "original"
 
+    # -- this project's array API on the column's backend (refimpl columns only) ----------
+    def _refimpl_only(self, what: str) -> None:
+        if self.target.kind != "refimpl":
+            raise self.target.not_supported(what, "the case runs refimpl on the column's backend")
+
     @property
     def backend(self):
+        self._refimpl_only("a refimpl backend")
         return self.target.backend
 
     @property
@@ -118,15 +120,15 @@ class Context:
 
     @property
     def device(self):
-        return self.backend.device(self.target.device)
+        self._refimpl_only("a refimpl device")
+        return self.target.device
 
     def asarray(self, obj: Any, dtype: Any = None) -> Any:
-        return self.backend.asarray(obj, dtype=dtype, device=self.device)
+        self._refimpl_only("a refimpl array")
+        return self.target.asarray(obj, dtype=dtype)
 
     def to_numpy(self, x: Any) -> np.ndarray:
-        if self.is_original:
-            return x.detach().cpu().numpy() if hasattr(x, "detach") else np.asarray(x)
-        return self.backend.to_numpy(x)
+        return self.target.to_numpy(x)
 
     def skip(self, reason: str) -> None:
         raise SkipCase(reason)
@@ -165,10 +167,10 @@ class Case:
     #: restrict the backend columns (None: every backend)
     backends: tuple[str, ...] | None = None
 
-    def applies_to(self, target: Target) -> bool:
-        if target.kind == "original":
-            return target.name in self.originals
-        return self.backends is None or target.name in self.backends
+    def applies_to(self, target: Any) -> bool:
+        """Whether the case has a cell in the column ``target`` (the target decides: a
+        documented library runs the cases listing it in ``originals``)."""
+        return target.applies_to(self)
 
 
 _REGISTRY: dict[str, Case] = {}
@@ -194,13 +196,17 @@ def case(
                 component=component,
                 check=check,
                 run=fn,
-                description=description or (fn.__doc__ or "").strip().split("\n")[0],
+                description=description or _first_paragraph(fn.__doc__),
                 **kw,
             )
         )
         return fn
 
     return deco
+
+
+def _first_paragraph(doc: str | None) -> str:
+    return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
 def all_cases(pattern: str | None = None) -> list[Case]:

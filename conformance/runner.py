@@ -8,25 +8,33 @@ follows the documented library where the document is wrong). ERRATUM counts as p
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import os
 import pathlib
+import shlex
 import sys
 import time
 import traceback
 from dataclasses import dataclass
-from typing import Any
 
-from conformance.registry import Case, Context, SkipCase, Target, all_cases, filter_cases
+from conformance.registry import Case, Context, SkipCase, all_cases, filter_cases
+from conformance.targets import (
+    ORIGINALS,
+    Target,
+    builtin_targets,
+    original_targets,
+    refimpl_targets,
+    registered_targets,
+)
 
-#: original libraries that can appear as columns: column name -> import name
-ORIGINALS = {
-    "rai_toolbox": "rai_toolbox",
-    "captum": "captum",
-    "plenoptic": "plenoptic",
-    "optax": "optax",
-}
+#: the version of the JSON output's layout (``"schema"``; conformance/schema.json)
+SCHEMA = "refimpl.conformance/1"
+#: the entry-point group whose modules are imported like ``--plugin`` modules
+ENTRY_POINT_GROUP = "refimpl.conformance"
+#: columns that run only when named (``--backend jax``, ``--target jax`` or ``refimpl``):
+#: XLA compiles every operation once per new shape, so the eager loops of seed 004 take
+#: many minutes on jax (seeds 000-003: 35 cases in 3.5 min on a loaded 2-core machine)
+OPT_IN = {"jax"}
 
 
 @dataclass
@@ -38,45 +46,20 @@ class Result:
     seconds: float = 0.0
 
 
-def _label(name: str, device: Any) -> str:
-    return name if device is None else f"{name}:{device}"
-
-
 def default_targets() -> list[tuple[str, Target]]:
-    """(label, target) for every backend column, plus every original library column."""
-    from backends._adapters import ADAPTERS
-
-    out: list[tuple[str, Target]] = []
-    for name, adapter in ADAPTERS.items():
-        reason = adapter.unavailable_reason()
-        if name == "array_api_strict":
-            out.append((name, Target(name, "backend", "device1", reason)))
-        elif name == "torch":
-            out.append((name, Target(name, "backend", "cpu", reason)))
-            cuda = reason
-            if cuda is None:
-                import torch
-
-                if not torch.cuda.is_available():
-                    cuda = "torch sees no CUDA device"
-            out.append(("torch:cuda", Target(name, "backend", "cuda", cuda)))
-        else:
-            out.append((name, Target(name, "backend", None, reason)))
-    for col, mod in ORIGINALS.items():
-        missing = None
-        if importlib.util.find_spec(mod) is None:
-            missing = f"{mod} is not installed (pip install 'refimpl[bench]')"
-        out.append((col, Target(col, "original", None, missing)))
-    return out
+    """(label, target) for every column: refimpl on every backend, every documented library,
+    then the targets registered by plugins."""
+    return [(t.label, t) for t in builtin_targets() + registered_targets()]
 
 
 def run_one(case: Case, target: Target) -> Result:
-    label = _label(target.name, target.device)
-    if target.unavailable is not None:
-        return Result(case.id, label, "SKIP", target.unavailable)
+    label = target.label
+    reason = target.unavailable()
+    if reason is not None:
+        return Result(case.id, label, "SKIP", reason)
     t0 = time.perf_counter()
     try:
-        _strict_flags(target)
+        target.prepare()
         case.run(Context(case, target))
     except SkipCase as exc:
         return Result(case.id, label, "SKIP", str(exc), time.perf_counter() - t0)
@@ -96,15 +79,6 @@ def run_one(case: Case, target: Target) -> Result:
         )
     status = "ERRATUM" if case.check.kind == "erratum" else "PASS"
     return Result(case.id, label, status, "", time.perf_counter() - t0)
-
-
-def _strict_flags(target: Target) -> None:
-    if target.name == "array_api_strict":
-        import array_api_strict
-
-        array_api_strict.set_array_api_strict_flags(
-            api_version="2024.12", boolean_indexing=False, data_dependent_shapes=False
-        )
 
 
 def run_cases(cases: list[Case], targets: list[tuple[str, Target]]) -> list[Result]:
@@ -171,19 +145,45 @@ def format_list(cases: list[Case], targets: list[tuple[str, Target]] | None = No
 
 
 def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
+    """The command line; returns the exit code: 0 when no cell FAILs (PASS, ERRATUM and SKIP
+    only), 1 when some cell FAILs; usage errors exit with 2 (argparse) before anything runs."""
     parser = argparse.ArgumentParser(
         prog="python -m conformance",
-        description="Check every documented example on every available backend.",
+        description="Check every documented example on every available implementation.",
+        epilog="Exit codes: 0 no FAIL (PASS, ERRATUM, SKIP only), 1 some FAIL, 2 usage error. "
+        "The last line printed is 'P passed, F failed, S skipped'.",
     )
     parser.add_argument(
         "--backend",
         action="append",
         default=None,
-        help="column(s) to run, comma-separated or repeated: numpy, torch, torch:cuda, "
-        f"array_api_strict, cupy, {', '.join(ORIGINALS)} (default: all)",
+        help="refimpl column(s), comma-separated or repeated: numpy, torch, torch:cuda, "
+        f"array_api_strict, cupy, jax (also {', '.join(ORIGINALS)})",
+    )
+    parser.add_argument(
+        "--target",
+        action="append",
+        default=None,
+        help="column(s) by label, comma-separated or repeated: any registered target, "
+        "'refimpl' (every backend column), 'original' (every documented library); with "
+        "--backend the union (default: every column but jax, which runs when named)",
+    )
+    parser.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first (it registers targets and cases); modules named by entry "
+        f"points in the group {ENTRY_POINT_GROUP!r} are imported too",
     )
     parser.add_argument("--case", default=None, help="glob(s) on case ids, comma-separated")
     parser.add_argument("--json", default=None, metavar="PATH", help="write results as JSON")
+    parser.add_argument(
+        "--report",
+        default=None,
+        metavar="PATH",
+        help="write a report: Markdown (PATH.md) or standalone HTML (PATH.html)",
+    )
     parser.add_argument(
         "--list", action="store_true", help="list the cases (of the selected columns) and exit"
     )
@@ -191,7 +191,8 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
 
     # Every selection is checked before anything runs: selecting nothing is a usage error
     # (exit 2), so a typo in a CI script cannot pass as "0 passed, 0 failed".
-    targets = _select_targets(parser, args.backend)
+    _load_plugins(parser, args.plugin)
+    targets = _select_targets(parser, args.backend, args.target)
     every = all_cases() if cases is None else cases
     if args.case is not None and not [p for p in args.case.split(",") if p.strip()]:
         parser.error(f"--case {args.case!r} names no pattern; the cases are: {_ids(every)}")
@@ -202,15 +203,17 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
     if not selected:
         parser.error(
             f"no case selected by --case {args.case!r} runs on the column(s) "
-            f"{', '.join(lab for lab, _ in targets)} selected by --backend"
+            f"{', '.join(lab for lab, _ in targets)} selected by --backend/--target"
         )
     if args.list:
         print(format_list(selected, targets))
         return 0
-    if args.json:
-        problem = _unwritable(args.json)
+    for flag, path in (("--json", args.json), ("--report", args.report)):
+        problem = path and _unwritable(path)
         if problem:
-            parser.error(f"--json {args.json!r}: {problem}")
+            parser.error(f"{flag} {path!r}: {problem}")
+    if args.report and not args.report.endswith((".md", ".html")):
+        parser.error(f"--report {args.report!r}: the name must end in .md or .html")
 
     t0 = time.perf_counter()
     results = run_cases(selected, targets)
@@ -229,49 +232,104 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
     )
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(
-                {
-                    "passed": passed,
-                    "failed": failed,
-                    "skipped": skipped,
-                    "results": [r.__dict__ for r in results],
-                    "cases": [
-                        {
-                            "id": c.id,
-                            "source": c.source,
-                            "component": c.component,
-                            "check": c.check.describe(),
-                        }
-                        for c in selected
-                    ],
-                },
-                fh,
-                indent=2,
-            )
+            json.dump(to_json(selected, targets, results), fh, indent=2)
+    if args.report:
+        from conformance import report
+
+        used = [t for _, t in targets if any(r.target == t.label for r in results)]
+        write = report.html if args.report.endswith(".html") else report.markdown
+        command = "python -m conformance " + shlex.join(sys.argv[1:] if argv is None else argv)
+        pathlib.Path(args.report).write_text(write(selected, used, results, command))
     print(f"{passed} passed, {failed} failed, {skipped} skipped")
     return 1 if failed else 0
+
+
+def to_json(cases: list[Case], targets: list[tuple[str, Target]], results: list[Result]) -> dict:
+    """The ``--json`` document (layout ``SCHEMA``, described by conformance/schema.json)."""
+    from conformance.report import versions
+
+    passed, failed, skipped = summary(results)
+    return {
+        "schema": SCHEMA,
+        "passed": passed,
+        "failed": failed,
+        "skipped": skipped,
+        "exit_code": 1 if failed else 0,
+        "targets": [
+            {"label": lab, "kind": t.kind, "unavailable": t.unavailable()} for lab, t in targets
+        ],
+        "versions": versions([t for _, t in targets]),
+        "results": [r.__dict__ for r in results],
+        "cases": [
+            {
+                "id": c.id,
+                "source": c.source,
+                "component": c.component,
+                "check": c.check.describe(),
+                "description": c.description,
+            }
+            for c in cases
+        ],
+    }
 
 
 def _ids(cases: list[Case]) -> str:
     return ", ".join(c.id for c in cases) or "(none registered)"
 
 
-def _select_targets(parser: argparse.ArgumentParser, backend: list[str] | None):
-    """The columns named by ``--backend`` (all without it); usage errors for unknown or no names."""
+def _load_plugins(parser: argparse.ArgumentParser, modules: list[str]) -> None:
+    """Import the ``--plugin`` modules and the entry points of ``ENTRY_POINT_GROUP``."""
+    import importlib
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # a broken installed plugin: a usage error naming it
+            parser.error(f"entry point {ep.name!r} ({ep.value}) failed to load: {exc}")
+    for name in modules:
+        if not name.strip():
+            parser.error("--plugin needs a module name, e.g. --plugin my_port.conformance")
+        try:
+            importlib.import_module(name)
+        except Exception as exc:  # not importable, or its registration is refused
+            parser.error(f"--plugin {name!r} cannot be imported: {type(exc).__name__}: {exc}")
+
+
+def _select_targets(
+    parser: argparse.ArgumentParser, backend: list[str] | None, target: list[str] | None = None
+) -> list[tuple[str, Target]]:
+    """The columns named by ``--backend`` and ``--target`` (all without either); usage errors
+    for unknown or no names."""
     targets = default_targets()
-    if backend is None:
-        return targets
-    known = sorted(lab for lab, _ in targets)
-    wanted = [w.strip() for arg in backend for w in arg.split(",") if w.strip()]
-    if not wanted:
-        parser.error(
-            f"--backend {','.join(backend)!r} selects no column; choose from {', '.join(known)}"
-        )
+    if backend is None and target is None:
+        return [(lab, t) for lab, t in targets if lab not in OPT_IN]
+    known = [lab for lab, _ in targets]
+    groups = {
+        "refimpl": [t.label for t in refimpl_targets()],
+        "original": [t.label for t in original_targets()],
+    }
     aliases = {"strict": "array_api_strict", "torch:cpu": "torch", "np": "numpy"}
-    wanted = [aliases.get(w, w) for w in wanted]
-    unknown = [w for w in wanted if w not in known]
-    if unknown:
-        parser.error(f"unknown backend {unknown[0]!r}; choose from {', '.join(known)}")
+    wanted: list[str] = []
+    for flag, given, names in (("--backend", backend, {}), ("--target", target, groups)):
+        if given is None:
+            continue
+        words = [w.strip() for arg in given for w in arg.split(",") if w.strip()]
+        if not words:
+            parser.error(
+                f"{flag} {','.join(given)!r} selects no column; "
+                f"choose from {', '.join(sorted(known))}"
+            )
+        for w in words:
+            w = aliases.get(w, w)
+            if w in names:
+                wanted += names[w]
+            elif w in known:
+                wanted.append(w)
+            else:
+                what = "backend" if flag == "--backend" else "target"
+                extra = ", refimpl, original" if flag == "--target" else ""
+                parser.error(f"unknown {what} {w!r}; choose from {', '.join(sorted(known))}{extra}")
     return [(lab, t) for lab, t in targets if lab in wanted]
 
 

@@ -5,8 +5,14 @@ its non-default device ``device1`` with the strictest flags (no boolean indexing
 data-dependent shapes, API 2024.12): the stand-in for "not numpy, not the default device".
 GPU parameters are always collected and skip with a reason when no GPU is present.
 
-Select with ``pytest --backend numpy,strict`` (ids or library names). ``dtype`` gives the
-backend's float32 and float64.
+Select with ``pytest --backend numpy,strict`` (ids or library names; ``all``: every
+column). ``dtype`` gives the backend's float32 and float64.
+
+The jax column is opt-in (``--backend jax`` or ``all``): XLA compiles every operation once
+per new shape (0.1 to 0.7 s each, measured), and refimpl's eager loops and hypothesis's
+varying shapes meet a new shape at almost every step, so the whole suite takes about an
+hour on jax against minutes elsewhere. ``tests/test_jax_backend.py`` always runs when jax
+is installed, and the conformance suite has a jax column by default.
 """
 
 from __future__ import annotations
@@ -42,7 +48,11 @@ PARAMS = [
     ("torch-cuda", "torch", "cuda"),
     ("strict-device1", "array_api_strict", "device1"),
     ("cupy", "cupy", None),
+    ("jax", "jax", None),
 ]
+
+#: columns that run only when asked for by ``--backend`` (see the module docstring)
+OPT_IN = {"jax"}
 
 STRICTEST = dict(api_version="2024.12", boolean_indexing=False, data_dependent_shapes=False)
 
@@ -52,7 +62,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--backend",
         action="store",
         default=os.environ.get("REFIMPL_TEST_BACKENDS", ""),
-        help="comma-separated backend ids or names to test (default: all): "
+        help="comma-separated backend ids or names to test, or 'all' (default: all but "
+        + ", ".join(sorted(OPT_IN))
+        + "): "
         + ", ".join(p[0] for p in PARAMS),
     )
 
@@ -60,6 +72,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _selected(config: pytest.Config) -> list[tuple[str, str, Any]]:
     raw = config.getoption("--backend")
     if not raw:
+        return [p for p in PARAMS if p[0] not in OPT_IN]
+    if raw.strip() == "all":
         return PARAMS
     wanted = {w.strip() for w in raw.split(",") if w.strip()}
     aliases = {"strict": "array_api_strict", "torch": "torch"}

@@ -70,8 +70,8 @@ def test_list_honours_backend(capsys):
     out = capsys.readouterr().out
     assert "syn.orig" in out and "syn.one" not in out
     assert out.rstrip().splitlines()[-1] == "1 case"
-    err = usage_error(capsys, ["--list", "--backend", "jax"])
-    assert "unknown backend 'jax'" in err
+    err = usage_error(capsys, ["--list", "--backend", "tensorflow"])
+    assert "unknown backend 'tensorflow'" in err
 
 
 @pytest.mark.parametrize(

@@ -51,7 +51,12 @@ def test_stream_consistency(backend, dtype, method, n, m):
     r = backend.adapter.rng(11, device=backend.device)
     split = np.concatenate([take(r, n), take(r, m)])
     whole = take(backend.adapter.rng(11, device=backend.device), n + m)
-    np.testing.assert_array_equal(split, whole)
+    if backend.name == "jax" and method in ("exponential", "gumbel"):
+        # same uniforms, but XLA's vectorised log rounds the tail of an array differently
+        eps = np.finfo(split.dtype).eps
+        np.testing.assert_allclose(split, whole, rtol=4 * eps, atol=4 * eps)
+    else:
+        np.testing.assert_array_equal(split, whole)
 
 
 @pytest.mark.parametrize("n,m", [(16, 32), (48, 16)])

@@ -3,6 +3,11 @@
 Source: ``shared/seeds/000_a3b2589a0f87573d.txt``; the documented library's behaviour in
 ``shared/specs/rai_toolbox.md`` sections 3, 4, 9 and 10.
 
+The cases call the target operations ``additive_perturbation`` and ``sample_ball``
+(``conformance/targets.py``); a target that reproduces torch's draws (``draws_like_torch``)
+is checked against the printed digits, any other against ball membership and the exact
+arithmetic of the documented delta.
+
 Columns
     torch: ``refimpl.perturbations`` on torch tensors (rng = the documented
     ``torch.Generator().manual_seed(s)``) and the front end ``backends.torch`` (the documented
@@ -68,93 +73,37 @@ BROADCAST = dict(seed=1, delta_ndim=-1, doc=DOC_DELTA_1, signs=SIGNS_1)
 
 
 # -- running the example on a target --------------------------------------------------------
-class Run:
-    """One implementation's results for an example: numpy copies plus the native objects."""
-
-    def __init__(self, label: str, delta: Any, pert: Any, grad: Any, native: Any) -> None:
-        self.label, self.delta, self.pert, self.grad, self.native = label, delta, pert, grad, native
+DATA = np.ones((3, 2, 2), dtype=np.float32)
 
 
-def _torch_runs(ctx: reg.Context, ex: dict, reduction: str) -> list[Run]:
-    """The example with the documented library (rai column) or this project's torch code."""
-    import torch
-
-    data = torch.ones(3, 2, 2, device=ctx.device if not ctx.is_original else "cpu")
-    runs = []
-    if ctx.is_original:
-        from rai_toolbox.perturbations import AdditivePerturbation, uniform_like_l1_n_ball_
-
-        modules = [("rai_toolbox", AdditivePerturbation, uniform_like_l1_n_ball_)]
-    else:
-        from backends.torch import AdditivePerturbation, uniform_like_l1_n_ball_
-
-        modules = [("backends.torch", AdditivePerturbation, uniform_like_l1_n_ball_)]
-    for label, cls, init in modules:
-        g = torch.Generator().manual_seed(ex["seed"])
-        p = cls(data_or_shape=data, delta_ndim=ex["delta_ndim"], init_fn=init, generator=g)
-        pert = p(data)
-        loss = (pert**2).sum() if reduction == "sum" else (pert**2).mean()
-        loss.backward()
-        runs.append(Run(label, *(ctx.to_numpy(t) for t in (p.delta, pert, p.delta.grad)), p.delta))
-    if not ctx.is_original:
-        runs.append(_refimpl_run(ctx, ex, reduction, torch.Generator().manual_seed(ex["seed"])))
-    return runs
-
-
-def _refimpl_run(ctx: reg.Context, ex: dict, reduction: str, rng: Any, delta: Any = None) -> Run:
-    """``refimpl`` on the target's namespace; ``delta`` (a list) replaces the drawn one."""
-    from refimpl.perturbations import AdditivePerturbation, uniform_like_l1_n_ball
-
-    data = ctx.asarray(np.ones((3, 2, 2)), dtype="float32")
-    p = AdditivePerturbation(data, uniform_like_l1_n_ball, delta_ndim=ex["delta_ndim"], rng=rng)
-    if delta is not None:
-        p.delta = ctx.asarray(np.asarray(delta), dtype="float32")
-    pert = p(data)
-    # d/dy sum(y**2) = 2y; d/dy mean(y**2) = 2y / y.size
-    u = 2 * pert if reduction == "sum" else 2 * pert / 12
-    grad = p.vjp_delta(data, u)
-    return Run("refimpl", *(ctx.to_numpy(a) for a in (p.delta, pert, grad)), p.delta)
-
-
-def _runs(ctx: reg.Context, ex: dict, reduction: str, documented_delta: bool) -> list[Run]:
-    if ctx.is_original or ctx.name == "torch":
-        return _torch_runs(ctx, ex, reduction)
-    delta = ex["doc"] if documented_delta else None
-    return [_refimpl_run(ctx, ex, reduction, rng=ex["seed"], delta=delta)]
-
-
-def _reproduces_torch_rng(ctx: reg.Context) -> bool:
-    return ctx.is_original or ctx.name == "torch"
-
-
-def _check_place(ctx: reg.Context, native: Any, shape: tuple[int, ...]) -> None:
-    assert tuple(native.shape) == shape, f"delta shape {tuple(native.shape)}, documented {shape}"
-    if ctx.is_original:
-        import torch
-
-        assert native.dtype == torch.float32 and native.requires_grad
-        return
-    from backends import namespace_and_device
-
-    xp, dev = namespace_and_device(native)
-    assert xp is ctx.xp, f"delta lives in {xp.__name__}, not {ctx.xp.__name__}"
-    assert dev == ctx.device, f"delta on {dev!r}, expected {ctx.device!r}"
-    assert native.dtype == ctx.backend.dtype("float32"), f"delta dtype {native.dtype}"
+def _runs(ctx: reg.Context, ex: dict, reduction: str, documented_delta: bool) -> list:
+    """(implementation, run) for each implementation of the column. One that cannot
+    reproduce torch's draws gets the documented delta when ``documented_delta``."""
+    out = []
+    for impl in ctx.implementations("additive_perturbation"):
+        delta = ex["doc"] if documented_delta and not impl.draws_like_torch else None
+        run = impl.additive_perturbation(
+            DATA, delta_ndim=ex["delta_ndim"], seed=ex["seed"], reduction=reduction, delta=delta
+        )
+        out.append((impl, run))
+    return out
 
 
 # -- cases ------------------------------------------------------------------------------
 def _delta_case(ex: dict, shape: tuple[int, ...]):
     def run(ctx: reg.Context) -> None:
-        for r in _runs(ctx, ex, "sum", documented_delta=False):
-            _check_place(ctx, r.native, shape)
+        for impl, r in _runs(ctx, ex, "sum", documented_delta=False):
+            impl.assert_native(r.native, shape, "float32")
             # uniform in the L1 ball: every row (param_ndim=-1: delta[i]) has norm < 1
             rows = r.delta.reshape(shape[0], -1).astype(np.float64)
-            assert np.all(np.abs(rows).sum(axis=1) < 1.0), f"{r.label}: a row is outside the ball"
-            if _reproduces_torch_rng(ctx):
-                ctx.assert_close(np.abs(r.delta), ex["doc"], f"{r.label} |delta|", atol=PRINTED)
+            assert np.all(np.abs(rows).sum(axis=1) < 1.0), (
+                f"{impl.label}: a row is outside the ball"
+            )
+            if impl.draws_like_torch:
+                ctx.assert_close(np.abs(r.delta), ex["doc"], f"{impl.label} |delta|", atol=PRINTED)
                 got = np.sign(r.delta)
                 assert np.array_equal(got, ex["signs"]), (
-                    f"{r.label} signs {got}, release {ex['signs']}"
+                    f"{impl.label} signs {got}, release {ex['signs']}"
                 )
 
     return run
@@ -162,42 +111,43 @@ def _delta_case(ex: dict, shape: tuple[int, ...]):
 
 def _pert_case(ex: dict, doc_pert: Any):
     def run(ctx: reg.Context) -> None:
-        for r in _runs(ctx, ex, "sum", documented_delta=True):
+        for impl, r in _runs(ctx, ex, "sum", documented_delta=True):
             # exact float32 arithmetic of the delta drawn (or documented)
             expected = np.ones(r.pert.shape, np.float32) + r.delta.astype(np.float32)
-            ctx.assert_close(r.pert, expected, f"{r.label} pert_data = 1 + delta")
-            if _reproduces_torch_rng(ctx):  # |delta| printed, so |pert - 1| is the printed part
+            ctx.assert_close(r.pert, expected, f"{impl.label} pert_data = 1 + delta")
+            if impl.draws_like_torch:  # |delta| printed, so |pert - 1| is the printed part
                 ctx.assert_close(
-                    np.abs(r.pert - 1), np.asarray(doc_pert) - 1, r.label, atol=2 * PRINTED
+                    np.abs(r.pert - 1), np.asarray(doc_pert) - 1, impl.label, atol=2 * PRINTED
                 )
             else:
-                ctx.assert_close(r.pert, doc_pert, f"{r.label} pert_data", atol=PRINTED)
+                ctx.assert_close(r.pert, doc_pert, f"{impl.label} pert_data", atol=PRINTED)
 
     return run
 
 
 def _grad_case(ex: dict, reduction: str, doc_grad: Any, release_grad: Any):
     def run(ctx: reg.Context) -> None:
-        for r in _runs(ctx, ex, reduction, documented_delta=True):
+        for impl, r in _runs(ctx, ex, reduction, documented_delta=True):
+            label = impl.label
             one_plus = np.float32(1.0) + r.delta.astype(np.float32)
             if reduction == "sum":  # 2 (1 + delta): exact in float32
-                ctx.assert_close(r.grad, 2 * one_plus, f"{r.label} grad = 2(1 + delta)")
+                ctx.assert_close(r.grad, 2 * one_plus, f"{label} grad = 2(1 + delta)")
             else:  # sum over the batch of 3 of 2 (1 + delta) / 12 = (1 + delta) / 2, to rounding
-                ctx.assert_close(r.grad, one_plus / 2, f"{r.label} grad = (1 + delta)/2", rtol=1e-6)
-            if _reproduces_torch_rng(ctx):
-                ctx.assert_close(r.grad, release_grad, f"{r.label} grad (release)", atol=PRINTED)
+                ctx.assert_close(r.grad, one_plus / 2, f"{label} grad = (1 + delta)/2", rtol=1e-6)
+            if impl.draws_like_torch:
+                ctx.assert_close(r.grad, release_grad, f"{label} grad (release)", atol=PRINTED)
             else:  # from the rounded documented delta: printed error scaled by the derivative
                 scale = 2.0 if reduction == "sum" else 0.5
-                ctx.assert_close(r.grad, doc_grad, f"{r.label} grad", atol=PRINTED * (1 + scale))
+                ctx.assert_close(r.grad, doc_grad, f"{label} grad", atol=PRINTED * (1 + scale))
 
     return run
 
 
 def _broadcast_shape(ctx: reg.Context) -> None:
     """delta_ndim=-1 on (3, 2, 2) data: a (2, 2) delta added to each datum."""
-    for r in _runs(ctx, BROADCAST, "mean", documented_delta=False):
+    for impl, r in _runs(ctx, BROADCAST, "mean", documented_delta=False):
         shapes = (r.delta.shape, r.pert.shape, r.grad.shape)
-        assert shapes == ((2, 2), (3, 2, 2), (2, 2)), f"{r.label}: shapes {shapes}"
+        assert shapes == ((2, 2), (3, 2, 2), (2, 2)), f"{impl.label}: shapes {shapes}"
         assert np.array_equal(r.pert[0], r.pert[1]) and np.array_equal(r.pert[1], r.pert[2])
 
 
@@ -249,7 +199,9 @@ INIT_EXAMPLES = [
 
 def _init_case(kind: str, param_ndim: int | None, ord: int | None, axis: int | None, doc: Any):
     def run(ctx: reg.Context) -> None:
-        for label, x in _init_draws(ctx, kind, param_ndim):
+        for impl in ctx.implementations("sample_ball"):
+            # x = zeros(2, 3), then the sampler with epsilon=2 (the examples are unseeded)
+            x = impl.sample_ball(kind, np.zeros((2, 3)), epsilon=2.0, param_ndim=param_ndim)
             x = x.astype(np.float64)
             if kind == "linf":
                 got = np.abs(x) < 2.0
@@ -257,33 +209,9 @@ def _init_case(kind: str, param_ndim: int | None, ord: int | None, axis: int | N
                 got = np.linalg.norm(x.ravel(), ord=ord) < 2.0
             else:
                 got = np.linalg.norm(x, ord=ord, axis=axis) < 2.0
-            assert np.array_equal(got, doc), f"{label}: {got.tolist()}, documented {doc}"
+            assert np.array_equal(got, doc), f"{impl.label}: {got.tolist()}, documented {doc}"
 
     return run
-
-
-def _init_draws(ctx: reg.Context, kind: str, param_ndim: int | None) -> list[tuple[str, Any]]:
-    """``x = zeros(2, 3)`` then the sampler with epsilon=2 (the examples are unseeded)."""
-    name = f"uniform_like_{kind}_n_ball"
-    if ctx.is_original or ctx.name == "torch":
-        import torch
-
-        if ctx.is_original:
-            from rai_toolbox.perturbations import init as front
-        else:
-            import backends.torch as front
-        x = torch.zeros(2, 3, device="cpu" if ctx.is_original else ctx.device)
-        getattr(front, f"{name}_")(x, epsilon=2.0, param_ndim=param_ndim)
-        out = [("rai_toolbox" if ctx.is_original else "backends.torch", ctx.to_numpy(x))]
-        if ctx.is_original:
-            return out
-    else:
-        out = []
-    from refimpl.perturbations import samplers
-
-    x = ctx.asarray(np.zeros((2, 3)), dtype="float32")
-    y = getattr(samplers, name)(x, epsilon=2.0, param_ndim=param_ndim)
-    return [*out, ("refimpl", ctx.to_numpy(y))]
 
 
 for _id, _kind, _pn, _ord, _axis, _doc in INIT_EXAMPLES:

@@ -4,12 +4,12 @@ Source: ``shared/seeds/001_9207fe884b33410f.txt`` (the L1qFrankWolfe page) and t
 docstring examples of ``rai_toolbox/optim/frank_wolfe.py`` and ``optim/misc.py`` listed in
 ``shared/specs/rai_toolbox.md`` section 9. On the backend columns the examples run through
 ``refimpl.optim`` (on torch also through the ``backends.torch.optim`` front end); on the
-``rai_toolbox`` column through the documented library itself.
+``rai_toolbox`` column through the documented library itself (target operations
+``optimizer_steps``, ``frank_wolfe_step_size``, ``top_q_gradient``).
 """
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
@@ -20,40 +20,10 @@ SEED = "001_9207fe884b33410f.txt"
 SPEC9 = "specs/rai_toolbox.md section 9 (optim/frank_wolfe.py)"
 
 
-def _rai(name: str):
-    import rai_toolbox.optim as ro
-
-    warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
-    return getattr(ro, name)
-
-
 def _one_step(ctx: Context, name: str, x0: list, grad: list, **kw: Any) -> list[np.ndarray]:
     """x after one step on every implementation the column offers (float32, as documented)."""
-    if ctx.is_original:
-        import torch
-
-        x = torch.tensor(x0, requires_grad=True)
-        opt = _rai(name)([x], **kw)
-        (torch.tensor(grad) * x).sum().backward()
-        opt.step()
-        return [ctx.to_numpy(x)]
-    import refimpl.optim as ro
-
-    outs = []
-    x = ctx.asarray(x0, dtype="float32")
-    new = getattr(ro, name)([x], **kw).step([ctx.asarray(grad, dtype="float32")])
-    outs.append(ctx.to_numpy(new[0]))
-    if ctx.name == "torch":  # the torch.optim front end too
-        import torch
-
-        import backends.torch.optim as bo
-
-        xt = torch.tensor(x0, requires_grad=True, device=ctx.device)
-        opt = getattr(bo, name)([xt], **kw)
-        (torch.tensor(grad, device=ctx.device) * xt).sum().backward()
-        opt.step()
-        outs.append(xt.detach().cpu().numpy())
-    return outs
+    impls = ctx.implementations("optimizer_steps")
+    return [impl.optimizer_steps(name, x0, [grad], **kw)[-1] for impl in impls]
 
 
 @case(
@@ -149,26 +119,15 @@ def schedule(ctx: Context) -> None:
     x0, eps = [0.5, -0.25], 1.5
     for lr in (2.0, 0.5):
         ref = _schedule_reference(lr, eps, x0)
-        if ctx.is_original:
-            import torch
-
-            x = torch.tensor(x0, requires_grad=True)
-            opt = _rai("LinfFrankWolfe")([x], epsilon=eps, lr=lr, param_ndim=None)
-            for g, r in zip(_GRADS, ref):
-                x.grad = torch.tensor(g)
-                opt.step()
-                ctx.assert_close(ctx.to_numpy(x), r, f"lr={lr} iterate")
-            continue
-        import refimpl.optim as ro
-
-        opt = ro.LinfFrankWolfe(
-            ctx.asarray(x0, dtype="float32"), epsilon=eps, lr=lr, param_ndim=None
-        )
-        for g, r in zip(_GRADS, ref):
-            x = opt.step(ctx.asarray(g, dtype="float32"))
-            ctx.assert_close(x, r, f"lr={lr} iterate")
-        alphas = [ro.fw_step_size(lr, k) for k in range(4)]
-        ctx.assert_close(np.asarray(alphas), [lr / (lr + k) for k in range(4)], "alpha_k")
+        for impl in ctx.implementations("optimizer_steps"):
+            steps = impl.optimizer_steps(
+                "LinfFrankWolfe", x0, _GRADS, epsilon=eps, lr=lr, param_ndim=None
+            )
+            for x, r in zip(steps, ref, strict=True):
+                ctx.assert_close(x, r, f"{impl.label} lr={lr} iterate")
+            if impl.supports("frank_wolfe_step_size"):
+                alphas = [impl.frank_wolfe_step_size(lr, k) for k in range(4)]
+                ctx.assert_close(np.asarray(alphas), [lr / (lr + k) for k in range(4)], "alpha_k")
 
 
 # -- TopQ: the top-q rule k = round((1 - q) D) -----------------------------------------------
@@ -192,18 +151,8 @@ _TOPQ_DOC = {
 )
 def top_q_docstring(ctx: Context) -> None:
     """gradient [[0.5,1],[-2.5,.3]], param_ndim=None, q in {0,.25,.5,.75,1} -> documented grads"""
-    for q, doc in _TOPQ_DOC.items():
-        if ctx.is_original:
-            import torch
-
-            x = torch.ones((2, 2), requires_grad=True)
-            opt = _rai("TopQGradientOptimizer")(params=[x], lr=1.0, q=q, param_ndim=None)
-            x.backward(gradient=torch.tensor(_TOPQ_GRAD))
-            opt.step()
-            out = x.grad
-        else:
-            import refimpl.optim as ro
-
-            out = ro.top_q_gradient(ctx.asarray(_TOPQ_GRAD, dtype="float32"), q, param_ndim=None)
-        expected = np.asarray(doc, dtype=np.float32)
-        ctx.assert_close(np.asarray(ctx.to_numpy(out), dtype=np.float32), expected, f"q={q}")
+    for impl in ctx.implementations("top_q_gradient"):
+        for q, doc in _TOPQ_DOC.items():
+            out = impl.top_q_gradient(_TOPQ_GRAD, q, param_ndim=None)
+            expected = np.asarray(doc, dtype=np.float32)
+            ctx.assert_close(np.asarray(out, dtype=np.float32), expected, f"{impl.label} q={q}")

@@ -9,6 +9,10 @@ estimate (perturbed argmax with Gumbel noise = softmax(theta / sigma) and its Ja
 closed form of the perturbed OR; the shortest-path probabilities of the reconstructed graph)
 with a statistical bound from the sample count whose false-failure probability is stated.
 
+The cases call the target operations ``solve``, ``perturbed``, ``perturbed_norm_grad``,
+``perturbed_shortest_path``, ``perturbed_ascent`` and ``perturbed_defaults``
+(``conformance/targets.py``).
+
 Columns
     numpy, array_api_strict (device1, strictest flags), torch, torch:cuda, cupy:
     ``refimpl.perturbed`` on that backend's arrays; on torch also the front end
@@ -21,7 +25,6 @@ Columns
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -111,104 +114,14 @@ def close(got: Any, expected: Any, bound: Any, what: str) -> None:
     within(got, e - bound, e + bound, what)
 
 
-# -- the implementations of one column ----------------------------------------------------------
-def _torch_argmax():
-    """The seed's argmax, verbatim."""
-    import torch
-    import torch.nn.functional as F
-
-    def argmax(x, axis=-1):
-        return F.one_hot(torch.argmax(x, dim=axis), list(x.shape)[axis]).float()
-
-    return argmax
-
-
-def _torch_hard_or():
-    """The seed's hard_or, verbatim."""
-    import torch
-
-    def hard_or(x):
-        s = ((torch.sign(x) + 1) / 2.0).type(torch.bool)
-        result = torch.any(s, dim=-1)
-        return result.type(torch.float) * 2.0 - 1
-
-    return hard_or
-
-
-def _generator(ctx: Context, seed: int):
-    import torch
-
-    return torch.Generator(device=ctx.device).manual_seed(seed)
-
-
-def _jax():
-    os.environ.setdefault("JAX_PLATFORMS", "cpu")
-    import jax
-    import jax.numpy as jnp
-    from optax import perturbations as op
-
-    return jax, jnp, op
-
-
-def _make_perturbed(op, fun, num_samples: int, sigma: float, noise):
-    """``op.make_perturbed_fun``; optax renames ``sigma`` to ``scale`` after 0.2.8 (PR 1520)."""
-    import inspect
-
-    name = "scale" if "scale" in inspect.signature(op.make_perturbed_fun).parameters else "sigma"
-    return op.make_perturbed_fun(fun, num_samples=num_samples, noise=noise, **{name: sigma})
-
-
-def _optax_batched(f, jax, key, theta):
-    """optax has no batch notion: vmap over rows with one key each (spec section 1)."""
-    return jax.vmap(f)(jax.random.split(key, theta.shape[0]), theta)
-
-
+# -- running the examples on a column -----------------------------------------------------------
 def perturbed_argmax_runs(ctx: Context, theta: list, batched: bool, *, decorator: bool = False):
     """(label, value) of the perturbed argmax (Gumbel, sigma 0.5, N = 10^6) on the column."""
-    n, sigma = N_ARGMAX, SIGMA_ARGMAX
-    if ctx.is_original:
-        jax, jnp, op = _jax()
-
-        def argmax(x):
-            return jax.nn.one_hot(jnp.argmax(x, axis=-1), x.shape[-1])
-
-        f = _make_perturbed(op, argmax, n, sigma, op.Gumbel())
-        t, key = jnp.asarray(theta, dtype=jnp.float32), jax.random.key(RNG_SEED)
-        out = _optax_batched(f, jax, key, t) if batched else f(key, t)
-        return [("optax", np.asarray(out))]
-    from refimpl.perturbed import argmax_one_hot, perturbed
-
-    kw = dict(num_samples=n, sigma=sigma, noise="gumbel", batched=batched, rng=RNG_SEED)
-    if decorator:
-
-        @perturbed(**kw)
-        def argmax(x):
-            return argmax_one_hot(x)
-
-        p = argmax
-    else:
-        p = perturbed(argmax_one_hot, **kw)
-    runs = [("refimpl", ctx.to_numpy(p(ctx.asarray(theta, dtype="float32"))))]
-    if ctx.name == "torch":
-        import torch
-
-        import backends.torch as bt
-
-        seed_argmax = _torch_argmax()
-        opts = dict(num_samples=n, sigma=sigma, noise="gumbel", batched=batched, device=ctx.device)
-        gen = _generator(ctx, RNG_SEED)
-        if decorator:
-
-            @bt.perturbed(**opts, generator=gen)
-            def argmax(x, axis=-1):
-                return seed_argmax(x, axis)
-
-            front = argmax
-        else:
-            front = bt.perturbed(seed_argmax, **opts, generator=gen)
-        out = front(torch.tensor(theta, device=ctx.device))
-        runs.append(("backends.torch", ctx.to_numpy(out)))
-    return runs
+    kw = dict(num_samples=N_ARGMAX, sigma=SIGMA_ARGMAX, noise="gumbel", batched=batched)
+    return [
+        (impl.label, impl.perturbed("argmax", theta, **kw, seed=RNG_SEED, decorator=decorator))
+        for impl in ctx.implementations("perturbed")
+    ]
 
 
 # -- argmax cases -----------------------------------------------------------------------------
@@ -221,19 +134,14 @@ def perturbed_argmax_runs(ctx: Context, theta: list, batched: bool, *, decorator
 )
 def argmax_one_hot_case(ctx: Context) -> None:
     """argmax([-0.6, 1.9, -0.2, 1.1, -1.0]) = [0, 1, 0, 0, 0]; the batch -> rows 1 and 3"""
-    if ctx.is_original:
-        ctx.skip("the unperturbed argmax is user code; optax has no solver to check")
-    from refimpl.perturbed import argmax_one_hot
-
-    ctx.assert_close(argmax_one_hot(ctx.asarray(THETA, dtype="float32")), [0, 1, 0, 0, 0])
-    batch = argmax_one_hot(ctx.asarray(THETA_BATCH, dtype="float32"))
-    ctx.assert_close(batch, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0]], "batch")
+    for impl in ctx.implementations("solve"):
+        ctx.assert_close(impl.solve("argmax", THETA), [0, 1, 0, 0, 0], impl.label)
+        batch = impl.solve("argmax", THETA_BATCH)
+        ctx.assert_close(batch, [[0, 1, 0, 0, 0], [0, 0, 0, 1, 0]], f"{impl.label} batch")
 
 
 def _softmax_case(theta: list, batched: bool, decorator: bool = False):
     def run(ctx: Context) -> None:
-        if decorator and ctx.is_original:
-            ctx.skip("optax has no decorator form (make_perturbed_fun(fun, ...) returns f(key, x))")
         p = softmax(theta, SIGMA_ARGMAX)
         lo, hi = binomial_region(p, N_ARGMAX)
         for label, out in perturbed_argmax_runs(ctx, theta, batched, decorator=decorator):
@@ -274,40 +182,11 @@ case(
 
 def grad_norm_runs(ctx: Context) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(label, forward value, gradient of ||value||_F) on the column."""
-    n, sigma = N_ARGMAX, SIGMA_ARGMAX
-    if ctx.is_original:
-        jax, jnp, op = _jax()
-
-        def argmax(x):
-            return jax.nn.one_hot(jnp.argmax(x, axis=-1), x.shape[-1])
-
-        f = _make_perturbed(op, argmax, n, sigma, op.Gumbel())
-        t, key = jnp.asarray(THETA_BATCH, dtype=jnp.float32), jax.random.key(RNG_SEED)
-        value = _optax_batched(f, jax, key, t)
-        grad = jax.grad(lambda s: jnp.linalg.norm(_optax_batched(f, jax, key, s)))(t)
-        return [("optax", np.asarray(value), np.asarray(grad))]
-    from refimpl.perturbed import argmax_one_hot, perturbed
-
-    p = perturbed(argmax_one_hot, num_samples=n, sigma=sigma, noise="gumbel", rng=RNG_SEED)
-    theta = ctx.asarray(THETA_BATCH, dtype="float32")
-    value = p(theta)  # an int seed: the vjp below sees the same samples (one torch forward)
-    u = value / ctx.xp.linalg.vector_norm(value)
-    runs = [("refimpl", ctx.to_numpy(value), ctx.to_numpy(p.vjp(theta, u)))]
-    if ctx.name == "torch":
-        import torch
-
-        import backends.torch as bt
-
-        front = bt.perturbed(
-            _torch_argmax(), num_samples=n, sigma=sigma, noise="gumbel", batched=True,
-            device=ctx.device, generator=_generator(ctx, RNG_SEED),
-        )  # fmt: skip
-        theta_batch = torch.tensor(THETA_BATCH, device=ctx.device, requires_grad=True)
-        output = front(theta_batch)
-        square_norm = torch.linalg.norm(output)
-        square_norm.backward(torch.ones_like(square_norm))
-        runs.append(("backends.torch", ctx.to_numpy(output), ctx.to_numpy(theta_batch.grad)))
-    return runs
+    kw = dict(num_samples=N_ARGMAX, sigma=SIGMA_ARGMAX, noise="gumbel", seed=RNG_SEED)
+    return [
+        (impl.label, *impl.perturbed_norm_grad("argmax", THETA_BATCH, **kw))
+        for impl in ctx.implementations("perturbed_norm_grad")
+    ]
 
 
 #: the README's grad_soft (gradient of ||softmax(theta / 0.5)||), 4 printed decimals
@@ -342,33 +221,12 @@ def grad_norm(ctx: Context) -> None:
 
 # -- hard OR -------------------------------------------------------------------------------
 def hard_or_runs(ctx: Context) -> list[tuple[str, np.ndarray]]:
-    if ctx.is_original:
-        jax, jnp, op = _jax()
-
-        def hard_or(x):
-            return jnp.any(x >= 0, axis=-1).astype(x.dtype) * 2.0 - 1.0
-
-        f = _make_perturbed(op, hard_or, N_OR, SIGMA_OR, op.Gumbel())
-        t = jnp.asarray(THETA_OR, dtype=jnp.float32)
-        return [("optax", np.asarray(_optax_batched(f, jax, jax.random.key(RNG_SEED), t)))]
-    from refimpl.perturbed import hard_or, perturbed
-
-    p = perturbed(hard_or, num_samples=N_OR, sigma=SIGMA_OR, noise="gumbel", rng=RNG_SEED)
-    theta = ctx.asarray(THETA_OR, dtype="float32")
-    ctx.assert_close(hard_or(theta), [1.0, 1.0], "unperturbed hard_or", atol=0.0)
-    runs = [("refimpl", ctx.to_numpy(p(theta)))]
-    if ctx.name == "torch":
-        import torch
-
-        import backends.torch as bt
-
-        pert_or = bt.perturbed(
-            _torch_hard_or(), num_samples=N_OR, sigma=SIGMA_OR, noise="gumbel", batched=True,
-            device=ctx.device, generator=_generator(ctx, RNG_SEED),
-        )  # fmt: skip
-        runs.append(
-            ("backends.torch", ctx.to_numpy(pert_or(torch.tensor(THETA_OR, device=ctx.device))))
-        )
+    kw = dict(num_samples=N_OR, sigma=SIGMA_OR, noise="gumbel", batched=True, seed=RNG_SEED)
+    runs = []
+    for impl in ctx.implementations("perturbed"):
+        if impl.supports("solve"):
+            ctx.assert_close(impl.solve("hard_or", THETA_OR), [1.0, 1.0], "unperturbed hard_or")
+        runs.append((impl.label, impl.perturbed("hard_or", THETA_OR, **kw)))
     return runs
 
 
@@ -392,67 +250,15 @@ def hard_or_case(ctx: Context) -> None:
 
 
 # -- shortest path (reconstructed) -----------------------------------------------------------
-def _jnp_costs(jnp):
-    return jnp.asarray(COSTS, dtype=jnp.float32)
-
-
 def path_runs(
     ctx: Context, n: int, seeds: list[int]
 ) -> list[tuple[str, list[np.ndarray], list[np.ndarray]]]:
     """(label, [P per seed], [d P[8,6] / d costs per seed]) with n samples per seed."""
-    if ctx.is_original:
-        jax, jnp, op = _jax()
-        from refimpl.perturbed import seed_graph, shortest_path
-
-        f = _make_perturbed(op, shortest_path, n, SIGMA_PATH, op.Normal())
-
-        def weight_86(costs, key):
-            paths = f(key, seed_graph.weights(costs))
-            return paths[8, 6], paths
-
-        # value and gradient from one call on the same key, compiled once for all seeds
-        step = jax.jit(jax.value_and_grad(weight_86, has_aux=True))
-        costs = _jnp_costs(jnp)
-        paths, grads = [], []
-        for s in seeds:
-            (_, value), grad = step(costs, jax.random.key(s))
-            paths.append(np.asarray(value))
-            grads.append(np.asarray(grad))
-        return [("optax", paths, grads)]
-    from refimpl.perturbed import perturbed, seed_graph, shortest_path
-
-    costs = ctx.asarray(COSTS, dtype="float32")
-    weights = seed_graph.weights(costs)
-    u = ctx.asarray(np.eye(81, dtype=np.float32)[8 * 9 + 6].reshape(9, 9))
-    paths, grads = [], []
-    for s in seeds:
-        p = perturbed(shortest_path, num_samples=n, sigma=SIGMA_PATH, batched=False, rng=s)
-        value, dw = p.value_and_vjp(weights, u)
-        paths.append(ctx.to_numpy(value))
-        grads.append(ctx.to_numpy(seed_graph.weights_vjp(dw)))
-    runs = [("refimpl", paths, grads)]
-    if ctx.name == "torch":
-        import torch
-
-        import backends.torch as bt
-
-        t_paths, t_grads = [], []
-        for s in seeds:
-            final_edges_costs = torch.tensor(COSTS, device=ctx.device, requires_grad=True)
-            weights = seed_graph.weights(final_edges_costs)
-
-            @bt.perturbed(num_samples=n, sigma=SIGMA_PATH, batched=False, device=ctx.device,
-                          generator=_generator(ctx, s))  # fmt: skip
-            def perturbed_shortest_path(weights):
-                return shortest_path(weights)
-
-            pert_paths = perturbed_shortest_path(weights)
-            i_to_j_weight = pert_paths[..., 8, 6]
-            i_to_j_weight.backward(torch.ones_like(i_to_j_weight))
-            t_paths.append(ctx.to_numpy(pert_paths))
-            t_grads.append(ctx.to_numpy(final_edges_costs.grad))
-        runs.append(("backends.torch", t_paths, t_grads))
-    return runs
+    return [
+        (impl.label, *impl.perturbed_shortest_path(COSTS, num_samples=n, sigma=SIGMA_PATH,
+                                                   seeds=seeds))
+        for impl in ctx.implementations("perturbed_shortest_path")
+    ]  # fmt: skip
 
 
 @case(
@@ -467,14 +273,13 @@ def path_runs(
 )
 def shortest_path_solution(ctx: Context) -> None:
     """P[8,6] = Phi(-sqrt 2) = 0.0786 for the documented costs"""
-    if not ctx.is_original:
-        from refimpl.perturbed import seed_graph, shortest_path
-
-        hard = ctx.to_numpy(shortest_path(seed_graph.weights(ctx.asarray(COSTS, dtype="float32"))))
-        expected = np.zeros((9, 9))
-        for v, u in ((2, 0), (7, 2), (6, 7), (5, 6), (4, 5), (8, 4)):
-            expected[v, u] = 1.0
-        ctx.assert_close(hard, expected, "unperturbed path 0-2-7-6-5-4-8")
+    expected = np.zeros((9, 9))
+    for v, u in ((2, 0), (7, 2), (6, 7), (5, 6), (4, 5), (8, 4)):
+        expected[v, u] = 1.0
+    for impl in ctx.target.implementations():
+        if impl.supports("solve"):
+            hard = impl.solve("shortest_path", COSTS)
+            ctx.assert_close(hard, expected, f"{impl.label} unperturbed path 0-2-7-6-5-4-8")
     q = path_probability(COSTS, SIGMA_PATH)
     assert abs(q - 0.0786) < 5e-5
     lo, hi = binomial_region(np.array([q - MODEL_ALLOWANCE, q + MODEL_ALLOWANCE]), N_PATH)
@@ -516,50 +321,11 @@ ASCENT_STEPS, ASCENT_LR, ASCENT_N, FINAL_N = 30, 1e-3, 2000, 20_000
 
 def ascent_runs(ctx: Context) -> list[tuple[str, np.ndarray, float]]:
     """30 steps of plain gradient ascent on P[8, 6]: (label, final costs, final P[8, 6])."""
-    if ctx.is_original:
-        jax, jnp, op = _jax()
-        from refimpl.perturbed import seed_graph, shortest_path
-
-        def pert(n):
-            return _make_perturbed(op, shortest_path, n, SIGMA_PATH, op.Normal())
-
-        step = jax.jit(jax.grad(lambda c, k: pert(ASCENT_N)(k, seed_graph.weights(c))[8, 6]))
-        costs, key = _jnp_costs(jnp), jax.random.key(RNG_SEED)
-        for _ in range(ASCENT_STEPS):
-            key, sub = jax.random.split(key)
-            costs = costs + ASCENT_LR * step(costs, sub)
-        final = pert(FINAL_N)(key, seed_graph.weights(costs))[8, 6]
-        return [("optax", np.asarray(costs), float(final))]
-    from refimpl.perturbed import perturbed, seed_graph, shortest_path
-
-    u = ctx.asarray(np.eye(81, dtype=np.float32)[8 * 9 + 6].reshape(9, 9))
-    rng = ctx.backend.rng(RNG_SEED, device=ctx.device)  # one stream for the whole run
-    p = perturbed(shortest_path, num_samples=ASCENT_N, sigma=SIGMA_PATH, batched=False, rng=rng)
-    costs = ctx.asarray(COSTS, dtype="float32")
-    for _ in range(ASCENT_STEPS):
-        costs = costs + ASCENT_LR * seed_graph.weights_vjp(p.vjp(seed_graph.weights(costs), u))
-    final = p.replace(num_samples=FINAL_N)(seed_graph.weights(costs))
-    runs = [("refimpl", ctx.to_numpy(costs), float(ctx.to_numpy(final)[8, 6]))]
-    if ctx.name == "torch":
-        import torch
-
-        import backends.torch as bt
-
-        gen = _generator(ctx, RNG_SEED)
-        pert_path = bt.perturbed(shortest_path, num_samples=ASCENT_N, sigma=SIGMA_PATH,
-                                 batched=False, generator=gen)  # fmt: skip
-        final_edges_costs = torch.tensor(COSTS, device=ctx.device, requires_grad=True)
-        opt = torch.optim.SGD([final_edges_costs], lr=ASCENT_LR, maximize=True)
-        for _ in range(ASCENT_STEPS):
-            opt.zero_grad()
-            pert_path(seed_graph.weights(final_edges_costs))[8, 6].backward()
-            opt.step()
-        check = bt.perturbed(shortest_path, num_samples=FINAL_N, sigma=SIGMA_PATH,
-                             batched=False, generator=gen)  # fmt: skip
-        with torch.no_grad():
-            final = float(check(seed_graph.weights(final_edges_costs))[8, 6])
-        runs.append(("backends.torch", ctx.to_numpy(final_edges_costs), final))
-    return runs
+    kw = dict(steps=ASCENT_STEPS, lr=ASCENT_LR, num_samples=ASCENT_N, final_samples=FINAL_N)
+    return [
+        (impl.label, *impl.perturbed_ascent(COSTS, **kw, sigma=SIGMA_PATH, seed=RNG_SEED))
+        for impl in ctx.implementations("perturbed_ascent")
+    ]
 
 
 @case(
@@ -590,19 +356,9 @@ def shortest_path_ascent(ctx: Context) -> None:
 )
 def defaults(ctx: Context) -> None:
     """the documented defaults: num_samples 1000, sigma 0.05, normal noise, batched"""
-    if ctx.is_original:
-        ctx.skip("optax documents other defaults (sigma 0.1, Gumbel noise, no batch axis)")
-    from refimpl.perturbed import argmax_one_hot, fenchel_young_loss, perturbed
-
-    p = perturbed(argmax_one_hot)
-    got = (p.num_samples, p.sigma, p.noise.name, p.batched)
-    assert got == (1000, 0.05, "normal", True), got
-    assert fenchel_young_loss(argmax_one_hot).perturbed.sigma == 0.01
-    if ctx.name == "torch":
-        import backends.torch as bt
-
-        op = bt.perturbed(argmax_one_hot).perturbed
-        got = (op.num_samples, op.sigma, op.noise.name, op.batched)
-        assert got == (1000, 0.05, "normal", True), got
-        fy = bt.FenchelYoungLoss(argmax_one_hot)
-        assert fy.loss.perturbed.sigma == 0.01 and fy.loss.maximize is True
+    for impl in ctx.implementations("perturbed_defaults"):
+        d = impl.perturbed_defaults()
+        got = (d["num_samples"], d["sigma"], d["noise"], d["batched"])
+        assert got == (1000, 0.05, "normal", True), f"{impl.label}: {got}"
+        assert d["fenchel_young_sigma"] == 0.01, f"{impl.label}: {d['fenchel_young_sigma']}"
+        assert d.get("fenchel_young_maximize", True) is True, impl.label

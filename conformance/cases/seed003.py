@@ -3,6 +3,9 @@
 Source: ``shared/seeds/003_ba4ea0ca0ddbc78a.txt`` (the docstring and its example); captum
 0.9.0's behaviour in ``shared/specs/captum.md``.
 
+The cases call the target operations ``noise_tunnel`` and ``captum_noise_tunnel``
+(``conformance/targets.py``) with the models below (:class:`Model`).
+
 Columns
     numpy, array_api_strict, torch: ``refimpl.attr`` (NoiseTunnel around Saliency /
     IntegratedGradients on explicit-Jacobian models of ``refimpl.models``); on torch also the
@@ -27,6 +30,7 @@ import numpy as np
 
 from backends import namespace_and_device
 from conformance.registry import Context, case, erratum, exact, statistical, tolerance
+from conformance.targets import NoiseTunnelRun
 
 SEED = "seeds/003_ba4ea0ca0ddbc78a.txt"
 SPEC = "specs/captum.md"
@@ -92,10 +96,10 @@ _CONV_B = np.random.default_rng(8).standard_normal(2) * 0.1
 _FC = np.random.default_rng(9).standard_normal((10, 2 * 32 * 32)) * 0.03
 
 
-def _refimpl_model(ctx: Context, name: str) -> Any:
+def _refimpl_model(asarray: Callable[[Any], Any], name: str) -> Any:
     from refimpl import models as rm
 
-    a = lambda w: ctx.asarray(w, dtype="float32")  # noqa: E731
+    a = asarray
     if name == "linear":
         return rm.Linear(a(_W), a(_B))
     if name == "mlp":
@@ -155,90 +159,59 @@ def _torch_model(name: str) -> Any:
 _QUADLIN = {"quadlin": (100.0, 0.01)}  # mean/sd of the gradient = w / (eps sigma) = 1e4
 
 
+@dataclass(frozen=True)
+class Model:
+    """A model of the cases by name, built for each implementation: ``refimpl(asarray)`` (an
+    explicit-Jacobian model of ``refimpl.models``) or ``torch()`` (an ``nn.Module``)."""
+
+    name: str
+
+    def refimpl(self, asarray: Callable[[Any], Any]) -> Any:
+        return _refimpl_model(asarray, self.name)
+
+    def torch(self) -> Any:
+        return _torch_model(self.name)
+
+
 @dataclass
 class Impl:
-    """One implementation on a column: build a NoiseTunnel, run it with a seed."""
+    """One implementation of a column: build a noise tunnel, run it with a seed
+    (``compat``: captum's released behaviour, for the errata)."""
 
-    label: str
-    kind: str  # "refimpl", "front end", "captum", "compat"
-    make: Callable[[str, str, dict], Any]  # (method, model, method kwargs) -> NoiseTunnel
-    asarray: Callable[[Any], Any]
-    to_numpy: Callable[[Any], np.ndarray]
+    target: Any
+    compat: bool = False
 
-    def run(self, nt: Any, x: Any, seed: int, **kw: Any) -> Any:
-        if self.kind in ("captum", "compat"):
-            import torch
+    @property
+    def label(self) -> str:
+        return self.target.label
 
-            torch.manual_seed(seed)
-            return nt.attribute(x, **kw)
-        return nt.attribute(x, rng=seed, **kw)
+    def make(self, method: str, model: str, kw: dict) -> NoiseTunnelRun:
+        if self.compat:
+            return self.target.captum_noise_tunnel(method, Model(model))
+        return self.target.noise_tunnel(method, Model(model), **kw)
 
+    def asarray(self, a: Any) -> Any:
+        return self.target.asarray(np.asarray(a), "float32")
 
-def _torch_np(t: Any) -> np.ndarray:
-    return t.detach().cpu().numpy()
+    def to_numpy(self, a: Any) -> np.ndarray:
+        return self.target.to_numpy(a)
+
+    def run(self, nt: NoiseTunnelRun, x: Any, seed: int, **kw: Any) -> Any:
+        return nt.attribute(x, seed, **kw)
 
 
 def _impls(ctx: Context, *, compat: bool = False) -> list[Impl]:
     """The implementations a column offers (``compat``: captum's behaviour, for errata)."""
-    if ctx.is_original:
-        import warnings
-
-        import captum.attr as ca
-        import torch
-
-        warnings.filterwarnings("ignore", module="captum")
-
-        return [
-            Impl(
-                "captum",
-                "captum",
-                lambda method, model, kw: _captum_nt(ca, method, model),
-                lambda a: torch.tensor(np.asarray(a), dtype=torch.float32),
-                _torch_np,
-            )
-        ]
-    out = []
-    if not compat:
-        from refimpl import attr as ra
-
-        out.append(
-            Impl(
-                f"refimpl on {ctx.name}",
-                "refimpl",
-                lambda method, model, kw: ra.NoiseTunnel(
-                    getattr(ra, method)(_refimpl_model(ctx, model), **kw)
-                ),
-                lambda a: ctx.asarray(np.asarray(a), dtype="float32"),
-                ctx.to_numpy,
-            )
-        )
-    if ctx.name == "torch":
-        import torch
-
-        import backends.torch.attr as bta
-
-        dev = ctx.device
-
-        def make_front(method: str, model: str, kw: dict, compat: bool = compat) -> Any:
-            m = _torch_model(model)
-            if isinstance(m, torch.nn.Module):
-                m = m.to(dev)
-            return bta.NoiseTunnel(getattr(bta, method)(m, **kw), captum_compatible=compat)
-
-        out.append(
-            Impl(
-                "backends.torch (captum_compatible)" if compat else "backends.torch front end",
-                "compat" if compat else "front end",
-                make_front,
-                lambda a: torch.tensor(np.asarray(a), dtype=torch.float32, device=dev),
-                _torch_np,
-            )
-        )
-    return out
+    op = "captum_noise_tunnel" if compat else "noise_tunnel"
+    return [Impl(t, compat) for t in ctx.implementations(op)]
 
 
-def _captum_nt(ca: Any, method: str, model: str) -> Any:
-    return ca.NoiseTunnel(getattr(ca, method)(_torch_model(model)))
+def _compat_impls(ctx: Context) -> list[Impl]:
+    """The captum_compatible modes of this project's implementations on the column."""
+    impls = ctx.target.implementations()
+    return [
+        Impl(t, True) for t in impls if t.kind != "original" and t.supports("captum_noise_tunnel")
+    ]
 
 
 # -- the docstring example -----------------------------------------------------------------
@@ -255,11 +228,11 @@ def docstring(ctx: Context) -> None:
     x0 = np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32)
     for impl in _impls(ctx):
         x = impl.asarray(x0)
-        if impl.kind in ("captum", "front end"):
-            x.requires_grad_(True)  # as in the docstring
         nt = impl.make("IntegratedGradients", "classifier", {})
+        if nt.native_torch:
+            x.requires_grad_(True)  # as in the docstring
         rec = _Recorder(nt.attribution_method)
-        if impl.kind != "captum":
+        if nt.wrappable:
             nt.attribution_method = rec  # sees the noisy batch the tunnel builds
         out = impl.run(nt, x, 11, nt_type="smoothgrad", nt_samples=10, target=3)
         if type(out) is not type(x) or tuple(out.shape) != (2, 3, 32, 32):
@@ -270,10 +243,10 @@ def docstring(ctx: Context) -> None:
         if not np.all(np.isfinite(got)):
             raise AssertionError(f"{impl.label}: non-finite attributions")
         # "averages attributions across all 10 perturbed inputs per image"
-        if impl.kind == "captum":
-            noisy = _captum_noise(x.detach(), 11, [10], 1.0)
-        else:
+        if nt.wrappable:
             noisy = rec.inputs[0]
+        else:  # captum itself: its documented recipe
+            noisy = _captum_noise(x.detach(), 11, [10], 1.0)
         ig = nt.attribution_method.attribute(noisy, target=3)
         mean = impl.to_numpy(ig).reshape(2, 10, 3, 32, 32).mean(axis=1)
         ctx.assert_close(got, mean, f"{impl.label}: smoothgrad vs mean of IG over the noisy rows")
@@ -612,7 +585,7 @@ def captum_vargrad(ctx: Context) -> None:
 )
 def delta(ctx: Context) -> None:
     """B=3, n=5, batch size 2, stdevs=0: delta has B*n entries, each example's IG delta"""
-    impls = _impls(ctx) + (_impls(ctx, compat=True) if ctx.name == "torch" else [])
+    impls = _impls(ctx) + _compat_impls(ctx)
     for impl in impls:
         x = impl.asarray(_X5)
         nt = impl.make("IntegratedGradients", "mlp", {})
@@ -627,7 +600,7 @@ def delta(ctx: Context) -> None:
         d = impl.to_numpy(d)
         if d.shape != (15,):
             raise AssertionError(f"{impl.label}: delta shape {d.shape}, expected (15,)")
-        if impl.kind in ("captum", "compat"):
+        if nt.per_chunk_noise:
             order = [0, 0, 1, 1, 2, 2] * 2 + [0, 1, 2]  # chunks of 2, 2, 1 samples
             ctx.assert_close(d, per_example[order], f"{impl.label}: chunk-major deltas")
         else:

@@ -27,6 +27,7 @@ import contextlib
 import io
 import math
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -162,15 +163,31 @@ def _plenoptic_model(name: str, dtype: Any) -> Any:
     return m
 
 
-def _refimpl_model(name: str, ctx: Context, dtype: str) -> Any:
+def _refimpl_model(name: str, target: Any, dtype: str) -> Any:
     from refimpl import models as rm
 
     if name == "ln":
-        w = ctx.asarray(_ln_kernel(), dtype)
+        w = target.asarray(_ln_kernel(), dtype)
         return rm.Sequential(rm.Conv2d(w, pad_mode="circular"), rm.Pointwise("softplus"))
     if name == "gauss10":
-        return rm.Conv2d(ctx.asarray(_gauss10_kernel(), dtype), pad_mode="circular")
-    return rm.Linear(ctx.asarray(_WEIGHTS[name](), dtype))
+        return rm.Conv2d(target.asarray(_gauss10_kernel(), dtype), pad_mode="circular")
+    return rm.Linear(target.asarray(_WEIGHTS[name](), dtype))
+
+
+@dataclass(frozen=True)
+class Model:
+    """A model of the cases by name, built for each implementation (the targets' builders)."""
+
+    name: str
+
+    def refimpl(self, target: Any, dtype: str) -> Any:
+        return _refimpl_model(self.name, target, dtype)
+
+    def torch(self, device: Any, dtype: Any) -> Any:
+        return _torch_model(self.name, device, dtype)
+
+    def plenoptic(self, dtype: Any) -> Any:
+        return _plenoptic_model(self.name, dtype)
 
 
 def _image(name: str) -> np.ndarray:
@@ -182,39 +199,14 @@ def _image(name: str) -> np.ndarray:
 
 
 def runs(ctx: Context, name: str, dtype: str = "float64", image: Any = None) -> list[Run]:
-    """The model ``name`` at its image on the column: plenoptic itself, or refimpl (plus the
-    torch front end on the torch column)."""
+    """The model ``name`` at its image on each implementation of the column (target
+    operation ``eigendistortion``): plenoptic itself, or refimpl (plus the torch front end
+    on the torch column)."""
     x_np = _image(name) if image is None else image
-    if ctx.is_original:
-        import plenoptic as po
-        import torch
-
-        dt = getattr(torch, dtype)
-        x = torch.as_tensor(x_np, dtype=dt)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            eig = po.Eigendistortion(x, _plenoptic_model(name, dt))
-        return [Run("plenoptic", eig, lambda t: t.detach().cpu().numpy(), True)]
-    from refimpl.eigendistortion import Eigendistortion
-
-    out = [
-        Run(
-            "refimpl",
-            Eigendistortion(ctx.asarray(x_np, dtype), _refimpl_model(name, ctx, dtype)),
-            ctx.to_numpy,
-            False,
-        )
-    ]
-    if ctx.name == "torch":
-        import torch
-
-        from backends.torch import Eigendistortion as Front
-
-        x = torch.as_tensor(x_np, dtype=getattr(torch, dtype), device=ctx.device)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the 1-D images' "not 4d" note
-            front = Front(x, _torch_model(name, ctx.device, getattr(torch, dtype)))
-        out.append(Run("backends.torch", front, lambda t: t.detach().cpu().numpy(), False))
+    out = []
+    for impl in ctx.implementations("eigendistortion"):
+        e = impl.eigendistortion(x_np, Model(name), dtype)
+        out.append(Run(e.label, e.eig, e.to_numpy, e.plenoptic))
     return out
 
 
@@ -313,7 +305,7 @@ def methods_agree(ctx: Context) -> None:
         assert pv[-1] >= lam_min - 1e-9, f"{r.label}: power bottom below the spectrum"
         s = next(x for x in runs(ctx, "ln") if x.label == r.label)
         ctx.assert_close(s.synthesize("randomized_svd", k=75).values()[0], lam[0], r.label)
-        if not ctx.is_original:
+        if not r.original:  # eigsh is this project's
             e = next(x for x in runs(ctx, "ln") if x.label == r.label).synthesize("eigsh")
             ev = e.values()
             ctx.assert_close(ev[0], lam[0], f"{r.label} eigsh top", rtol=1e-9, atol=0)

@@ -1,0 +1,191 @@
+"""The JAX backend: one module, as DESIGN.md promises a backend is (no change in ``refimpl``).
+
+* Namespace: ``jax.numpy``, which implements the array API standard (2024.12) itself.
+  Importing it through this backend turns on ``jax_enable_x64``, so that float64 means
+  float64 as on every other backend (JAX's default silently computes in float32).
+* Devices: ``"cpu"``, ``"gpu"`` / ``"cuda"`` (optionally ``":i"``), or a ``jax.Device``.
+  Arrays are created on the device asked for; refimpl keeps every result there.
+* Random numbers: ``jax.random`` keys. An int seed ``s`` means ``jax.random.key(s)``; a key
+  may be passed as ``rng=`` directly. JAX keys are values, not generators: the adapter turns
+  a key into counter-based streams (value i of a stream comes from ``fold_in(key, i //
+  1024)``), so the same seed and the same sequence of calls give the same arrays, and drawing
+  n then m values equals drawing n + m for every distribution: the block rule that makes
+  refimpl's chunked Monte Carlo independent of the chunk size holds here too (exponential
+  and Gumbel draws to within an ulp: XLA's vectorised ``log`` rounds an array's tail
+  differently).
+* Arrays are immutable: refimpl updates arrays functionally (``array_api_extra.at``), which
+  returns new arrays on JAX.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from backends._adapters import Backend
+from backends.rng import Rng
+
+__all__ = ["JaxBackend", "JaxRng", "is_jax_key"]
+
+
+class JaxBackend(Backend):
+    name = "jax"
+    module = "jax"
+    package = "jax"
+
+    def _make_namespace(self) -> Any:
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as jnp
+
+        return jnp
+
+    @property
+    def default_device(self) -> Any:
+        import jax
+
+        self.xp  # noqa: B018  (x64 on before any array exists)
+        return jax.devices()[0]
+
+    def devices(self) -> list:
+        import jax
+
+        return list(jax.devices())
+
+    def _device(self, spec: Any) -> Any:
+        import jax
+
+        if isinstance(spec, str):
+            kind, _, index = spec.partition(":")
+            kind = {"cuda": "gpu"}.get(kind, kind)
+            try:
+                found = jax.devices(kind)
+            except RuntimeError as exc:
+                raise ValueError(f"JAX has no {kind!r} device here ({exc})") from None
+            i = int(index or 0)
+            if not 0 <= i < len(found):
+                raise ValueError(f"JAX has {len(found)} {kind} device(s); {spec!r} is out of range")
+            return found[i]
+        return spec
+
+    def owns(self, xp: Any) -> bool:
+        import array_api_compat
+
+        return array_api_compat.is_jax_namespace(xp)
+
+    def asarray(self, obj: Any, dtype: Any = None, device: Any = None) -> Any:
+        dt = None if dtype is None else self.dtype(dtype)
+        return self.xp.asarray(obj, dtype=dt, device=self.device(device))
+
+    def to_numpy(self, x: Any) -> np.ndarray:
+        return np.array(x, copy=True)
+
+    generator_name = "JAX key"
+
+    def is_generator(self, obj: Any) -> bool:
+        return is_jax_key(obj)
+
+    def wrap_generator(self, generator: Any, device: Any) -> Any:
+        return JaxRng(generator, self, device)
+
+    def seeded_rng(self, seed: int | None, device: Any) -> Any:
+        """``jax.random.key(seed)`` (None: a fresh seed)."""
+        import jax
+
+        from backends.rng import fresh_seed
+
+        return JaxRng(jax.random.key(fresh_seed() if seed is None else seed), self, device)
+
+
+def is_jax_key(obj: Any) -> bool:
+    """Whether ``obj`` is a JAX PRNG key (new-style typed key)."""
+    t = type(obj)
+    if not t.__module__.startswith("jax"):
+        return False
+    import jax
+
+    return jax.dtypes.issubdtype(getattr(obj, "dtype", None), jax.dtypes.prng_key)
+
+
+#: values per block of a stream (see :class:`_Streams`)
+BLOCK = 1024
+
+
+class _Streams:
+    """Counter-based streams: value ``i`` of the stream ``kind`` is entry ``i % BLOCK`` of
+    ``draw(fold_in(fold_in(key, kind), i // BLOCK))``. A draw of n values takes positions
+    ``[pos, pos + n)`` and advances ``pos``, so drawing n then m values equals drawing n + m
+    (the block rule of ``backends/rng.py``, for ``normal`` too). Adapters bound to other
+    devices share the object, hence the stream."""
+
+    KINDS = {"uniform": 0, "normal": 1, "integers": 2}
+
+    def __init__(self, key: Any) -> None:
+        self.key = key
+        self.position = dict.fromkeys(self.KINDS, 0)
+
+    def take(self, kind: str, n: int, draw: Any) -> Any:
+        import jax
+        import jax.numpy as jnp
+
+        pos = self.position[kind]
+        self.position[kind] = pos + n
+        first, last = pos // BLOCK, (pos + max(n, 1) - 1) // BLOCK
+        kind_key = jax.random.fold_in(self.key, self.KINDS[kind])
+        keys = jax.vmap(jax.random.fold_in, (None, 0))(kind_key, jnp.arange(first, last + 1))
+        values = jnp.reshape(jax.vmap(draw)(keys), (-1,))
+        return values[pos - first * BLOCK : pos - first * BLOCK + n]
+
+
+class JaxRng(Rng):
+    """``jax.random`` behind the ``Rng`` interface: counter-based streams of one key."""
+
+    def __init__(self, generator: Any, backend: Backend, device: Any) -> None:
+        streams = generator if isinstance(generator, _Streams) else _Streams(generator)
+        super().__init__(streams, backend, device)
+
+    def bind(self, backend: Backend, device: Any) -> Rng:
+        if backend.name != "jax":
+            raise TypeError(f"a JAX key cannot draw for the backend {backend.name!r}")
+        return JaxRng(self.generator, backend, device)
+
+    def _take(self, kind: str, shape: tuple[int, ...], draw: Any, name: str, device: Any) -> Any:
+        import jax
+
+        n = 1
+        for d in shape:
+            n *= d
+        flat = self.generator.take(kind, n, draw)
+        out = self.xp.reshape(flat, shape)
+        if out.dtype != getattr(self.xp, name):
+            out = self.xp.astype(out, getattr(self.xp, name))
+        return jax.device_put(out, device)
+
+    def _uniform(self, shape, name, low, high, device):
+        """Drawn in float64 for float64, else in float32 and rounded to ``name``."""
+        import jax
+
+        dt = self.xp.float64 if name == "float64" else self.xp.float32
+        u = self._take("uniform", shape, lambda k: jax.random.uniform(k, (BLOCK,), dt), name, None)
+        if (low, high) != (0.0, 1.0):
+            u = self.xp.astype(u, dt) * (high - low) + low
+            u = self.xp.astype(u, getattr(self.xp, name))
+        return jax.device_put(u, device)
+
+    def _normal01(self, shape, name, device):
+        import jax
+
+        dt = self.xp.float64 if name == "float64" else self.xp.float32
+        return self._take(
+            "normal", shape, lambda k: jax.random.normal(k, (BLOCK,), dt), name, device
+        )
+
+    def _integers(self, low, high, shape, device):
+        import jax
+
+        def draw(k):
+            return jax.random.randint(k, (BLOCK,), low, high, dtype=self.xp.int64)
+
+        return self._take("integers", shape, draw, "int64", device)
