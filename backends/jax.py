@@ -33,6 +33,7 @@ class JaxBackend(Backend):
     name = "jax"
     module = "jax"
     package = "jax"
+    extra = "jax"
 
     def _make_namespace(self) -> Any:
         import jax
@@ -142,14 +143,16 @@ class _Streams:
 class JaxRng(Rng):
     """``jax.random`` behind the ``Rng`` interface: counter-based streams of one key."""
 
-    def __init__(self, generator: Any, backend: Backend, device: Any) -> None:
-        streams = generator if isinstance(generator, _Streams) else _Streams(generator)
-        super().__init__(streams, backend, device)
+    def __init__(
+        self, generator: Any, backend: Backend, device: Any, streams: _Streams | None = None
+    ) -> None:
+        super().__init__(generator, backend, device)  # ``generator``: the key, as given
+        self.streams = streams if streams is not None else _Streams(generator)
 
     def bind(self, backend: Backend, device: Any) -> Rng:
         if backend.name != "jax":
             raise TypeError(f"a JAX key cannot draw for the backend {backend.name!r}")
-        return JaxRng(self.generator, backend, device)
+        return JaxRng(self.generator, backend, device, self.streams)
 
     def _take(self, kind: str, shape: tuple[int, ...], draw: Any, name: str, device: Any) -> Any:
         import jax
@@ -157,7 +160,7 @@ class JaxRng(Rng):
         n = 1
         for d in shape:
             n *= d
-        flat = self.generator.take(kind, n, draw)
+        flat = self.streams.take(kind, n, draw)
         out = self.xp.reshape(flat, shape)
         if out.dtype != getattr(self.xp, name):
             out = self.xp.astype(out, getattr(self.xp, name))

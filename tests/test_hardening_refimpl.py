@@ -372,7 +372,7 @@ def test_install_hint_names_existing_extras(monkeypatch):
     real_import = importlib.import_module
 
     def fail(name, *a, **k):
-        if name in ("torch", "cupy", "array_api_strict", "numpy"):
+        if name in ("torch", "cupy", "array_api_strict", "numpy", "jax"):
             raise ImportError(f"No module named {name!r}")
         return real_import(name, *a, **k)
 
