@@ -81,6 +81,18 @@ def test_markdown_report(tmp_path):
     assert _report(tmp_path, "r.md")[1] == md  # the same command: the same file
 
 
+def test_a_seed_table_leaves_out_columns_none_of_its_cases_applies_to(tmp_path):
+    only_np = [Case("902.np", SRC, "x", exact(), _ok, backends=("numpy",))]
+    path = tmp_path / "r.md"
+    main(["--backend", "numpy,array_api_strict", "--report", str(path)], cases=cases() + only_np)
+    headers = [x for x in path.read_text().splitlines() if x.startswith("| case |")]
+    assert headers[-1] == "| case | documented example | numpy |"  # seed 902: numpy only
+    assert headers[1] == "| case | documented example | numpy | array_api_strict |"
+    html_path = tmp_path / "r.html"
+    main(["--backend", "numpy,array_api_strict", "--report", str(html_path)], cases=only_np)
+    assert "<th>array_api_strict</th>" not in html_path.read_text()
+
+
 def test_html_report_is_standalone(tmp_path):
     rc, page = _report(tmp_path, "r.html", fail=False)
     assert rc == 0
