@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Harness, Row
+from conformance.cases.seed004 import pink_noise  # the image of the seed-004 cases
 from refimpl.linops import FisherOperator
 
 TOL = 1e-6  # our stop_criterion: residual <= 1e-6 lambda_max
@@ -48,15 +49,6 @@ TOL = 1e-6  # our stop_criterion: residual <= 1e-6 lambda_max
 
 def _has_plenoptic() -> bool:
     return importlib.util.find_spec("plenoptic") is not None
-
-
-def pink_noise(n: int, seed: int = 0) -> np.ndarray:
-    r = np.random.default_rng(seed)
-    f = np.fft.fftfreq(n)
-    radius = np.hypot(f[:, None], f[None, :])
-    radius[0, 0] = 1.0
-    x = np.real(np.fft.ifft2(np.fft.fft2(r.standard_normal((n, n))) / radius))
-    return ((x - x.min()) / (x.max() - x.min()) * 0.8 + 0.1)[None, None]
 
 
 def _f32(v: float) -> float:

@@ -13,6 +13,7 @@ from typing import Any
 
 from backends import namespace_and_device
 
+from refimpl._checks import check_bool  # noqa: F401 (re-exported)
 from refimpl.models.base import check_floating_array
 
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
@@ -40,12 +41,6 @@ def check_count(value: Any, *, name: str, low: int = 1) -> int:
     if n < low:
         raise ValueError(f"{name} must be an int >= {low}, got {n}")
     return n
-
-
-def check_bool(value: Any, *, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
-    return value
 
 
 def _one_stdev(value: Any, name: str) -> float:

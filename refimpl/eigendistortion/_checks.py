@@ -6,6 +6,7 @@ import math
 import numbers
 from typing import Any
 
+from refimpl._checks import check_bool  # noqa: F401 (re-exported)
 from refimpl.models.base import check_floating_array
 
 METHODS = ("power", "exact", "randomized_svd", "eigsh")
@@ -60,10 +61,4 @@ def check_positive(value: Any, name: str) -> float:
     value = float(value)
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-    return value
-
-
-def check_bool(value: Any, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r}")
     return value

@@ -181,7 +181,7 @@ class Eigendistortion:
         p = _checks.check_int(p, "p", low=0)
         q = _checks.check_int(q, "q", low=0)
         stop = _checks.check_positive(stop_criterion, "stop_criterion")
-        progress = _checks.check_bool(progress, "progress")
+        progress = _checks.check_bool(progress, name="progress")
         if lanczos not in LANCZOS:
             raise ValueError(f"lanczos must be one of {list(LANCZOS)}, got {lanczos!r}")
         xp = self._xp

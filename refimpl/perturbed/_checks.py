@@ -10,6 +10,8 @@ from typing import Any
 
 from backends import floating_dtype, namespace_and_device
 
+from refimpl._checks import check_bool  # noqa: F401 (re-exported)
+
 SAMPLINGS = ("mc", "antithetic", "qmc")
 
 
@@ -30,12 +32,6 @@ def check_sigma(sigma: Any) -> float:
     value = float(sigma)
     if not (math.isfinite(value) and value > 0.0):
         raise ValueError(f"sigma must be a finite number > 0, got {sigma!r}")
-    return value
-
-
-def check_bool(value: Any, *, name: str) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
     return value
 
 
