@@ -6,7 +6,8 @@
 * Devices: ``"cpu"``, ``"gpu"`` / ``"cuda"`` (optionally ``":i"``), or a ``jax.Device``.
   Arrays are created on the device asked for; refimpl keeps every result there.
 * Random numbers: ``jax.random`` keys. An int seed ``s`` means ``jax.random.key(s)``; a key
-  may be passed as ``rng=`` directly. JAX keys are values, not generators: the adapter turns
+  (``jax.random.key`` or a legacy ``jax.random.PRNGKey``, which holds the same data) may be
+  passed as ``rng=`` directly. JAX keys are values, not generators: the adapter turns
   a key into counter-based streams (value i of a stream comes from ``fold_in(key, i //
   1024)``), so the same seed and the same sequence of calls give the same arrays, and drawing
   n then m values equals drawing n + m for every distribution: the block rule that makes
@@ -93,6 +94,10 @@ class JaxBackend(Backend):
         return is_jax_key(obj)
 
     def wrap_generator(self, generator: Any, device: Any) -> Any:
+        import jax
+
+        if not jax.dtypes.issubdtype(generator.dtype, jax.dtypes.prng_key):
+            generator = jax.random.wrap_key_data(generator)  # PRNGKey(s): the data of key(s)
         return JaxRng(generator, self, device)
 
     def seeded_rng(self, seed: int | None, device: Any) -> Any:
@@ -113,13 +118,17 @@ class JaxBackend(Backend):
 
 
 def is_jax_key(obj: Any) -> bool:
-    """Whether ``obj`` is a JAX PRNG key (new-style typed key)."""
+    """Whether ``obj`` is a JAX PRNG key: a typed key (``jax.random.key``) or a legacy raw
+    threefry key (``jax.random.PRNGKey``: a uint32 array of shape (2,))."""
     t = type(obj)
     if not t.__module__.startswith("jax"):
         return False
     import jax
 
-    return jax.dtypes.issubdtype(getattr(obj, "dtype", None), jax.dtypes.prng_key)
+    dtype = getattr(obj, "dtype", None)
+    if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
+        return True
+    return dtype == np.uint32 and tuple(getattr(obj, "shape", ())) == (2,)
 
 
 #: values per block of a stream (see :class:`_Streams`)

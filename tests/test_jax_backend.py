@@ -47,6 +47,10 @@ def test_int_seed_and_key_give_reproducible_independent_draws():
     assert np.array_equal(B.to_numpy(first), B.to_numpy(a))  # the same key: the same draw
     assert not np.array_equal(B.to_numpy(first), B.to_numpy(second))  # split per draw
     assert first.dtype == xp.float64 and backends.backend_of(first) is B
+    legacy = as_rng(jax.random.PRNGKey(3), like=arr([0.0]))  # the raw key data of key(3)
+    assert np.array_equal(B.to_numpy(legacy.normal((4,), dtype=xp.float64)), B.to_numpy(a))
+    with pytest.raises(TypeError, match="rng must be None, an int seed"):
+        as_rng(arr(np.zeros(3), dtype="uint32"), like=arr([0.0]))  # not a key: wrong shape
 
 
 def test_key_refused_for_other_arrays_and_generators_refused_for_jax():
