@@ -15,7 +15,7 @@ from typing import Any
 
 import array_api_compat
 
-from backends._namespace import namespace_and_device
+from backends.namespace import namespace_and_device
 
 __all__ = ["irfftn", "rfftn"]
 

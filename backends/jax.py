@@ -1,4 +1,4 @@
-"""The JAX backend: one module, as DESIGN.md promises a backend is (no change in ``refimpl``).
+"""The JAX backend: one module, as every backend is (adding it changed nothing in ``refimpl``).
 
 * Namespace: ``jax.numpy``, which implements the array API standard (2024.12) itself.
   Importing it through this backend turns on ``jax_enable_x64``, so that float64 means
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
-from backends._adapters import Backend
-from backends.rng import Rng
+from backends.base import Backend, Rng, fresh_seed
 
 __all__ = ["JaxBackend", "JaxRng", "is_jax_key"]
 
@@ -77,8 +77,6 @@ class JaxBackend(Backend):
         return spec
 
     def owns(self, xp: Any) -> bool:
-        import array_api_compat
-
         return array_api_compat.is_jax_namespace(xp)
 
     def asarray(self, obj: Any, dtype: Any = None, device: Any = None) -> Any:
@@ -105,8 +103,6 @@ class JaxBackend(Backend):
         ``jax.random.key`` refuses, become the key data ``[seed >> 32, seed & 0xFFFFFFFF]``:
         the layout ``key`` itself gives the smaller ones."""
         import jax
-
-        from backends.rng import fresh_seed
 
         seed = fresh_seed() if seed is None else seed
         if seed < 2**63:
@@ -139,7 +135,7 @@ class _Streams:
     """Counter-based streams: value ``i`` of the stream ``kind`` is entry ``i % BLOCK`` of
     ``draw(fold_in(fold_in(key, kind), i // BLOCK))``. A draw of n values takes positions
     ``[pos, pos + n)`` and advances ``pos``, so drawing n then m values equals drawing n + m
-    (the block rule of ``backends/rng.py``, for ``normal`` too). Adapters bound to other
+    (the block rule of ``backends.rng``, for ``normal`` too). Adapters bound to other
     devices share the object, hence the stream."""
 
     KINDS = {"uniform": 0, "normal": 1, "integers": 2}

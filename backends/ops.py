@@ -17,21 +17,18 @@ vector_norm         ``torch.linalg.vector_norm`` (accumulates    ``linalg.vector
                     16-bit floats in float32)                    float32 for 16-bit floats
 one_hot             ``array_api_extra.one_hot``                  (same)
 at                  ``array_api_extra.at`` (functional update)   (same)
-eigsh               scipy ARPACK (numpy, torch CPU);             NotImplementedError: use a
-                    cupyx Lanczos (cupy, torch GPU)              refimpl block method
 ==================  ==========================================  ==========================
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
 import array_api_extra as xpx
 import numpy as np
 
-from backends._namespace import namespace_and_device
+from backends.namespace import namespace_and_device
 
 at = xpx.at
 
@@ -178,98 +175,3 @@ def one_hot(indices: Any, n: int, /, *, dtype: Any, axis: int = -1) -> Any:
     """One-hot encoding of integer ``indices`` with ``n`` classes along a new ``axis``."""
     xp, _ = namespace_and_device(indices)
     return xpx.one_hot(indices, n, dtype=dtype, axis=axis, xp=xp)
-
-
-def eigsh(
-    matvec: Callable[[Any], Any],
-    n: int,
-    k: int,
-    *,
-    like: Any,
-    which: str = "LA",
-    seed: int = 0,
-    tol: float = 0.0,
-    maxiter: int | None = None,
-) -> tuple[Any, Any]:
-    """``k`` eigenpairs of a symmetric operator given only ``matvec`` (Lanczos, ARPACK).
-
-    ``matvec`` maps arrays of ``like``'s namespace and device shaped ``(n,)`` or ``(n, m)``
-    to arrays of the same shape. ``which``: ``"LA"`` largest or ``"SA"`` smallest algebraic,
-    ``"LM"`` largest magnitude. Returns ``(w, V)`` ascending, as arrays of ``like``'s
-    namespace and device. The start vector comes from ``seed`` (reproducible).
-
-    Dispatch: numpy and torch CPU tensors go to ``scipy.sparse.linalg.eigsh`` through
-    zero-copy views; cupy arrays and CUDA tensors to ``cupyx.scipy.sparse.linalg.eigsh``
-    (``which`` in LA/SA/LM only). Other namespaces raise NotImplementedError: a device array
-    is never copied to the host silently.
-    """
-    xp, dev = namespace_and_device(like)
-    if which not in ("LA", "SA", "LM"):
-        raise ValueError(f"which must be one of 'LA', 'SA', 'LM', got {which!r}")
-    if not 1 <= k < n:
-        raise ValueError(f"k must satisfy 1 <= k < n={n} for Lanczos, got {k}")
-    dt = like.dtype
-    if array_api_compat.is_numpy_namespace(xp) or (
-        array_api_compat.is_torch_namespace(xp) and getattr(dev, "type", None) == "cpu"
-    ):
-        from scipy.sparse.linalg import LinearOperator
-        from scipy.sparse.linalg import eigsh as _eigsh
-
-        if array_api_compat.is_torch_namespace(xp):
-            import torch
-
-            def to_x(a):
-                return torch.from_numpy(np.ascontiguousarray(a))
-
-            def from_x(t):
-                return t.detach().numpy()
-
-            np_dtype = torch.empty((), dtype=dt).numpy().dtype
-        else:
-
-            def to_x(a):
-                return a
-
-            def from_x(a):
-                return np.asarray(a)
-
-            np_dtype = np.dtype(dt)
-        op = LinearOperator(
-            (n, n),
-            dtype=np_dtype,
-            matvec=lambda v: from_x(matvec(to_x(np.asarray(v, dtype=np_dtype).reshape(n)))),
-            matmat=lambda V: from_x(matvec(to_x(np.asarray(V, dtype=np_dtype)))),
-        )
-        v0 = np.random.default_rng(seed).standard_normal(n).astype(np_dtype)
-        w, V = _eigsh(op, k=k, which=which, v0=v0, tol=tol, maxiter=maxiter)
-        return xp.asarray(to_x(w.astype(np_dtype))), xp.asarray(to_x(V.astype(np_dtype)))
-    if array_api_compat.is_cupy_namespace(xp) or array_api_compat.is_torch_namespace(xp):
-        import cupy
-        from cupyx.scipy.sparse.linalg import LinearOperator
-        from cupyx.scipy.sparse.linalg import eigsh as _eigsh
-
-        if array_api_compat.is_torch_namespace(xp):
-            import torch
-
-            def to_x(a):
-                return torch.from_dlpack(a)
-
-            def from_x(t):
-                return cupy.from_dlpack(t.detach())
-        else:
-
-            def to_x(a):
-                return a
-
-            def from_x(a):
-                return a
-
-        np_dtype = np.dtype(str(dt).rsplit(".", 1)[-1])
-        op = LinearOperator((n, n), dtype=np_dtype, matvec=lambda v: from_x(matvec(to_x(v))))
-        v0 = cupy.asarray(np.random.default_rng(seed).standard_normal(n).astype(np_dtype))
-        w, V = _eigsh(op, k=k, which=which, v0=v0, tol=tol, maxiter=maxiter)
-        return to_x(w), to_x(V)
-    raise NotImplementedError(
-        f"eigsh has no Lanczos route for arrays of {xp.__name__} on {dev!r}; "
-        "use a block method written in the standard (power / randomized SVD) instead"
-    )

@@ -1,6 +1,6 @@
 """Progress bars for long loops (tqdm), or a silent stand-in when they are off.
 
-``refimpl`` may not import tqdm itself (DESIGN.md, Layers), so it asks here::
+``refimpl`` may not import tqdm itself (docs/design.md, Layers), so it asks here::
 
     bar = progress_bar(total=n_chunks, enabled=True, desc="perturbed")
     bar.update(1); ...; bar.close()

@@ -8,7 +8,7 @@ eigenpair separately:
 * plenoptic 2.1.1's power method with its defaults (``max_iter=1000``,
   ``stop_criterion=1e-7``; its ``_synthesize_power`` for the top, then for the bottom with
   the top eigenvalue as shift, exactly as ``synthesize`` calls it);
-* ``backends.torch.Eigendistortion(...).synthesize("eigsh", stop_criterion=1e-6)`` on the
+* ``refimpl.torch.Eigendistortion(...).synthesize("eigsh", stop_criterion=1e-6)`` on the
   same torch module;
 * ``refimpl.eigendistortion.Eigendistortion`` with the same weights as explicit models
   (``refimpl.models``, numpy);
@@ -205,7 +205,7 @@ def run(h: Harness) -> None:
                 results["plenoptic power (defaults)"] = _plenoptic_pairs(module, image, max_iter)
                 import torch
 
-                from backends.torch import Eigendistortion as TorchEigendistortion
+                from refimpl.torch import Eigendistortion as TorchEigendistortion
 
                 results["eigsh, torch front end"] = _ours_pairs(
                     TorchEigendistortion(torch.as_tensor(image), module),

@@ -3,7 +3,7 @@
 * One step of ``L1qFrankWolfe`` (q = 0.3, so 70% of the entries are kept) and of
   ``L1FrankWolfe`` on a float32 parameter of 10^6 and 3*10^7 elements, one row
   (``param_ndim=None``): refimpl (pure ``init``/``update``) on numpy and on torch, the
-  ``backends.torch.optim`` front end, and rai_toolbox when installed (the ratio's
+  ``refimpl.torch.optim`` front end, and rai_toolbox when installed (the ratio's
   reference). rai_toolbox overwrites ``p.grad`` with the transformed gradient, so every
   torch call first copies the gradient back into ``p.grad`` (front end too, for fairness).
   After timing, one step from the same start is checked to give bit-identical parameters.
@@ -63,8 +63,8 @@ def _refimpl_step(factory: Callable[..., Any], x: Any, g: Any, **kw: Any) -> Cal
 
 def _first_step_identical(name: str, x0: Any, g: Any, kw: dict, printer: Callable) -> None:
     """One step from x0 on every implementation, compared bit for bit with rai_toolbox."""
-    import backends.torch.optim as bo
     import refimpl.optim as ro
+    import refimpl.torch.optim as bo
 
     factory = {"L1qFrankWolfe": ro.l1q_frank_wolfe, "L1FrankWolfe": ro.l1_frank_wolfe}[name]
     outs = {}
@@ -73,7 +73,7 @@ def _first_step_identical(name: str, x0: Any, g: Any, kw: dict, printer: Callabl
     outs["refimpl torch"] = opt.update([g], opt.init([x0]), [x0])[0][0].numpy()
     step, x = _torch_step(getattr(bo, name), x0, g, **kw)
     step()
-    outs["backends.torch.optim"] = x.detach().numpy()
+    outs["refimpl.torch.optim"] = x.detach().numpy()
     if not _has_rai():
         return
     import rai_toolbox.optim as rai
@@ -90,8 +90,8 @@ def _first_step_identical(name: str, x0: Any, g: Any, kw: dict, printer: Callabl
 def _fw(h: Any, name: str, n: int, kw: dict) -> None:
     import torch
 
-    import backends.torch.optim as bo
     import refimpl.optim as ro
+    import refimpl.torch.optim as bo
 
     factory = {"L1qFrankWolfe": ro.l1q_frank_wolfe, "L1FrankWolfe": ro.l1_frank_wolfe}[name]
     gen = torch.Generator().manual_seed(0)
@@ -100,7 +100,7 @@ def _fw(h: Any, name: str, n: int, kw: dict) -> None:
     ours = {
         "refimpl numpy": _refimpl_step(factory, x0.numpy(), g.numpy(), **kw),
         "refimpl torch": _refimpl_step(factory, x0, g, **kw),
-        "backends.torch.optim": _torch_step(getattr(bo, name), x0, g, **kw)[0],
+        "refimpl.torch.optim": _torch_step(getattr(bo, name), x0, g, **kw)[0],
     }
     original = None
     if _has_rai():

@@ -81,8 +81,8 @@ def _ours(F: Any, V: Any) -> Any:
 def run(h: Any) -> None:
     import torch
 
-    from backends.torch import as_model
     from refimpl.linops import FisherOperator
+    from refimpl.torch import as_model
 
     sizes, ks = ((16,), (1, 4)) if h.quick else ((64, 128), (1, 8, 32))
     have_po = importlib.util.find_spec("plenoptic") is not None

@@ -1,6 +1,6 @@
 """Noise tunnel (SmoothGrad / SmoothGrad² / VarGrad of Saliency) on a conv net and an MLP.
 
-Setup (specs/captum.md section 4): inputs 32 x 3 x 64 x 64, ``nt_samples=50``,
+Setup (the scale of captum 0.9's own NoiseTunnel benchmarks): inputs 32 x 3 x 64 x 64, ``nt_samples=50``,
 ``nt_samples_batch_size=8`` (7 chunks: 6 x 8 + 1 x 2, forward batches of 256 and 64 rows),
 ``stdevs=0.15``, per-example targets ``arange(32) % 10``; weights seeded with 0.
 
@@ -8,7 +8,7 @@ Setup (specs/captum.md section 4): inputs 32 x 3 x 64 x 64, ``nt_samples=50``,
   Linear(32->10)
 * mlp: Flatten-Linear(12288->256)-ReLU-Linear(256->10)
 
-Compared, for each nt_type: captum 0.9 (the ratio's reference), the ``backends.torch``
+Compared, for each nt_type: captum 0.9 (the ratio's reference), the ``refimpl.torch``
 front end (chunk-independent noise, Welford VarGrad) and its ``captum_compatible=True``
 mode (checked bit-identical to captum before timing). Then ``refimpl`` on numpy with an
 explicit-Jacobian model of the same weights (``refimpl.models`` plus the max-pool and
@@ -133,7 +133,7 @@ def refimpl_model(name: str, net: Any) -> Any:
 def run(h: Harness) -> None:
     import torch
 
-    import backends.torch.attr as bta
+    import refimpl.torch.attr as bta
     from refimpl import attr as ra
 
     s = _sizes(h.quick)
@@ -155,10 +155,10 @@ def run(h: Harness) -> None:
             front = bta.NoiseTunnel(bta.Saliency(net))
             compat = bta.NoiseTunnel(bta.Saliency(net), captum_compatible=True)
             ours = {
-                "backends.torch front end": lambda front=front, t=nt_type, kw=kw: front.attribute(
+                "refimpl.torch front end": lambda front=front, t=nt_type, kw=kw: front.attribute(
                     x, nt_type=t, rng=0, progress=False, **kw
                 ),
-                "backends.torch captum_compatible": lambda compat=compat, t=nt_type, kw=kw: (
+                "refimpl.torch captum_compatible": lambda compat=compat, t=nt_type, kw=kw: (
                     compat.attribute(x, nt_type=t, rng=0, **kw)
                 ),
             }
@@ -170,7 +170,7 @@ def run(h: Harness) -> None:
                     torch.manual_seed(0)
                     return nt.attribute(x, nt_type=t, **kw)
 
-                if not torch.equal(ours["backends.torch captum_compatible"](), captum_call()):
+                if not torch.equal(ours["refimpl.torch captum_compatible"](), captum_call()):
                     raise AssertionError(f"{name} {nt_type}: captum_compatible != captum")
                 original = ("captum", captum_call)
             rows = h.compare(

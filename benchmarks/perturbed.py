@@ -3,7 +3,7 @@
 Problems (``--quick``: tiny sizes, a smoke run):
 
 * argmax one-hot on the seed's 2x5 batch, Gumbel noise, sigma 0.5, N = 10^6, forward +
-  gradient of ``sum(y^2)``: the torch front end ``backends.torch.perturbed`` and refimpl
+  gradient of ``sum(y^2)``: the torch front end ``refimpl.torch.perturbed`` and refimpl
   (``value_and_vjp``, torch and numpy) against the reference, an unchunked torch
   implementation of the port's algorithm written below (``torch.distributions.Gumbel`` on the
   whole [N, B, D] block, every sample kept for backward); then the ratio to optax's
@@ -120,7 +120,7 @@ def _optax_fn(n: int, theta: np.ndarray) -> Callable[[], Any] | None:
 def _small(h: Any) -> None:
     import torch
 
-    import backends.torch as bt
+    import refimpl.torch as bt
     from refimpl.perturbed import argmax_one_hot, perturbed
 
     n = 10**4 if h.quick else 10**6
@@ -134,7 +134,7 @@ def _small(h: Any) -> None:
         argmax_one_hot, num_samples=n, sigma=SIGMA, noise="gumbel", rng=0, progress=False
     )
     ours = {
-        "backends.torch.perturbed fwd+bwd": _forward_backward(front, theta_t),
+        "refimpl.torch.perturbed fwd+bwd": _forward_backward(front, theta_t),
         "refimpl torch value_and_vjp": lambda: ref.value_and_vjp(theta_t, torch.from_numpy(u_np)),
         "refimpl numpy value_and_vjp": lambda: ref.value_and_vjp(theta_np, u_np),
     }
@@ -181,7 +181,7 @@ def _once(h: Any, title: str, impl: str, fn: Callable[[], Any], ref: Any = None)
 def _large(h: Any) -> None:
     import torch
 
-    import backends.torch as bt
+    import refimpl.torch as bt
 
     b, d = (8, 10) if h.quick else (256, 100)
     sizes = (100, 1000) if h.quick else (10**4, 10**5)
@@ -200,7 +200,7 @@ def _large(h: Any) -> None:
             )
         front = bt.perturbed(_torch_argmax, num_samples=n, sigma=SIGMA, noise="gumbel",
                              generator=torch.Generator().manual_seed(0), progress=False)  # fmt: skip
-        row = _once(h, title, "backends.torch.perturbed fwd+bwd", _forward_backward(front, theta),
+        row = _once(h, title, "refimpl.torch.perturbed fwd+bwd", _forward_backward(front, theta),
                     ref if n == sizes[0] else None)  # fmt: skip
         ratio = f", {row.ratio:.2f}x the reference's time (goal < 0.25)" if row.ratio else ""
         h.printer(

@@ -2,7 +2,7 @@
 
 Shape (N, 1000) with ``param_ndim=-1`` (N independent 1000-dimensional rows). Compared:
 refimpl on numpy (numpy Generator) and on torch (torch.Generator), the in-place torch front
-end ``backends.torch.uniform_like_*_n_ball_``, and rai_toolbox's in-place samplers when
+end ``refimpl.torch.uniform_like_*_n_ball_``, and rai_toolbox's in-place samplers when
 installed (the ratio's reference). Each call draws a fresh sample into a preallocated tensor
 (front end, original) or returns a new array (refimpl).
 """
@@ -34,7 +34,7 @@ def run(h: Any) -> None:
     import torch
 
     import backends
-    import backends.torch as bt
+    import refimpl.torch as bt
 
     n = 10**4 if h.quick else 10**7
     shape = (n // ROW, ROW)
@@ -51,7 +51,7 @@ def run(h: Any) -> None:
         ours = {
             "refimpl numpy": _refimpl(name, x_np, np_rng),
             "refimpl torch": _refimpl(name, x_t, t_rng),
-            "backends.torch (front end)": _in_place(
+            "refimpl.torch (front end)": _in_place(
                 front, torch.zeros(shape), torch.Generator().manual_seed(0)
             ),
         }

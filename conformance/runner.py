@@ -19,9 +19,12 @@ from dataclasses import dataclass
 
 from conformance.registry import Case, Context, SkipCase, all_cases, filter_cases
 from conformance.targets import (
+    ENTRY_POINT_GROUP,
     ORIGINALS,
+    PluginError,
     Target,
     builtin_targets,
+    load_entry_points,
     original_targets,
     refimpl_targets,
     registered_targets,
@@ -29,8 +32,6 @@ from conformance.targets import (
 
 #: the version of the JSON output's layout (``"schema"``; conformance/schema.json)
 SCHEMA = "refimpl.conformance/1"
-#: the entry-point group whose modules are imported like ``--plugin`` modules
-ENTRY_POINT_GROUP = "refimpl.conformance"
 #: columns that run only when named (``--backend jax``, ``--target jax`` or ``refimpl``):
 #: XLA compiles every operation once per new shape, so the eager loops of seed 004 take
 #: many minutes on jax (seeds 000-003: 35 cases in 3.5 min on a loaded 2-core machine)
@@ -278,15 +279,13 @@ def _ids(cases: list[Case]) -> str:
 
 
 def _load_plugins(parser: argparse.ArgumentParser, modules: list[str]) -> None:
-    """Import the ``--plugin`` modules and the entry points of ``ENTRY_POINT_GROUP``."""
+    """Import the entry points of ``ENTRY_POINT_GROUP``, then the ``--plugin`` modules."""
     import importlib
-    from importlib.metadata import entry_points
 
-    for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # a broken installed plugin: a usage error naming it
-            parser.error(f"entry point {ep.name!r} ({ep.value}) failed to load: {exc}")
+    try:
+        load_entry_points()
+    except PluginError as exc:  # a broken installed plugin: a usage error naming it
+        parser.error(str(exc))
     for name in modules:
         if not name.strip():
             parser.error("--plugin needs a module name, e.g. --plugin my_port.conformance")

@@ -1,4 +1,5 @@
 """Reference implementations of perturbation methods, written once against the array API.
 
-This package imports only the standard library and ``backends`` (DESIGN.md, Layers).
+The algorithm packages import only the standard library and ``backends``; the torch front
+ends are in ``refimpl.torch`` (docs/design.md, Layers).
 """

@@ -136,7 +136,7 @@ def backend(request: pytest.FixtureRequest):
     import backends
 
     bid, name, dev = request.param
-    adapter = backends._adapters.ADAPTERS[name]
+    adapter = backends.registry.ADAPTERS[name]
     reason = adapter.unavailable_reason()
     if reason is not None:
         pytest.skip(reason)

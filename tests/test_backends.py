@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import backends
-from backends import _switch
-from backends._adapters import ADAPTERS, Backend, BackendUnavailableError
+from backends import registry
+from backends.base import Backend, BackendUnavailableError
+from backends.registry import ADAPTERS
 
 
 def test_available_lists_importable_backends():
@@ -69,8 +70,8 @@ def test_to_numpy_is_a_copy(backend):
 
 
 def test_switch_precedence(monkeypatch):
-    monkeypatch.setattr(_switch, "_default", None)
-    monkeypatch.setattr(_switch, "_default_device", None)
+    monkeypatch.setattr(registry, "_default", None)
+    monkeypatch.setattr(registry, "_default_device", None)
     monkeypatch.delenv(backends.ENV_VAR, raising=False)
     assert backends.current()[0].name == "numpy"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import tol
 
 from backends import fft
+from tests.conftest import tol
 
 
 @pytest.mark.parametrize("s", [(8, 8), (9, 12), (5, 6)])

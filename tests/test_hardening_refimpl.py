@@ -385,7 +385,7 @@ def test_install_hint_names_existing_extras(monkeypatch):
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(importlib, "import_module", fail)
-    for name, adapter in backends._adapters.ADAPTERS.items():
+    for name, adapter in backends.registry.ADAPTERS.items():
         reason = adapter.unavailable_reason()
         assert reason is not None and adapter.package in reason
         named = [w.split("[", 1)[1].rstrip("])'\",.") for w in reason.split() if "refimpl[" in w]

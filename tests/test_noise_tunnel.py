@@ -270,7 +270,7 @@ class QuadLin:
 
 
 def test_vargrad_is_accurate_in_float32_where_the_one_pass_formula_fails(backend):
-    """mean/sd = 1e4 in float32 (specs/captum.md 4.1): Welford VarGrad within 1% (median) and
+    """mean/sd = 1e4 in float32 (where captum 0.9's E[a^2] - E[a]^2 fails): Welford VarGrad within 1% (median) and
     5% (max) of the float64 variance of the same samples, never negative; the one-pass
     E[a^2] - E[a]^2 on the very same float32 attributions is off by > 100% and goes negative."""
     w, eps = 100.0, 0.01
@@ -439,16 +439,16 @@ class WrongRows:
     "kwargs, error, match",
     [
         (dict(nt_type="foo"), ValueError, "nt_type must be one of"),
-        (dict(nt_type="SmoothGrad"), ValueError, "case-sensitive"),
+        (dict(nt_type="SmoothGrad"), ValueError, "nt_type must be one of .*got 'SmoothGrad'"),
         (dict(nt_samples=0), ValueError, "nt_samples must be an int >= 1, got 0"),
         (dict(nt_samples=-2), ValueError, "nt_samples must be an int >= 1, got -2"),
         (dict(nt_samples=2.5), TypeError, "nt_samples must be an int"),
         (dict(nt_samples=True), TypeError, "nt_samples must be an int"),
         (dict(nt_samples_batch_size=0), ValueError, "nt_samples_batch_size must be an int >= 1"),
         (dict(nt_samples_batch_size=-1), ValueError, "nt_samples_batch_size must be an int >= 1"),
-        (dict(stdevs=-1.0), ValueError, "stdevs must be finite and >= 0, got -1.0"),
-        (dict(stdevs=float("nan")), ValueError, "stdevs must be finite"),
-        (dict(stdevs=float("inf")), ValueError, "stdevs must be finite"),
+        (dict(stdevs=-1.0), ValueError, "stdevs must be a finite number >= 0, got -1.0"),
+        (dict(stdevs=float("nan")), ValueError, "stdevs must be a finite number"),
+        (dict(stdevs=float("inf")), ValueError, "stdevs must be a finite number"),
         (dict(stdevs=(1.0, 2.0)), ValueError, "stdevs has 2 values but there are 1 input"),
         (dict(stdevs="1"), TypeError, "stdevs must be a real number"),
         (dict(stdevs=True), TypeError, "stdevs must be a real number"),
@@ -481,7 +481,7 @@ def test_bad_inputs_and_methods(backend):
         ra.NoiseTunnel(WrongRows()).attribute(x, nt_samples=2)
     other = np.asarray(X) if backend.name != "numpy" else None
     if other is not None:
-        with pytest.raises(TypeError, match="inputs: arrays must all come from one array library"):
+        with pytest.raises(TypeError, match=r"inputs\[1\] is a .*use arrays of one library"):
             ra.NoiseTunnel(Identity()).attribute((x, other))
     if backend.name == "array_api_strict":
         host = backend.xp.asarray(X, device=backend.xp.Device("CPU_DEVICE"))

@@ -211,7 +211,7 @@ def test_bad_arrays(backend):
     with pytest.raises(TypeError, match="floating"):
         opt.init([backend.asarray(np.ones(3, dtype=np.int64))])
     other = np.ones((2, 3)) if backend.name != "numpy" else _torch_or_skip()
-    with pytest.raises(TypeError, match="one array library"):
+    with pytest.raises(TypeError, match="of one library"):
         opt.update([other], state, [x])
 
 

@@ -452,7 +452,7 @@ def test_progress_bar(capsys):
     assert capsys.readouterr().err == ""
 
 
-# -- the anchors' own tests (specs/perturbations.md section 4) -------------------------------------
+# -- the anchors' own tests (perturbations_test.py of google-research/perturbations, and its port)
 @pytest.mark.parametrize("sigma", [1e-3, 1e-2, 1e-1])
 def test_tf_reduce_sign_any(backend, sigma):
     """TF test 3: perturbed reduce_sign_any (N 1000, normal) -> [1, -1] to 2 decimals. Row 2

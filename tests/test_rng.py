@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import backends
-from backends.rng import HostRng, Rng, TorchRng, as_rng
+from backends.rng import HostRng, Rng, as_rng
+from backends.torch import TorchRng
 
 METHODS = ["uniform", "normal", "exponential", "gumbel"]
 

@@ -1,16 +1,17 @@
 """Seed 000: rai_toolbox's ``AdditivePerturbation`` page (and its init functions' examples).
 
-Source: ``shared/seeds/000_a3b2589a0f87573d.txt``; the documented library's behaviour in
-``shared/specs/rai_toolbox.md`` sections 3, 4, 9 and 10.
+Source: the rai-toolbox 0.2.1 documentation, ``AdditivePerturbation`` page, and the
+docstrings of ``rai_toolbox.perturbations.init``; the documented library's behaviour from
+rai_toolbox 0.2.1 itself (its source and its draws).
 
 The cases call the target operations ``additive_perturbation`` and ``sample_ball``
-(``conformance/targets.py``); a target that reproduces torch's draws (``draws_like_torch``)
+(``conformance/targets/base.py``); a target that reproduces torch's draws (``draws_like_torch``)
 is checked against the printed digits, any other against ball membership and the exact
 arithmetic of the documented delta.
 
 Columns
     torch: ``refimpl.perturbations`` on torch tensors (rng = the documented
-    ``torch.Generator().manual_seed(s)``) and the front end ``backends.torch`` (the documented
+    ``torch.Generator().manual_seed(s)``) and the front end ``refimpl.torch`` (the documented
     code with the import changed); both reproduce the release's draws bit for bit.
     numpy, array_api_strict: cannot reproduce torch's RNG, so the delta cases check shape,
     dtype, device and ball membership, and the downstream cases the exact arithmetic from the
@@ -31,7 +32,7 @@ import numpy as np
 
 from conformance import registry as reg
 
-SEED = "seeds/000_a3b2589a0f87573d.txt"
+SEED = "rai-toolbox 0.2.1 docs, AdditivePerturbation page"
 COMPONENT = "refimpl.perturbations.AdditivePerturbation + uniform_like_l1_n_ball"
 PRINTED = 5e-5  # half a unit of the 4th printed decimal
 ERRATUM = (
@@ -40,7 +41,7 @@ ERRATUM = (
     "digits, signs vs the release, downstream values as arithmetic of the delta drawn"
 )
 
-# -- documented values (the page) and the release's signs (rai_toolbox.md section 9) --------
+# -- documented values (the page) and the release's signs (rai_toolbox 0.2.1's draws) --------
 DOC_DELTA_0 = [
     [[0.0885, 0.0436], [0.3642, 0.2720]],
     [[0.3074, 0.1827], [0.1440, 0.2624]],
@@ -185,8 +186,8 @@ def _register() -> None:
 _register()
 
 
-# -- the init functions' docstring examples (rai_toolbox.md section 9, init.py) -------------
-INIT_SOURCE = "rai_toolbox 0.2.1 perturbations/init.py docstrings (specs/rai_toolbox.md section 9)"
+# -- the init functions' docstring examples (rai_toolbox 0.2.1 perturbations/init.py) -------
+INIT_SOURCE = "rai_toolbox 0.2.1 perturbations/init.py docstrings"
 INIT_EXAMPLES = [
     # id, sampler, param_ndim, ord of the norm, axis of the norm (None: whole), documented
     ("000.init.l1.rows", "l1", -1, 1, 1, [True, True]),

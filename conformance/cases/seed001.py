@@ -1,9 +1,9 @@
 """Seed 001: ``rai_toolbox.optim.L1qFrankWolfe`` and the other Frank-Wolfe docstring examples.
 
-Source: ``shared/seeds/001_9207fe884b33410f.txt`` (the L1qFrankWolfe page) and the
-docstring examples of ``rai_toolbox/optim/frank_wolfe.py`` and ``optim/misc.py`` listed in
-``shared/specs/rai_toolbox.md`` section 9. On the backend columns the examples run through
-``refimpl.optim`` (on torch also through the ``backends.torch.optim`` front end); on the
+Source: the rai-toolbox 0.2.1 documentation, ``L1qFrankWolfe`` page, and the docstring
+examples of rai_toolbox 0.2.1's ``rai_toolbox/optim/frank_wolfe.py`` and ``optim/misc.py``.
+On the backend columns the examples run through
+``refimpl.optim`` (on torch also through the ``refimpl.torch.optim`` front end); on the
 ``rai_toolbox`` column through the documented library itself (target operations
 ``optimizer_steps``, ``frank_wolfe_step_size``, ``top_q_gradient``).
 """
@@ -16,8 +16,8 @@ import numpy as np
 
 from conformance.registry import Context, case, erratum, exact, tolerance
 
-SEED = "001_9207fe884b33410f.txt"
-SPEC9 = "specs/rai_toolbox.md section 9 (optim/frank_wolfe.py)"
+SEED = "rai-toolbox 0.2.1 docs, L1qFrankWolfe page"
+FW_SOURCE = "rai_toolbox 0.2.1 optim/frank_wolfe.py"
 
 
 def _one_step(ctx: Context, name: str, x0: list, grad: list, **kw: Any) -> list[np.ndarray]:
@@ -44,7 +44,7 @@ def l1q_docstring(ctx: Context) -> None:
 
 @case(
     "001.l1_frank_wolfe.docstring",
-    source=SPEC9 + ", L1FrankWolfe line 357",
+    source=FW_SOURCE + ", L1FrankWolfe docstring (line 357)",
     component="refimpl.optim.L1FrankWolfe",
     check=tolerance(rtol=1e-6, atol=1e-7),
     originals=("rai_toolbox",),
@@ -57,7 +57,7 @@ def l1_docstring(ctx: Context) -> None:
 
 @case(
     "001.l2_frank_wolfe.docstring",
-    source=SPEC9 + ", L2FrankWolfe line 474",
+    source=FW_SOURCE + ", L2FrankWolfe docstring (line 474)",
     component="refimpl.optim.L2FrankWolfe",
     check=tolerance(rtol=0.0, atol=5e-5),
     originals=("rai_toolbox",),
@@ -70,7 +70,7 @@ def l2_docstring(ctx: Context) -> None:
 
 @case(
     "001.linf_frank_wolfe.docstring",
-    source=SPEC9 + ", LinfFrankWolfe line 534",
+    source=FW_SOURCE + ", LinfFrankWolfe docstring (line 534)",
     component="refimpl.optim.LinfFrankWolfe",
     check=erratum(
         "the LinfFrankWolfe docstring imports LinfFrankWolfe but constructs L2FrankWolfe, which "
@@ -144,7 +144,7 @@ _TOPQ_DOC = {
 
 @case(
     "001.top_q.docstring",
-    source="specs/rai_toolbox.md section 9 (optim/misc.py, TopQGradientOptimizer line 253)",
+    source="rai_toolbox 0.2.1 optim/misc.py, TopQGradientOptimizer docstring (line 253)",
     component="refimpl.optim.top_q_gradient",
     check=exact(),
     originals=("rai_toolbox",),

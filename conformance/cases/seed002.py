@@ -1,7 +1,10 @@
 """Seed 002: perturbed optimizers (Berthet et al. 2020), the PyTorch port's README examples.
 
-Source: ``shared/seeds/002_19633f4fb3c619e4.txt``; expected values and their derivation in
-``shared/specs/perturbations.md`` sections 2 and 3.
+Source: the README of "Differentiable Optimizers with Perturbations in PyTorch" (the
+``perturbations`` package, a PyTorch port of google-research/perturbations; Berthet et al.
+2020, "Learning with Differentiable Perturbed Optimizers", NeurIPS). The expected values are
+the closed forms below and the probabilities of the shortest-path graph reconstructed from
+the README's figures in ``conformance/seed_graph.py``.
 
 The README's numbers are Monte Carlo draws from an unseeded global generator, so no
 implementation can reproduce their digits. Every case checks the exact quantity they
@@ -11,12 +14,12 @@ with a statistical bound from the sample count whose false-failure probability i
 
 The cases call the target operations ``solve``, ``perturbed``, ``perturbed_norm_grad``,
 ``perturbed_shortest_path``, ``perturbed_ascent`` and ``perturbed_defaults``
-(``conformance/targets.py``).
+(``conformance/targets/base.py``).
 
 Columns
     numpy, array_api_strict (device1, strictest flags), torch, torch:cuda, cupy:
     ``refimpl.perturbed`` on that backend's arrays; on torch also the front end
-    ``backends.torch.perturbed`` running the seed's own torch code (import changed).
+    ``refimpl.torch.perturbed`` running the README's own torch code (import changed).
     optax: ``optax.perturbations.make_perturbed_fun`` (jax on CPU; Gumbel / Normal noise,
     baseline on), batched through ``jax.vmap`` over split keys. It has no decorator form and
     no perturbed default to compare, so those cases SKIP there with the reason.
@@ -31,8 +34,8 @@ import numpy as np
 
 from conformance.registry import Context, case, exact, statistical
 
-SEED = "seeds/002_19633f4fb3c619e4.txt"
-SPEC = "specs/perturbations.md"
+SEED = "README of the PyTorch perturbations port"
+GRAPH = "the graph reconstructed in conformance/seed_graph.py"
 RNG_SEED = 2020
 
 THETA = [-0.6, 1.9, -0.2, 1.1, -1.0]
@@ -46,11 +49,11 @@ SIGMA_PATH, N_PATH = 0.05, 100_000  # as documented (normal noise, the default)
 #: per-coordinate two-sided tail probability of every statistical bound below
 ALPHA = 1e-6
 #: how far the reconstructed shortest-path model may sit from its closed form (rare
-#: negative-cycle paths move P[8, 6] by about 0.002: spec section 3)
+#: negative-cycle paths of the graph of conformance/seed_graph.py move P[8, 6] by about 0.002)
 MODEL_ALLOWANCE = 0.003
 UNPUBLISHED = (
-    "the example's graph and solver are unpublished; checked through the reconstruction "
-    "of specs/perturbations.md section 3 (refimpl.perturbed.seed_graph)"
+    "the example's graph and solver are unpublished; checked through the graph "
+    "reconstructed from the README's figures (conformance/seed_graph.py)"
 )
 
 
@@ -154,7 +157,7 @@ def _softmax_case(theta: list, batched: bool, decorator: bool = False):
 _SOFTMAX = statistical(1e-4)
 case(
     "002.argmax.gumbel_softmax",
-    source=f"{SEED}, Perturbed argmax; {SPEC} section 2 (closed forms)",
+    source=f"{SEED}, Perturbed argmax; closed form softmax(theta / sigma)",
     component="refimpl.perturbed.perturbed",
     check=_SOFTMAX,
     description="perturbed argmax, Gumbel, sigma 0.5, N 1e6 = softmax(theta/0.5) within the "
@@ -199,7 +202,7 @@ DOC_GRAD_SOFT = [
 @case(
     "002.argmax.grad_norm",
     source=f"{SEED}, Gradient computation",
-    component="refimpl.perturbed.Perturbed.vjp / backends.torch.perturbed backward",
+    component="refimpl.perturbed.Perturbed.vjp / refimpl.torch.perturbed backward",
     check=statistical(1e-4),
     description="gradient of ||pert_argmax(theta_batch)|| = J^T u with the exact softmax "
     "Jacobian and u = y/||y|| of the forward, |err| <= 5 sqrt(2 E[g^2] / (sigma^2 N))",
@@ -232,7 +235,7 @@ def hard_or_runs(ctx: Context) -> list[tuple[str, np.ndarray]]:
 
 @case(
     "002.hard_or",
-    source=f"{SEED}, Perturbed OR; {SPEC} section 2",
+    source=f"{SEED}, Perturbed OR; closed form 1 - 2 exp(-sum exp(theta / sigma))",
     component="refimpl.perturbed.hard_or + perturbed",
     check=statistical(1e-4),
     description="perturbed OR of [[-5, 0.2], [-5, 0.1]], Gumbel, sigma 0.1, N 1000 = "
@@ -263,7 +266,7 @@ def path_runs(
 
 @case(
     "002.shortest_path.solution",
-    source=f"{SEED}, Perturbed shortest path; {SPEC} section 3",
+    source=f"{SEED}, Perturbed shortest path; {GRAPH}",
     component="refimpl.perturbed.shortest_path + perturbed",
     check=statistical(1e-4),
     description="unperturbed path 0-2-7-6-5-4-8 (exact); perturbed (normal, sigma 0.05, "
@@ -294,8 +297,8 @@ GROUPS = 20
 
 @case(
     "002.shortest_path.gradient",
-    source=f"{SEED}, Perturbed shortest path (gradient); {SPEC} section 3",
-    component="refimpl.perturbed.Perturbed.vjp / backends.torch.perturbed backward",
+    source=f"{SEED}, Perturbed shortest path (gradient); {GRAPH}",
+    component="refimpl.perturbed.Perturbed.vjp / refimpl.torch.perturbed backward",
     check=statistical(1e-4),
     description="d P[8,6] / d final_edges_costs = [-2.0755, 2.0755, 2.0755, 2.0755] "
     f"(N 1e5 as {GROUPS} independent groups: |mean - exact| <= t_19(1 - 5e-7) * standard "
@@ -330,7 +333,7 @@ def ascent_runs(ctx: Context) -> list[tuple[str, np.ndarray, float]]:
 
 @case(
     "002.shortest_path.ascent",
-    source=f"{SEED}, Perturbed shortest path (30 steps of gradient ascent); {SPEC} section 3",
+    source=f"{SEED}, Perturbed shortest path (30 steps of gradient ascent); {GRAPH}",
     component="refimpl.perturbed.Perturbed.vjp (optimisation loop)",
     check=statistical(1e-4),
     description="30 plain ascent steps, lr 1e-3, on the four costs (N 2000 per step; the "
@@ -348,9 +351,9 @@ def shortest_path_ascent(ctx: Context) -> None:
 # -- documented defaults ------------------------------------------------------------------------
 @case(
     "002.defaults",
-    source=f"{SPEC} section 1 (API: perturbed(func=None, num_samples=1000, sigma=0.05, "
-    "noise='normal', batched=True); FenchelYoungLoss sigma=0.01)",
-    component="refimpl.perturbed.perturbed / fenchel_young_loss, backends.torch",
+    source="the PyTorch port's signatures: perturbed(func=None, num_samples=1000, sigma=0.05, "
+    "noise='normal', batched=True); FenchelYoungLoss sigma=0.01",
+    component="refimpl.perturbed.perturbed / fenchel_young_loss, refimpl.torch",
     check=exact(),
     originals=("optax",),
 )

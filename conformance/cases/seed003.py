@@ -1,15 +1,15 @@
 """Seed 003: captum's ``NoiseTunnel`` (SmoothGrad, SmoothGrad², VarGrad).
 
-Source: ``shared/seeds/003_ba4ea0ca0ddbc78a.txt`` (the docstring and its example); captum
-0.9.0's behaviour in ``shared/specs/captum.md``.
+Source: the captum 0.9.0 documentation of ``captum.attr.NoiseTunnel`` (the docstring and its
+example); captum 0.9.0's behaviour from its source, ``captum/attr/_core/noise_tunnel.py``.
 
 The cases call the target operations ``noise_tunnel`` and ``captum_noise_tunnel``
-(``conformance/targets.py``) with the models below (:class:`Model`).
+(``conformance/targets/base.py``) with the models below (:class:`Model`).
 
 Columns
     numpy, array_api_strict, torch: ``refimpl.attr`` (NoiseTunnel around Saliency /
     IntegratedGradients on explicit-Jacobian models of ``refimpl.models``); on torch also the
-    front end ``backends.torch.attr`` on ``nn.Module`` equivalents (autograd).
+    front end ``refimpl.torch.attr`` on ``nn.Module`` equivalents (autograd).
     captum: the documented library itself, on the same modules.
 
 The identities (stdevs = 0, a linear model, f(x) = sum x^2) hold on every column. Where the
@@ -32,8 +32,8 @@ from backends import namespace_and_device
 from conformance.registry import Context, case, erratum, exact, statistical, tolerance
 from conformance.targets import NoiseTunnelRun
 
-SEED = "seeds/003_ba4ea0ca0ddbc78a.txt"
-SPEC = "specs/captum.md"
+SEED = "captum 0.9.0 docs, captum.attr.NoiseTunnel"
+SOURCE = "captum 0.9.0 attr/_core/noise_tunnel.py"
 NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
@@ -54,7 +54,8 @@ class _SumSquares:
 
 
 class _QuadLin:
-    """f(x) = sum_i (w x_i + eps x_i^2 / 2): gradient w + eps x (specs/captum.md 4.1)."""
+    """f(x) = sum_i (w x_i + eps x_i^2 / 2): gradient w + eps x (large mean/sd: the float32
+    VarGrad cases)."""
 
     def __init__(self, w: float, eps: float) -> None:
         self.w, self.eps = w, eps
@@ -273,7 +274,7 @@ def _device(a: Any) -> Any:
 
 
 def _captum_noise(x: Any, seed: int, chunks: list[int], stdev: float) -> Any:
-    """captum 0.9's noisy rows for one input (specs/captum.md 1.1), all chunks concatenated:
+    """captum 0.9's noisy rows for one input (``_add_noise_to_input``), all chunks concatenated:
     per chunk of k samples, ``x.repeat_interleave(k) + stdev * randn((B*k, ...))``."""
     import torch
 
@@ -442,8 +443,8 @@ def chunk_independence(ctx: Context) -> None:
 
 @case(
     "003.captum.chunk_dependence",
-    source=f"{SEED}, nt_samples_batch_size; {SPEC} 1.1 (noise per chunk, rows b*k + j)",
-    component="captum.attr.NoiseTunnel (backends.torch captum_compatible=True)",
+    source=f"{SEED}, nt_samples_batch_size; {SOURCE} (noise per chunk, rows b*k + j)",
+    component="captum.attr.NoiseTunnel (refimpl.torch captum_compatible=True)",
     check=erratum(
         "the docstring presents nt_samples_batch_size as a way to avoid running out of memory, "
         "but captum draws the noise per chunk in example-major order (std * randn((B*k, ...)) "
@@ -493,7 +494,7 @@ def _vargrad_reference(noisy_rows: np.ndarray, w: float, eps: float, batch: int)
 
 @case(
     "003.vargrad.float32_stable",
-    source=f"{SEED}, vargrad (variance of the sample attributions); {SPEC} 4.1",
+    source=f"{SEED}, vargrad (variance of the sample attributions); gradient mean/sd 1e4",
     component="refimpl.attr.NoiseTunnel (Welford VarGrad)",
     check=tolerance(rtol=0.05, atol=0.0),
 )
@@ -525,8 +526,8 @@ def vargrad_float32(ctx: Context) -> None:
 
 @case(
     "003.captum.vargrad_cancellation",
-    source=f"{SEED}, vargrad; {SPEC} 1.4 and 4.1",
-    component="captum.attr.NoiseTunnel (backends.torch captum_compatible=True)",
+    source=f"{SEED}, vargrad; {SOURCE} (E[a^2] - E[a]^2); gradient mean/sd 1e4",
+    component="captum.attr.NoiseTunnel (refimpl.torch captum_compatible=True)",
     check=erratum(
         "the docstring says vargrad returns the variance of the sample attributions; captum "
         "computes E[a^2] - E[a]^2 in the attribution dtype, which cancels in float32: at "
@@ -569,7 +570,7 @@ def captum_vargrad(ctx: Context) -> None:
 # -- the convergence delta --------------------------------------------------------------------
 @case(
     "003.noise_tunnel.delta",
-    source=f"{SEED}, Returns (delta); {SPEC} 1.5",
+    source=f"{SEED}, Returns (delta); {SOURCE} (one delta per noisy sample)",
     component="refimpl.attr.NoiseTunnel + IntegratedGradients",
     check=erratum(
         "the docstring says delta is computed for each input in the batch as the arithmetic "

@@ -1,12 +1,14 @@
 """Seed 004: plenoptic's ``Eigendistortion`` (eigenvectors of a model's Fisher matrix).
 
-Source: ``shared/seeds/004_7f8f9dba74690d1f.txt`` (the class and its docstrings); plenoptic
-2.1.1's behaviour, tests, doctest numbers and verified bugs in ``shared/specs/plenoptic.md``.
+Source: the plenoptic 2.1.1 documentation of ``plenoptic.synthesize.Eigendistortion`` (the
+class and its docstrings); plenoptic 2.1.1's behaviour, doctest numbers and bugs from its
+source (``plenoptic/_synthesize/eigendistortion.py``) and its tests
+(``tests/test_eigendistortion.py``), verified by running the release.
 
 Columns
     numpy, array_api_strict, torch: ``refimpl.eigendistortion`` on explicit models of
     ``refimpl.models`` with plenoptic's weights; on torch also the front end
-    ``backends.torch.Eigendistortion`` on an equivalent torch callable.
+    ``refimpl.torch.Eigendistortion`` on an equivalent torch callable.
     plenoptic: the documented library on its own models.
 
 Test image: seeded 1/f ("pink") noise made in code, 24 x 24 in [0.1, 0.9]; model:
@@ -34,9 +36,10 @@ import numpy as np
 
 from conformance.registry import Context, case, erratum, exact, tolerance
 
-SEED = "seeds/004_7f8f9dba74690d1f.txt"
-SPEC = "specs/plenoptic.md"
-COMPONENT = "refimpl.eigendistortion.Eigendistortion (+ backends.torch.Eigendistortion)"
+SEED = "plenoptic 2.1.1 docs, plenoptic.synthesize.Eigendistortion"
+SRC = "plenoptic 2.1.1 _synthesize/eigendistortion.py"
+TESTS = "plenoptic 2.1.1 tests/test_eigendistortion.py"
+COMPONENT = "refimpl.eigendistortion.Eigendistortion (+ refimpl.torch.Eigendistortion)"
 N_IMG = 24
 LN_CENTER, LN_SURROUND = 0.5339, 6.148  # plenoptic's pretrained LinearNonlinear (float32)
 DOC_TOL = 1e-2  # plenoptic's test_method_accuracy tolerance (absolute)
@@ -216,7 +219,7 @@ PLENOPTIC = ("plenoptic",)
 # -- shared cases: every column --------------------------------------------------------------
 @case(
     "004.method.unknown",
-    source=f"{SEED}, synthesize (Raises ValueError); {SPEC} 1.3",
+    source=f"{SEED}, synthesize (Raises ValueError); {SRC}, synthesize",
     component=COMPONENT,
     check=exact(),
     originals=PLENOPTIC,
@@ -234,7 +237,7 @@ def method_unknown(ctx: Context) -> None:
 
 @case(
     "004.exact.shape_index",
-    source=f"{SEED}, eigendistortions / eigenindex; {SPEC} 2.1 (test_method_exact)",
+    source=f"{SEED}, eigendistortions / eigenindex; {TESTS} (test_method_exact)",
     component=COMPONENT,
     check=exact(),
     originals=PLENOPTIC,
@@ -251,7 +254,7 @@ def exact_shape(ctx: Context) -> None:
 
 @case(
     "004.power.shape_index",
-    source=f"{SEED}, synthesize(method='power'); {SPEC} 2.1 (test_orthog_iter)",
+    source=f"{SEED}, synthesize(method='power'); {TESTS} (test_orthog_iter)",
     component=COMPONENT,
     check=exact(),
     originals=PLENOPTIC,
@@ -269,7 +272,7 @@ def power_shape(ctx: Context) -> None:
 
 @case(
     "004.randomized_svd.shape_index",
-    source=f"{SEED}, synthesize(method='randomized_svd'); {SPEC} 2.1",
+    source=f"{SEED}, synthesize(method='randomized_svd'); {TESTS}",
     component=COMPONENT,
     check=exact(),
     originals=PLENOPTIC,
@@ -285,7 +288,7 @@ def rsvd_shape(ctx: Context) -> None:
 
 @case(
     "004.methods.agree",
-    source=f"{SPEC} 2.1 (test_method_accuracy: atol 1e-2)",
+    source=f"{TESTS} (test_method_accuracy: atol 1e-2)",
     component=COMPONENT,
     check=tolerance(rtol=0.0, atol=DOC_TOL),
     originals=PLENOPTIC,
@@ -346,7 +349,7 @@ def _doc_image(ctx: Context) -> np.ndarray:
 
 @case(
     "004.doctest.converged_values",
-    source=f"{SEED}, Eigendistortion docstring examples; {SPEC} 2.2",
+    source=f"{SEED}, Eigendistortion docstring examples (doctest numbers)",
     component=COMPONENT,
     check=tolerance(rtol=0.0, atol=5e-5),
     originals=PLENOPTIC,
@@ -370,7 +373,7 @@ def doctest_values(ctx: Context) -> None:
 
 @case(
     "004.save_load.refuses_other_inputs",
-    source=f"{SEED}, load (Raises ValueError: different image / model behaviour); {SPEC} 1.4",
+    source=f"{SEED}, load (Raises ValueError: different image / model behaviour); {SRC}, load",
     component=COMPONENT,
     check=exact(),
     originals=PLENOPTIC,
@@ -409,7 +412,7 @@ def _refuses(r: Run, path: str, text: str) -> None:
 # -- documented behaviour plenoptic misses: this project's columns, then plenoptic's errata ----
 @case(
     "004.exact.decreasing",
-    source=f"{SEED}, eigenvalues ('in decreasing order'); {SPEC} 1.3 (exact: abs after eigh)",
+    source=f"{SEED}, eigenvalues ('in decreasing order'); {SRC} (exact: abs after eigh)",
     component=COMPONENT,
     check=exact(),
 )
@@ -424,7 +427,7 @@ def exact_decreasing(ctx: Context) -> None:
 
 @case(
     "004.plenoptic.exact_abs_unsorts_tail",
-    source=f"{SPEC} 1.3 (exact; PR #130)",
+    source=f"{SRC}, synthesize (exact: abs after eigh; PR #130)",
     component="plenoptic.Eigendistortion",
     check=erratum(
         "documented: eigenvalues 'in decreasing order'. plenoptic takes abs() of eigh's "
@@ -444,7 +447,7 @@ def plenoptic_exact_unsorted(ctx: Context) -> None:
 
 @case(
     "004.power.bottom_order",
-    source=f"{SEED}, eigenvalues ('in decreasing order') / eigenindex; {SPEC} 1.3",
+    source=f"{SEED}, eigenvalues ('in decreasing order') / eigenindex; {SRC}, synthesize",
     component=COMPONENT,
     check=tolerance(rtol=1e-4, atol=0.0),
 )
@@ -460,7 +463,7 @@ def power_bottom_order(ctx: Context) -> None:
 
 @case(
     "004.plenoptic.power_bottom_ascending",
-    source=f"{SPEC} 1.3 (bottom-block ordering bug, verified)",
+    source=f"{SRC}, synthesize (power: bottom-block ordering bug, verified)",
     component="plenoptic.Eigendistortion",
     check=erratum(
         "documented: eigenvalues in decreasing order, eigenindex the position in the spectrum. "
@@ -497,7 +500,7 @@ def rsvd_k1(ctx: Context) -> None:
 
 @case(
     "004.plenoptic.randomized_svd_0d",
-    source=f"{SPEC} 1.3 (randomized_svd: eigenvalues = S.squeeze())",
+    source=f"{SRC}, synthesize (randomized_svd: eigenvalues = S.squeeze())",
     component="plenoptic.Eigendistortion",
     check=erratum(
         "documented: S has Size((n,)). plenoptic stores S.squeeze(), a 0-d tensor for k=1 "
@@ -515,7 +518,7 @@ def plenoptic_rsvd_0d(ctx: Context) -> None:
 
 @case(
     "004.power.bottom_keeps_null_space",
-    source=f"{SEED}, _synthesize_power (shift = top eigenvalue); {SPEC} 1.3 step 2",
+    source=f"{SEED}, _synthesize_power (shift = top eigenvalue); {SRC}, _synthesize_power",
     component=COMPONENT,
     check=exact(),
 )
@@ -533,7 +536,7 @@ def power_null_space(ctx: Context) -> None:
 
 @case(
     "004.plenoptic.power_bottom_loses_null_space",
-    source=f"{SPEC} 1.3 step 2 (v = Fv / ||Fv|| before the shifted loop, verified)",
+    source=f"{SRC}, _synthesize_power (v = Fv / ||Fv|| before the shifted loop, verified)",
     component="plenoptic.Eigendistortion",
     check=erratum(
         "documented: the shifted power method estimates the smallest eigenvectors. plenoptic "
@@ -557,7 +560,7 @@ def plenoptic_power_null_space(ctx: Context) -> None:
 
 @case(
     "004.power.max_iter_warns",
-    source=f"{SEED}, stop_criterion ('we terminate synthesis' when met); {SPEC} 1.3 step 5",
+    source=f"{SEED}, stop_criterion ('we terminate synthesis' when met); {SRC}, _synthesize_power",
     component=COMPONENT,
     check=exact(),
 )
@@ -575,7 +578,7 @@ def power_warns(ctx: Context) -> None:
 
 @case(
     "004.plenoptic.power_silent_at_max_iter",
-    source=f"{SPEC} 1.3 step 5 ('Hitting max_iter returns silently')",
+    source=f"{SRC}, _synthesize_power (hitting max_iter returns silently)",
     component="plenoptic.Eigendistortion",
     check=erratum(
         "documented: synthesis terminates when the eigenvalues change by less than "
@@ -599,7 +602,7 @@ def plenoptic_silent(ctx: Context) -> None:
 
 @case(
     "004.plenoptic.docstring_sequence",
-    source=f"{SEED}, Eigendistortion docstring (po.set_seed(0), sequential calls); {SPEC} 2.2",
+    source=f"{SEED}, Eigendistortion docstring (po.set_seed(0), sequential calls)",
     component="plenoptic.Eigendistortion",
     check=erratum(
         "the docstring's own printed outputs contradict 'eigenvalues in decreasing order' "

@@ -1,6 +1,7 @@
 """my_port: a deliberately partial numpy port of rai_toolbox's perturbations, written from
-the seed documents (``shared/seeds/000_*.txt`` and the init docstrings), to show how a port
-runs the conformance suite (``examples/my_port/conformance.py``).
+the rai-toolbox 0.2.1 documentation (the ``AdditivePerturbation`` page and the docstrings of
+``rai_toolbox.perturbations.init``), to show how a port runs the conformance suite
+(``examples/my_port/conformance.py``).
 
 What it has: an L2-ball sampler, an L-infinity-ball sampler with a deliberate bug, and an
 additive perturbation with its gradient. What it lacks: the L1-ball sampler, the optimizers,

@@ -1,4 +1,4 @@
-"""Attributions from explicit derivatives, and the noise tunnel around any of them (seed 003).
+"""Attributions from explicit derivatives, and the noise tunnel around any of them (captum's NoiseTunnel).
 
 =========================  =============================================================
 ``NoiseTunnel``            SmoothGrad, SmoothGrad², VarGrad of any method with
@@ -11,18 +11,20 @@
 =========================  =============================================================
 
 The methods take any model of the derivative protocol (``refimpl.models`` on every backend,
-``backends.torch.as_model(module)`` on torch); the gradient is one vector-Jacobian product.
+``refimpl.torch.as_model(module)`` on torch); the gradient is one vector-Jacobian product.
 See docs/noise_tunnel.md.
 """
 
-from refimpl.attr._checks import NT_TYPES
-from refimpl.attr.gradient import Attribution, InputXGradient, Saliency
+from refimpl.attr.expand import expand_kwargs
+from refimpl.attr.gradient import Attribution, InputXGradient, Saliency, mirror
 from refimpl.attr.integrated_gradients import IntegratedGradients
 from refimpl.attr.moments import RunningMoments
-from refimpl.attr.noise import NoiseStream, relative_stdevs
-from refimpl.attr.noise_tunnel import NoiseTunnel
+from refimpl.attr.noise import noise_stream, relative_stdevs
+from refimpl.attr.noise_tunnel import NoiseTunnel, TunnelCall
+from refimpl.attr.options import NT_TYPES, NoiseTunnelOptions
 from refimpl.attr.quadrature import METHODS, gauss_legendre, quadrature
 from refimpl.attr.targets import target_cotangent, target_gradients, target_scores
+from refimpl.attr.tunnel_call import prepare_call
 
 __all__ = [
     "METHODS",
@@ -30,14 +32,19 @@ __all__ = [
     "Attribution",
     "InputXGradient",
     "IntegratedGradients",
-    "NoiseStream",
     "NoiseTunnel",
+    "NoiseTunnelOptions",
     "RunningMoments",
     "Saliency",
+    "expand_kwargs",
     "gauss_legendre",
+    "mirror",
+    "prepare_call",
     "quadrature",
     "relative_stdevs",
     "target_cotangent",
     "target_gradients",
     "target_scores",
+    "TunnelCall",
+    "noise_stream",
 ]

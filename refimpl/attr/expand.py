@@ -30,8 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import namespace_and_device
-
-from refimpl.attr._checks import is_array, same_place
+from refimpl.validation import check_same_place, is_array
 
 __all__ = ["expand_kwargs", "repeat_rows", "tile_rows"]
 
@@ -49,7 +48,7 @@ def tile_rows(xp: Any, a: Any, m: int) -> Any:
 def _per_example(a: Any, batch: int, ref: Any, name: str) -> bool:
     if not is_array(a):
         return False
-    same_place(a, ref, name=name)
+    check_same_place(a, ref, name=name, ref_name="the inputs")
     return a.ndim >= 1 and a.shape[0] == batch
 
 
@@ -65,7 +64,7 @@ def expand_target(target: Any, batch: int, k: int, *, tile: bool = False, ref: A
             return target * k
         return [t for t in target for _ in range(k)]
     if is_array(target):
-        same_place(target, ref, name="target")
+        check_same_place(target, ref, name="target", ref_name="the inputs")
         if target.ndim == 0 or (target.ndim == 1 and target.shape[0] == 1 and batch != 1):
             return target
         if target.ndim != 1 or target.shape[0] != batch:
@@ -124,7 +123,7 @@ def expand_baselines(
         if b is None or not is_array(b):
             out.append(b)
             continue
-        same_place(b, x, name=name)
+        check_same_place(b, x, name=name, ref_name="the inputs")
         if draw is not None:
             if b.ndim != x.ndim or tuple(b.shape[1:]) != tuple(x.shape[1:]) or b.shape[0] < 1:
                 raise ValueError(
@@ -155,7 +154,12 @@ def expand_feature_mask(mask: Any, xs: tuple[Any, ...], k: int) -> Any:
     out = []
     for i, (m, x) in enumerate(zip(ms, xs)):
         if is_array(m):
-            same_place(m, x, name=f"feature_mask[{i}]" if is_tuple else "feature_mask")
+            check_same_place(
+                m,
+                x,
+                name=f"feature_mask[{i}]" if is_tuple else "feature_mask",
+                ref_name="the inputs",
+            )
             if batch > 1 and m.ndim == x.ndim and m.shape[0] == batch:
                 m = repeat_rows(xp, m, k)
         out.append(m)

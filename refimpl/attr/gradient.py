@@ -11,7 +11,7 @@ For a model :math:`f` and the target score :math:`s(x) = f(x)_t` of each example
 
 The gradient is one vector-Jacobian product, :math:`\nabla_x s = J(x)^\top e_t`, so any
 model of the derivative protocol works: ``refimpl.models`` on every backend, or
-``backends.torch.as_model(module)`` on torch. Inputs are one array or a tuple of arrays
+``refimpl.torch.as_model(module)`` on torch. Inputs are one array or a tuple of arrays
 (then the model takes the tuple, see :func:`refimpl.attr.targets.target_gradients`);
 the result has the same form.
 """
@@ -21,9 +21,9 @@ from __future__ import annotations
 from typing import Any
 
 from backends import namespace_and_device
-
-from refimpl.attr._checks import as_args_tuple, as_input_tuple, check_bool
+from refimpl.attr.inputs import as_args_tuple, as_input_tuple
 from refimpl.attr.targets import forward_scores, target_gradients
+from refimpl.validation import check_bool
 
 __all__ = ["Attribution", "InputXGradient", "Saliency"]
 
@@ -73,7 +73,7 @@ class Saliency(Attribution):
 
     def __init__(self, forward_func: Any, abs: bool = True) -> None:
         super().__init__(forward_func)
-        self.abs = check_bool(abs, name="abs")
+        self.abs = check_bool("abs", abs)
 
     def attribute(
         self,
@@ -83,7 +83,7 @@ class Saliency(Attribution):
         additional_forward_args: Any = None,
     ) -> Any:
         is_tuple, xs = as_input_tuple(inputs)
-        use_abs = self.abs if abs is None else check_bool(abs, name="abs")
+        use_abs = self.abs if abs is None else check_bool("abs", abs)
         grads = self._gradients(xs, target, as_args_tuple(additional_forward_args))
         if use_abs:
             xp, _ = namespace_and_device(*grads)

@@ -24,18 +24,11 @@ from __future__ import annotations
 from typing import Any
 
 from backends import namespace_and_device
-
-from refimpl.attr._checks import (
-    as_args_tuple,
-    as_input_tuple,
-    check_bool,
-    check_count,
-    is_array,
-    same_place,
-)
 from refimpl.attr.expand import expand_args, expand_target
 from refimpl.attr.gradient import Attribution, mirror
+from refimpl.attr.inputs import as_args_tuple, as_input_tuple
 from refimpl.attr.quadrature import METHODS, quadrature
+from refimpl.validation import check_bool, check_int, check_same_place, is_array
 
 __all__ = ["IntegratedGradients"]
 
@@ -56,7 +49,7 @@ def _baselines(baselines: Any, xs: tuple[Any, ...]) -> tuple[Any, ...]:
         if b is None:
             b = 0.0
         if is_array(b):
-            same_place(b, x, name=name)
+            check_same_place(b, x, name=name, ref_name="the inputs")
             ok = tuple(b.shape) == tuple(x.shape) or (
                 b.ndim == x.ndim and b.shape[0] == 1 and tuple(b.shape[1:]) == tuple(x.shape[1:])
             )
@@ -92,7 +85,7 @@ class IntegratedGradients(Attribution):
         method: str = "gausslegendre",
     ) -> None:
         super().__init__(forward_func)
-        self._multiply_by_inputs = check_bool(multiply_by_inputs, name="multiply_by_inputs")
+        self._multiply_by_inputs = check_bool("multiply_by_inputs", multiply_by_inputs)
         quadrature(method, n_steps)  # validates both
         self.n_steps, self.method = n_steps, method
 
@@ -118,7 +111,7 @@ class IntegratedGradients(Attribution):
         xp, dev = namespace_and_device(*xs)
         batch = xs[0].shape[0]
         args = as_args_tuple(additional_forward_args)
-        check_bool(return_convergence_delta, name="return_convergence_delta")
+        check_bool("return_convergence_delta", return_convergence_delta)
         if method is not None and method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
         alphas, weights = quadrature(
@@ -127,7 +120,7 @@ class IntegratedGradients(Attribution):
         n = len(alphas)
         per_call = n
         if internal_batch_size is not None:
-            rows = check_count(internal_batch_size, name="internal_batch_size")
+            rows = check_int("internal_batch_size", internal_batch_size, low=1)
             per_call = max(1, rows // batch)
         base = _baselines(baselines, xs)
         diffs = tuple(x - b for x, b in zip(xs, base))

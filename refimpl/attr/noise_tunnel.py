@@ -12,15 +12,16 @@ For an attribution method :math:`A`, inputs :math:`x` and Gaussian noise
 
 SmoothGrad is a Monte Carlo estimate of the attribution convolved with a Gaussian
 (Smilkov et al. 2017, https://arxiv.org/abs/1706.03825); for saliency it is the gradient
-of the Gaussian-smoothed model. The documented interface is captum 0.9's ``NoiseTunnel``
-(shared/seeds/003); what differs, and why, is in docs/noise_tunnel.md.
+of the Gaussian-smoothed model. The documented interface is captum 0.9's ``NoiseTunnel``;
+what differs, and why, is in docs/noise_tunnel.md and docs/differences.md.
 
 Algorithm (one pass over chunks of ``nt_samples_batch_size`` samples):
 
-1. validate everything (before any noise is drawn or any model call is made);
+1. validate everything (before any noise is drawn or any model call is made:
+   ``refimpl.attr.tunnel_call``);
 2. if ``draw_baseline_from_distrib``, draw one baseline index per (sample, example);
 3. per chunk of ``k`` samples: take their noise from the chunk-independent stream
-   (``refimpl.attr.noise``), form the ``B*k`` noisy rows ``x_b + sigma z_{b,j}``
+   (``refimpl.attr.noise``, ``refimpl.streams``), form the ``B*k`` noisy rows ``x_b + sigma z_{b,j}``
    (row ``b*k + j``), expand the per-example keyword arguments to those rows
    (``refimpl.attr.expand``), call the wrapped method once, and add each sample's
    attribution to the running moments in sample order (``refimpl.attr.moments``);
@@ -31,28 +32,35 @@ Algorithm (one pass over chunks of ``nt_samples_batch_size`` samples):
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from typing import Any
 
 from backends import as_rng, namespace_and_device
 from backends.progress import progress_bar
-
-from refimpl.attr._checks import (
-    as_input_tuple,
-    check_bool,
-    check_count,
-    check_nt_type,
-    check_stdevs,
-    is_array,
-)
 from refimpl.attr.expand import expand_kwargs
 from refimpl.attr.gradient import mirror
 from refimpl.attr.moments import RunningMoments
-from refimpl.attr.noise import NoiseStream, relative_stdevs
+from refimpl.attr.noise import noise_stream, relative_stdevs
+from refimpl.attr.options import NoiseTunnelOptions
+from refimpl.attr.tunnel_call import TunnelCall, check_rows, prepare_call
+from refimpl.validation import is_array
 
-__all__ = ["NoiseTunnel"]
+__all__ = ["NoiseTunnel", "NoiseTunnelOptions", "TunnelCall"]
 
 #: runs with at least this many noisy values show a progress bar when progress=None
 PROGRESS_VALUES = 10**8
+
+
+@dataclass
+class _Run:
+    """The state of one run: the noise scales, the baseline draws, the noise stream and the
+    running moments (one per input)."""
+
+    xp: Any
+    sigmas: tuple[Any, ...]
+    draws: dict[int, Any] | None
+    stream: Any
+    moments: list[RunningMoments]
 
 
 class NoiseTunnel:
@@ -84,13 +92,16 @@ class NoiseTunnel:
         return f"NoiseTunnel({self.attribution_method!r})"
 
     # -- hooks for front ends (the torch one: no_grad, requires_grad, torch's generator) ---
-    def _context(self) -> Any:
+    def context(self) -> Any:
+        """The context every run happens in (none here)."""
         return contextlib.nullcontext()
 
-    def _prepare(self, noisy: tuple[Any, ...]) -> tuple[Any, ...]:
+    def prepare_inputs(self, noisy: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The noisy inputs as the wrapped method receives them (unchanged here)."""
         return noisy
 
-    def _rng(self, rng: Any, like: Any) -> Any:
+    def make_rng(self, rng: Any, like: Any) -> Any:
+        """The ``Rng`` of a run from the ``rng=`` argument."""
         return as_rng(rng, like=like)
 
     # -- the documented call ---------------------------------------------------------------
@@ -130,144 +141,99 @@ class NoiseTunnel:
         ``return_convergence_delta=True`` and the method has a convergence delta; ``delta``
         has shape ``(B * nt_samples,)``, example-major (``reshape(B, nt_samples)``).
         """
-        plan = self._plan(
-            inputs, nt_type, nt_samples, nt_samples_batch_size, stdevs,
-            draw_baseline_from_distrib, relative, progress, kwargs,
+        options = NoiseTunnelOptions(
+            nt_type, nt_samples, nt_samples_batch_size, stdevs,
+            draw_baseline_from_distrib, relative, progress,
         )  # fmt: skip
-        with self._context():
-            return self._run(plan, rng)
+        call = prepare_call(self, inputs, options, kwargs)
+        with self.context():
+            return self.run(call, rng)
 
-    def _plan(
-        self,
-        inputs: Any,
-        nt_type: Any,
-        nt_samples: Any,
-        nt_samples_batch_size: Any,
-        stdevs: Any,
-        draw_baseline_from_distrib: Any,
-        relative: Any,
-        progress: Any,
-        kwargs: dict[str, Any],
-    ) -> dict[str, Any]:
-        """Every argument checked, before any noise or model call."""
-        is_tuple, xs = as_input_tuple(inputs)
-        n = check_count(nt_samples, name="nt_samples")
-        bs = n
-        if nt_samples_batch_size is not None:
-            bs = min(n, check_count(nt_samples_batch_size, name="nt_samples_batch_size"))
-        want_delta = kwargs.get("return_convergence_delta", False)
-        check_bool(want_delta, name="return_convergence_delta")
-        if want_delta and not self.is_delta_supported:
-            raise TypeError(
-                f"return_convergence_delta=True, but {type(self.attribution_method).__name__} "
-                "has no convergence delta (has_convergence_delta() is False or missing)"
-            )
-        if not self.is_delta_supported:
-            kwargs.pop("return_convergence_delta", None)  # an explicit False is harmless
-        if progress is not None:
-            check_bool(progress, name="progress")
-        plan = dict(
-            is_tuple=is_tuple,
-            xs=xs,
-            nt_type=check_nt_type(nt_type),
-            n=n,
-            chunks=[bs] * (n // bs) + ([n % bs] if n % bs else []),
-            stdevs=check_stdevs(stdevs, len(xs)),
-            draw=check_bool(draw_baseline_from_distrib, name="draw_baseline_from_distrib"),
-            relative=check_bool(relative, name="relative"),
-            want_delta=want_delta,
-            kwargs=kwargs,
-            progress=progress,
-        )
-        xp, dev = namespace_and_device(*xs)
-        rows = xs[0].shape[0] * bs
-        dummy = (
-            (lambda i, K: xp.zeros((rows,), dtype=xp.int64, device=dev)) if plan["draw"] else None
-        )
-        expand_kwargs(kwargs, xs, bs, draw=dummy)  # fails now on bad targets, baselines, ...
-        return plan
-
-    def _run(self, plan: dict[str, Any], rng: Any) -> Any:
-        xs, n = plan["xs"], plan["n"]
+    def run(self, call: TunnelCall, rng: Any) -> Any:
+        """The noise tunnel on a validated call: chunk after chunk of samples, each sample's
+        attribution added to the running moments in sample order."""
+        xs, n, o = call.inputs, call.options.nt_samples, call.options
         xp, _ = namespace_and_device(*xs)
-        batch = xs[0].shape[0]
-        rng = self._rng(rng, xs[0])
-        run = dict(
-            plan,
+        rng = self.make_rng(rng, xs[0])
+        run = _Run(
             xp=xp,
-            sigmas=relative_stdevs(xs, plan["stdevs"]) if plan["relative"] else plan["stdevs"],
-            draws=self._baseline_indices(rng, plan) if plan["draw"] else None,
-            stream=NoiseStream(rng, xs, n),
-            moments=[RunningMoments(plan["nt_type"]) for _ in xs],
+            sigmas=relative_stdevs(xs, call.stdevs) if o.relative else call.stdevs,
+            draws=self._baseline_indices(rng, call) if o.draw_baseline_from_distrib else None,
+            stream=noise_stream(rng, xs, n),
+            moments=[RunningMoments(o.nt_type) for _ in xs],
         )
-        values = n * sum(int(x.shape[0]) * _size(x) for x in xs)
-        bar = progress_bar(
-            total=len(plan["chunks"]),
-            enabled=plan["progress"] if plan["progress"] is not None else values >= PROGRESS_VALUES,
-            desc="noise tunnel",
-            unit="chunk",
-        )
-        deltas, attr_tuple, start = [], plan["is_tuple"], 0
-        for k in plan["chunks"]:
-            attr_tuple, delta = self._chunk(run, start, k)
+        bar = self._bar(call)
+        deltas, attr_tuple, start = [], call.is_tuple, 0
+        for k in o.chunks:
+            attr_tuple, delta = self._chunk(call, run, start, k)
             if delta is not None:
                 deltas.append(delta)
             start += k
             bar.update(1)
         bar.close()
-        result = mirror(attr_tuple, tuple(m.result() for m in run["moments"]))
-        if plan["want_delta"]:
-            return result, xp.reshape(xp.concat(deltas, axis=1), (batch * n,))
+        result = mirror(attr_tuple, tuple(m.result() for m in run.moments))
+        if call.want_delta:
+            return result, xp.reshape(xp.concat(deltas, axis=1), (xs[0].shape[0] * n,))
         return result
 
-    def _chunk(self, run: dict[str, Any], start: int, k: int) -> tuple[bool, Any]:
+    def _chunk(self, call: TunnelCall, run: _Run, start: int, k: int) -> tuple[bool, Any]:
         """Samples ``start .. start + k - 1`` of every example: one call of the wrapped
         method, added to the moments. Returns (is the output a tuple, deltas (B, k) or None);
         every temporary of the chunk is released on return."""
-        xs, xp, draws = run["xs"], run["xp"], run["draws"]
+        xs, xp, draws = call.inputs, run.xp, run.draws
         batch = xs[0].shape[0]
-        zs = run["stream"].take(k)
+        zs = run.stream.take(k)
         noisy = tuple(  # x_b + sigma z_{b,j} at row b*k + j
             xp.reshape(x[:, None, ...] + (z if _is_one(s) else s * z), (batch * k, *x.shape[1:]))
-            for x, s, z in zip(xs, run["sigmas"], zs)
+            for x, s, z in zip(xs, run.sigmas, zs)
         )
         del zs
         draw = None
         if draws is not None:
             draw = lambda i, _K: _rows(xp, draws[i][start : start + k, :])  # noqa: E731
-        kw = expand_kwargs(run["kwargs"], xs, k, draw=draw)
-        out = self.attribution_method.attribute(
-            self._prepare(noisy) if run["is_tuple"] else self._prepare(noisy)[0], **kw
-        )
+        kw = expand_kwargs(call.kwargs, xs, k, draw=draw)
+        noisy = self.prepare_inputs(noisy)
+        out = self.attribution_method.attribute(noisy if call.is_tuple else noisy[0], **kw)
         del noisy
         delta = None
-        if run["want_delta"]:
+        if call.want_delta:
             out, delta = out
-            delta = xp.reshape(_check_rows(delta, batch, k, "delta"), (batch, k))
+            delta = xp.reshape(check_rows(delta, batch, k, "delta"), (batch, k))
         attr_tuple = isinstance(out, tuple)
         attrs = out if attr_tuple else (out,)
-        if len(attrs) != len(run["moments"]):
+        if len(attrs) != len(run.moments):
             raise ValueError(
                 f"the attribution method returned {len(attrs)} array(s) for {len(xs)} "
                 "input(s); NoiseTunnel needs one attribution per input"
             )
-        for m, a in zip(run["moments"], attrs):
-            a = _check_rows(a, batch, k, "attribution")
+        for m, a in zip(run.moments, attrs):
+            a = check_rows(a, batch, k, "attribution")
             m.add(xp.reshape(a, (batch, k, *a.shape[1:])))
         return attr_tuple, delta
 
     @staticmethod
-    def _baseline_indices(rng: Any, plan: dict[str, Any]) -> dict[int, Any]:
+    def _baseline_indices(rng: Any, call: TunnelCall) -> dict[int, Any]:
         """Per baseline array ``i`` with ``K_i`` rows: indices ``(n, B)``, uniform in
         ``[0, K_i)``, drawn before any noise (a fixed call sequence)."""
-        baselines = plan["kwargs"].get("baselines")
-        xs = plan["xs"]
+        baselines = call.kwargs.get("baselines")
         bs = baselines if isinstance(baselines, tuple) else (baselines,)
         out = {}
         for i, b in enumerate(bs):
             if is_array(b) and b.ndim >= 1:
-                out[i] = rng.integers(0, b.shape[0], (plan["n"], xs[0].shape[0]))
+                shape = (call.options.nt_samples, call.inputs[0].shape[0])
+                out[i] = rng.integers(0, b.shape[0], shape)
         return out
+
+    @staticmethod
+    def _bar(call: TunnelCall) -> Any:
+        n, show = call.options.nt_samples, call.options.progress
+        values = n * sum(int(x.shape[0]) * _size(x) for x in call.inputs)
+        return progress_bar(
+            total=len(call.options.chunks),
+            enabled=show if show is not None else values >= PROGRESS_VALUES,
+            desc="noise tunnel",
+            unit="chunk",
+        )
 
 
 def _is_one(s: Any) -> bool:
@@ -284,13 +250,3 @@ def _size(x: Any) -> int:
     for d in x.shape[1:]:
         s *= int(d)
     return s
-
-
-def _check_rows(a: Any, batch: int, k: int, what: str) -> Any:
-    if not hasattr(a, "shape") or a.ndim < 1 or a.shape[0] != batch * k:
-        shape = tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
-        raise ValueError(
-            f"the attribution method returned a {what} of shape {shape} for {batch * k} rows "
-            f"({batch} examples x {k} samples); NoiseTunnel needs one row per noisy input row"
-        )
-    return a

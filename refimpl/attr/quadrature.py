@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import math
 
-from refimpl.attr._checks import check_count
+from refimpl.validation import check_int
 
 METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
 
@@ -69,7 +69,7 @@ def quadrature(method: str, n_steps: int) -> tuple[tuple[float, ...], tuple[floa
     """``(alphas, weights)`` of ``method`` with ``n_steps`` points (see the table above)."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
-    n = check_count(n_steps, name="n_steps", low=2 if method == "riemann_trapezoid" else 1)
+    n = check_int("n_steps", n_steps, low=2 if method == "riemann_trapezoid" else 1)
     if method == "gausslegendre":
         return gauss_legendre(n)
     if method == "riemann_trapezoid":

@@ -30,9 +30,8 @@ import operator
 from typing import Any
 
 from backends import namespace_and_device
-
-from refimpl.attr._checks import is_array, same_place
-from refimpl.models.base import check_floating_array, linearize
+from refimpl.models.base import linearize
+from refimpl.validation import check_array, check_same_place, is_array
 
 __all__ = ["target_cotangent", "target_gradients", "target_scores"]
 
@@ -83,7 +82,7 @@ def target_cotangent(y: Any, target: Any) -> Any:
     if isinstance(target, numbers.Integral) and not isinstance(target, bool):
         target = operator.index(target)  # numpy integers too
     if is_array(target):
-        same_place(target, y, name="target")
+        check_same_place(target, y, name="target", ref_name="the model output")
         if not xp.isdtype(target.dtype, "integral"):
             raise TypeError(f"a target array must have an integer dtype, got {target.dtype}")
         if target.ndim == 0 or math.prod(target.shape) == 1:
@@ -136,8 +135,8 @@ def target_scores(y: Any, u: Any) -> Any:
 
 
 def _check_output(y: Any, x: Any, batch: int) -> None:
-    check_floating_array(y, name="the model output")
-    same_place(y, x, name="the model output")
+    check_array(y, name="the model output")
+    check_same_place(y, x, name="the model output", ref_name="the inputs")
     if y.ndim < 1 or y.shape[0] != batch:
         raise ValueError(
             f"the model output must have the inputs' batch size {batch} on axis 0, got shape "

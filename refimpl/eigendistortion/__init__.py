@@ -1,4 +1,4 @@
-r"""Eigendistortions of a model's Fisher matrix (plenoptic's ``Eigendistortion``, seed 004).
+r"""Eigendistortions of a model's Fisher matrix (plenoptic's ``Eigendistortion``).
 
 :math:`F = J^\top J` at an image; its top eigenvectors are the distortions the model finds
 most visible, its bottom ones the least visible (Berardino et al. 2017).
@@ -11,11 +11,18 @@ most visible, its bottom ones the least visible (Berardino et al. 2017).
 * :func:`display_eigendistortions`, :func:`plot_eigenvalues` (matplotlib, the ``plot``
   extra).
 
-The torch front end with plenoptic's signature is :class:`backends.torch.Eigendistortion`.
+The torch front end with plenoptic's signature is :class:`refimpl.torch.Eigendistortion`.
 See ``docs/eigendistortion.md``.
 """
 
 from refimpl.eigendistortion.eigendistortion import Eigendistortion
+from refimpl.eigendistortion.options import EigendistortionOptions, EigendistortionResult
 from refimpl.eigendistortion.plot import display_eigendistortions, plot_eigenvalues
 
-__all__ = ["Eigendistortion", "display_eigendistortions", "plot_eigenvalues"]
+__all__ = [
+    "Eigendistortion",
+    "EigendistortionOptions",
+    "EigendistortionResult",
+    "display_eigendistortions",
+    "plot_eigenvalues",
+]

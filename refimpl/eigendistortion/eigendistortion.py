@@ -27,10 +27,11 @@ from typing import Any
 
 from backends import as_rng, backend_of
 from backends.progress import progress_bar
-
-from refimpl.eigendistortion import _checks, solvers
+from refimpl.eigendistortion import io, solvers
+from refimpl.eigendistortion.options import EigendistortionOptions, EigendistortionResult
 from refimpl.eigendistortion.solvers import CountedOperator, Pairs
 from refimpl.linops import FisherOperator, jacobian
+from refimpl.validation import check_array, check_finite, check_int
 
 __all__ = ["Eigendistortion"]
 
@@ -48,8 +49,6 @@ SHIFT = 1.01
 TOP_BASIS, BOTTOM_BASIS = 20, 2048
 #: ... capped so that the basis takes at most this many bytes
 BASIS_BYTES = 512 * 2**20
-#: routes of eigsh's top solve (see ``synthesize``)
-LANCZOS = ("auto", "arpack", "krylov_schur")
 #: images with at most this many pixels are solved by eigsh from the dense F (n products)
 DENSE_MAX_PIXELS = 64
 #: Gaussian probes of the randomized SVD's error estimate
@@ -67,7 +66,7 @@ class Eigendistortion:
     model : object
         Anything implementing the derivative protocol: ``model(x)``, ``model.jvp(x, v)``,
         ``model.vjp(x, u)`` (the models of :mod:`refimpl.models`, a user's class,
-        ``backends.torch.as_model(module)``). It is linearized once, at ``image``.
+        ``refimpl.torch.as_model(module)``). It is linearized once, at ``image``.
 
     Attributes (after :meth:`synthesize`)
     --------------------------------------
@@ -84,20 +83,16 @@ class Eigendistortion:
     """
 
     def __init__(self, image: Any, model: Any) -> None:
-        xp, device = _checks.check_image(image)
+        xp, device = _check_image(image)
         self._xp, self._device = xp, device
         self._image = image
         self._model = model
         self._fisher = FisherOperator(model, image)  # TypeError: no derivative protocol
-        _checks.check_output(xp, self._fisher.y)
+        check_finite(self._fisher.y, name="model(image)")
         self._n = self._fisher.shape[0]
         self._image_shape = tuple(image.shape[1:]) if image.ndim > 1 else tuple(image.shape)
         self._jacobian: Any = None
-        self._eigendistortions: Any = None
-        self._eigenvalues: Any = None
-        self._eigenindex: Any = None
-        self._method: str | None = None
-        self._convergence: dict[str, Any] = {}
+        self._result: EigendistortionResult | None = None
 
     # -- attributes ---------------------------------------------------------------------------
     @property
@@ -114,29 +109,62 @@ class Eigendistortion:
         return self._fisher.y
 
     @property
+    def n_pixels(self) -> int:
+        """n, the size of the image and of the Fisher matrix (n x n)."""
+        return self._n
+
+    @property
     def jacobian(self) -> Any:
         return self._jacobian
 
     @property
+    def result(self) -> EigendistortionResult | None:
+        """What the last :meth:`synthesize` (or :meth:`load`) produced; None before."""
+        return self._result
+
+    @property
     def eigendistortions(self) -> Any:
-        return self._eigendistortions
+        return None if self._result is None else self._result.eigendistortions
 
     @property
     def eigenvalues(self) -> Any:
-        return self._eigenvalues
+        return None if self._result is None else self._result.eigenvalues
 
     @property
     def eigenindex(self) -> Any:
-        return self._eigenindex
+        return None if self._result is None else self._result.eigenindex
 
     @property
     def method(self) -> str | None:
         """The method of the last :meth:`synthesize` (or of the loaded file)."""
-        return self._method
+        return None if self._result is None else self._result.method
 
     @property
     def convergence(self) -> dict[str, Any]:
-        return self._convergence
+        return {} if self._result is None else self._result.convergence
+
+    def restore(self, result: EigendistortionResult | None, jacobian: Any = None) -> None:
+        """Set the results (from a file, or from a copy on another device): arrays of this
+        image's library, device and dtype, shaped for this image."""
+        xp = self._xp
+        if result is not None:
+            n_dist = result.eigenvalues.shape[0]
+            if tuple(result.eigendistortions.shape) != (n_dist, *self._image_shape) or tuple(
+                result.eigenindex.shape
+            ) != (n_dist,):
+                raise ValueError(
+                    f"the results do not fit this image: {n_dist} eigenvalues, eigendistortions "
+                    f"of shape {tuple(result.eigendistortions.shape)}, eigenindex of shape "
+                    f"{tuple(result.eigenindex.shape)} (image shape {self._image_shape})"
+                )
+            if not bool(xp.all((result.eigenindex >= 0) & (result.eigenindex < self._n))):
+                raise ValueError(f"eigenindex values must lie in [0, {self._n})")
+        if jacobian is not None and tuple(jacobian.shape) != tuple(self._fisher.jacobian.shape):
+            raise ValueError(
+                f"the Jacobian must have shape {self._fisher.jacobian.shape}, got "
+                f"{tuple(jacobian.shape)}"
+            )
+        self._result, self._jacobian = result, jacobian
 
     def __repr__(self) -> str:
         return (
@@ -170,51 +198,46 @@ class Eigendistortion:
         of the image dtype); when they stop at ``max_iter`` without that, they warn with
         the residual. ``rng``: seed or generator of the random start. ``progress``: tqdm
         progress bars. ``lanczos`` (``eigsh``'s top pairs): ``"auto"`` (ARPACK or cupyx
-        through ``backends.ops.eigsh`` where a route exists, else Krylov-Schur), ``"arpack"``
+        through ``backends.linalg.eigsh`` where a route exists, else Krylov-Schur), ``"arpack"``
         (that route only), ``"krylov_schur"`` (the array-API Lanczos, which checks
         convergence at every step; the bottom pairs always use it).
         """
-        method = _checks.check_method(method)
-        n = self._n
-        k = _checks.check_int(k, "k", low=1, high=n)
-        max_iter = _checks.check_int(max_iter, "max_iter", low=1)
-        p = _checks.check_int(p, "p", low=0)
-        q = _checks.check_int(q, "q", low=0)
-        stop = _checks.check_positive(stop_criterion, "stop_criterion")
-        progress = _checks.check_bool(progress, name="progress")
-        if lanczos not in LANCZOS:
-            raise ValueError(f"lanczos must be one of {list(LANCZOS)}, got {lanczos!r}")
+        o = EigendistortionOptions(method, k, max_iter, p, q, stop_criterion, progress, lanczos)
+        n, k = self._n, check_int("k", k, low=1, high=self._n)
         xp = self._xp
-        tol = max(stop, TOL_FLOOR_EPS * float(xp.finfo(self._image.dtype).eps))
-        if method == "exact":
+        tol = max(o.stop_criterion, TOL_FLOOR_EPS * float(xp.finfo(self._image.dtype).eps))
+        if o.method == "exact":
             self._synthesize_exact()
             return
         rng = as_rng(rng, like=self._image)
-        if method == "randomized_svd":
-            blocks = {"top": self._randomized_svd(k, p, q, tol, rng)}
-        elif method == "power":
-            blocks = self._power(k, max_iter, tol, rng, progress)
+        if o.method == "randomized_svd":
+            blocks = {"top": self._randomized_svd(k, o.p, o.q, tol, rng)}
+        elif o.method == "power":
+            blocks = self._power(k, o.max_iter, tol, rng, o.progress)
         else:
-            blocks = self._eigsh(k, max_iter, tol, rng, progress, lanczos)
+            blocks = self._eigsh(k, o.max_iter, tol, rng, o.progress, o.lanczos)
         vecs = [b.eigenvectors for b in blocks.values()]
         vals = [b.eigenvalues for b in blocks.values()]
         index = list(range(k)) + (list(range(n - k, n)) if "bottom" in blocks else [])
-        self._store(method, xp.concat(vals), xp.concat(vecs, axis=1), index)
-        self._convergence = {name: b.summary() for name, b in blocks.items()}
+        convergence = {name: b.summary() for name, b in blocks.items()}
+        self._store(o.method, xp.concat(vals), xp.concat(vecs, axis=1), index, convergence)
         for name, b in blocks.items():
             if not b.converged:
-                self._warn_unconverged(method, name, b, tol)
+                self._warn_unconverged(o.method, name, b, tol)
 
-    def _store(self, method: str, values: Any, vectors: Any, index: list[int]) -> None:
+    def _store(
+        self, method: str, values: Any, vectors: Any, index: list[int], convergence: dict
+    ) -> None:
         xp = self._xp
-        self._method = method
-        # F is positive semidefinite: a Rayleigh quotient below 0 is rounding (plenoptic
-        # takes abs(), which reorders the tail; clipping keeps the decreasing order)
-        self._eigenvalues = xp.clip(values, 0.0, None)
-        self._eigendistortions = xp.reshape(
-            xp.matrix_transpose(vectors), (vectors.shape[1], *self._image_shape)
+        self._result = EigendistortionResult(
+            method,
+            xp.reshape(xp.matrix_transpose(vectors), (vectors.shape[1], *self._image_shape)),
+            # F is positive semidefinite: a Rayleigh quotient below 0 is rounding (plenoptic
+            # takes abs(), which reorders the tail; clipping keeps the decreasing order)
+            xp.clip(values, 0.0, None),
+            xp.asarray(index, dtype=xp.int64, device=self._device),
+            convergence,
         )
-        self._eigenindex = xp.asarray(index, dtype=xp.int64, device=self._device)
 
     def _operator(self) -> CountedOperator:
         flat = self._xp.reshape(self._image, (-1,))
@@ -275,10 +298,8 @@ class Eigendistortion:
         J = self.compute_jacobian()
         F = xp.matrix_transpose(J) @ J
         w, V = xp.linalg.eigh(F)
-        self._store("exact", xp.flip(w, axis=0), xp.flip(V, axis=1), list(range(n)))
-        self._convergence = {
-            "exact": dict(n_products=int(min(m, n)), converged=True, solver="eigh")
-        }
+        convergence = {"exact": dict(n_products=int(min(m, n)), converged=True, solver="eigh")}
+        self._store("exact", xp.flip(w, axis=0), xp.flip(V, axis=1), list(range(n)), convergence)
 
     def _power(self, k: int, max_iter: int, tol: float, rng: Any, progress: bool) -> dict:
         F, t0 = self._operator(), time.perf_counter()
@@ -362,7 +383,7 @@ class Eigendistortion:
     def indexer(self, idx: int) -> int:
         """Position in ``eigenvalues`` of the eigenvalue with index ``idx`` of the full
         spectrum (negative: from the end, ``-1`` is the smallest, index n - 1)."""
-        if self._eigenindex is None:
+        if self._result is None:
             raise ValueError("No eigendistortions synthesized")
         try:
             i = range(self._n)[idx]
@@ -370,7 +391,7 @@ class Eigendistortion:
             raise ValueError(
                 f"eigenindex must be the index of one of the vectors, got {idx!r} (n = {self._n})"
             ) from None
-        index = [int(v) for v in backend_of(self._xp).to_numpy(self._eigenindex).tolist()]
+        index = [int(v) for v in backend_of(self._xp).to_numpy(self.eigenindex).tolist()]
         if i not in index:
             raise ValueError(
                 f"eigenindex must be the index of one of the vectors: {idx!r} (= {i}) is not "
@@ -381,9 +402,7 @@ class Eigendistortion:
     def save(self, path: Any) -> None:
         """Write the image, the model's output and the results to ``path`` (an .npz file with
         a JSON metadata entry; written to a temporary file, then renamed)."""
-        from refimpl.eigendistortion.io import save
-
-        save(self, path)
+        io.save(self, path)
 
     def load(
         self,
@@ -400,9 +419,7 @@ class Eigendistortion:
         ``method`` is given, another method. ``raise_on_checks=False`` turns the value
         checks into warnings (shapes and dtypes must still match).
         """
-        from refimpl.eigendistortion.io import load
-
-        load(self, path, method=method, raise_on_checks=raise_on_checks, atol=atol, rtol=rtol)
+        io.load(self, path, method=method, raise_on_checks=raise_on_checks, atol=atol, rtol=rtol)
 
 
 class _closing:
@@ -416,3 +433,23 @@ class _closing:
 
     def __exit__(self, *exc: Any) -> None:
         self.bar.close()
+
+
+def _check_image(image: Any) -> tuple[Any, Any]:
+    """``(xp, device)``; one image: 1-D of any length, or a leading batch axis of size 1."""
+    xp, device = check_array(image, name="image")
+    if xp.finfo(image.dtype).bits < 32:
+        raise TypeError(
+            f"image must be float32 or float64, got {image.dtype}: eigensolvers (eigh, QR) "
+            "need at least single precision; cast the image and the model"
+        )
+    shape = tuple(image.shape)
+    if image.ndim == 0 or any(s == 0 for s in shape):
+        raise ValueError(f"image must have at least one pixel, got shape {shape}")
+    if image.ndim > 1 and shape[0] != 1:
+        raise ValueError(
+            f"image must be a single image: batch dimension must be 1, got shape {shape} "
+            "(each image has its own Fisher matrix; loop over the batch)"
+        )
+    check_finite(image, name="image")
+    return xp, device

@@ -26,6 +26,7 @@ import zipfile
 from typing import Any
 
 import backends
+from refimpl.eigendistortion.options import EigendistortionResult
 
 FORMAT = "refimpl.Eigendistortion"
 VERSION = 1
@@ -70,18 +71,17 @@ def _host(x: Any) -> Any:
 def save(eig: Any, path: Any) -> None:
     """Write ``eig`` to ``path`` atomically (temporary file, then ``os.replace``)."""
     path = os.fspath(path)
-    xp = eig._xp
-    adapter = backends.backend_of(xp)
+    adapter = backends.backend_of(eig.image)
     arrays = {"image": eig.image, "representation": eig.representation}
     for name in _ARRAYS:
-        value = getattr(eig, f"_{name}")
+        value = getattr(eig, name)
         if value is not None:
             arrays[name] = value
     meta = dict(
         format=FORMAT,
         version=VERSION,
         method=eig.method,
-        n=eig._n,
+        n=eig.n_pixels,
         image_shape=list(eig.image.shape),
         image_dtype=adapter.dtype_name(eig.image.dtype),
         representation_shape=list(eig.representation.shape),
@@ -146,11 +146,11 @@ def load(
     if eig.eigenindex is not None:
         raise ValueError("load can only be called with a just-initialized Eigendistortion object")
     meta, arrays = read(path)
-    xp = eig._xp
+    xp, device = backends.namespace_and_device(eig.image)
     adapter = backends.backend_of(xp)
 
     def native(a: Any, dtype: Any = None) -> Any:
-        return adapter.asarray(a, dtype=dtype, device=eig._device)
+        return adapter.asarray(a, dtype=dtype, device=device)
 
     def check(ok: bool, message: str, hard: bool = False) -> None:
         if ok:
@@ -188,11 +188,14 @@ def load(
             + ("image" if name == "image" else "model (its output at the image differs)"),
         )
     dt = eig.image.dtype
-    eig._method = meta.get("method")
-    eig._convergence = meta.get("convergence") or {}
+    result = None
     if "eigenvalues" in arrays:
-        eig._eigenvalues = native(arrays["eigenvalues"], dt)
-        eig._eigendistortions = native(arrays["eigendistortions"], dt)
-        eig._eigenindex = native(arrays["eigenindex"], xp.int64)
-    if "jacobian" in arrays:
-        eig._jacobian = native(arrays["jacobian"], dt)
+        result = EigendistortionResult(
+            meta.get("method"),
+            native(arrays["eigendistortions"], dt),
+            native(arrays["eigenvalues"], dt),
+            native(arrays["eigenindex"], xp.int64),
+            meta.get("convergence") or {},
+        )
+    jacobian = native(arrays["jacobian"], dt) if "jacobian" in arrays else None
+    eig.restore(result, jacobian)

@@ -1,12 +1,12 @@
 """Figures of eigendistortions and of the eigenvalues (matplotlib: the ``plot`` extra).
 
-matplotlib is loaded on first use (``importlib``), so ``refimpl`` imports without it; it is
-no array library (DESIGN.md, Layers). Arrays reach the host through the backend adapter.
+matplotlib is imported on first use, so ``refimpl`` imports without it (it is the one
+library an algorithm package may import: the import-linter contract in pyproject.toml names
+this exception). Arrays reach the host through the backend adapter.
 """
 
 from __future__ import annotations
 
-import importlib
 import numbers
 from typing import Any
 
@@ -17,11 +17,12 @@ __all__ = ["display_eigendistortions", "plot_eigenvalues"]
 
 def _pyplot() -> Any:
     try:
-        return importlib.import_module("matplotlib.pyplot")
+        import matplotlib.pyplot as plt
     except ImportError:
         raise ImportError(
             "plotting needs matplotlib: pip install 'refimpl[plot]' (or matplotlib)"
         ) from None
+    return plt
 
 
 def _host(x: Any) -> Any:
@@ -75,7 +76,7 @@ def display_eigendistortions(
                 f"{len(scales)} scales for {len(indices)} indices"
             )
     positions = [eig.indexer(i) for i in indices]
-    n = eig._n
+    n = eig.n_pixels
     full = [range(n)[i] for i in indices]
     image = _host(eig.image)
     dists = _host(eig.eigendistortions)

@@ -25,7 +25,7 @@ residual (with the Rayleigh quotient :math:`\lambda_i = v_i^\top F v_i`) that sa
 * :func:`krylov_schur`: thick-restart block Lanczos, i.e. the Krylov-Schur method of
   Stewart (2001) for a symmetric operator (Zhou & Saad 2008 for blocks), written in the
   array API standard: the fast method on every backend and device.
-* :func:`arpack`: Lanczos through ``backends.ops.eigsh`` (scipy's ARPACK on the host, cupyx
+* :func:`arpack`: Lanczos through ``backends.linalg.eigsh`` (scipy's ARPACK on the host, cupyx
   on a GPU) where such a route exists.
 * :func:`dense_pairs`: :math:`F` built column by column and diagonalised (small ``n``).
 """
@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from backends import namespace_and_device
+from backends import linalg, namespace_and_device
 
 __all__ = [
     "CountedOperator",
@@ -450,13 +450,12 @@ def _deflate(xp: Any, Q: Any, R: Any, V: Any, small: float, rng: Any) -> Any:
 
 # -- Lanczos through scipy / cupyx -----------------------------------------------------------
 def arpack(A: CountedOperator, k: int, *, which: str, tol: float, max_iter: int, seed: int):
-    """``backends.ops.eigsh`` on ``A`` (ARPACK on the host, cupyx on a GPU).
+    """``backends.linalg.eigsh`` on ``A`` (ARPACK on the host, cupyx on a GPU).
 
     Raises NotImplementedError (no route for these arrays), ImportError (cupy missing) or
     RuntimeError (no convergence within ``max_iter`` restarts); the caller falls back to
     :func:`krylov_schur`. Returns the k eigenvectors (n, k).
     """
-    from backends import ops
 
     xp, _ = namespace_and_device(A.like)
     n = A.n
@@ -466,7 +465,9 @@ def arpack(A: CountedOperator, k: int, *, which: str, tol: float, max_iter: int,
             return xp.reshape(A(xp.reshape(v, (n, 1))), (n,))
         return A(v)
 
-    _, X = ops.eigsh(matvec, n, k, like=A.like, which=which, seed=seed, tol=tol, maxiter=max_iter)
+    _, X = linalg.eigsh(
+        matvec, n, k, like=A.like, which=which, seed=seed, tol=tol, maxiter=max_iter
+    )
     return X
 
 

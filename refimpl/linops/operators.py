@@ -5,9 +5,9 @@ from __future__ import annotations
 import numbers
 from typing import Any
 
-from backends import namespace_and_device
-
-from refimpl.models.base import check_floating_array, linearize
+from backends.linalg import as_scipy_linear_operator
+from refimpl.models.base import linearize
+from refimpl.validation import check_array, check_like
 
 __all__ = ["FisherOperator", "JacobianOperator", "aslinearoperator", "jacobian"]
 
@@ -16,18 +16,7 @@ CHUNK_BYTES = 64 * 2**20
 
 
 def _check_block(a: Any, rows: int, ref: Any, *, name: str, block: bool) -> None:
-    check_floating_array(a, name=name)
-    try:
-        namespace_and_device(a, ref)
-    except TypeError:
-        raise TypeError(
-            f"{name} must be an array of the operator's library ({type(ref).__module__}), got "
-            f"{type(a).__module__}.{type(a).__name__}"
-        ) from None
-    except ValueError as exc:
-        raise ValueError(f"{name} is on another device than the operator ({exc})") from None
-    if a.dtype != ref.dtype:
-        raise TypeError(f"{name} has dtype {a.dtype}, the operator works in {ref.dtype}")
+    check_like(a, ref, name=name, ref_name="the operator's x")
     want = f"({rows}, k)" if block else f"({rows},)"
     if (block and (a.ndim != 2 or a.shape[0] != rows)) or (not block and tuple(a.shape) != (rows,)):
         raise ValueError(f"{name} must have shape {want}, got {tuple(a.shape)}")
@@ -47,7 +36,7 @@ class JacobianOperator:
     """
 
     def __init__(self, model: Any, x: Any) -> None:
-        self.xp, self.device = check_floating_array(x, name="x")
+        self.xp, self.device = check_array(x, name="x")
         self.model = model
         self.linearization = linearize(model, x)
         self.x, self.y = x, self.linearization.y
@@ -196,8 +185,6 @@ def jacobian(model: Any, x: Any, *, chunk_size: int | None = None) -> Any:
 def aslinearoperator(op: Any) -> Any:
     """A ``scipy.sparse.linalg.LinearOperator`` over a :class:`JacobianOperator` or
     :class:`FisherOperator` (numpy and torch CPU arrays, zero-copy; others raise TypeError)."""
-    from backends.linalg import as_scipy_linear_operator
-
     if not isinstance(op, JacobianOperator | FisherOperator):
         raise TypeError(
             f"op must be a JacobianOperator or a FisherOperator, got {type(op).__name__}"

@@ -1,4 +1,4 @@
-"""Differentiable models with hand-written derivatives (DESIGN.md, one protocol).
+"""Differentiable models with hand-written derivatives (docs/design.md, the derivative protocol).
 
 Every model ``f`` offers ``f(x)``, ``f.jvp(x, v)`` (:math:`Jv`), ``f.vjp(x, u)``
 (:math:`J^T u`) and ``f.linearize(x)`` (output and products at ``x``, computed once). Tangents

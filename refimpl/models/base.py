@@ -1,4 +1,4 @@
-r"""The derivative protocol (DESIGN.md, "One protocol for everything differentiable").
+r"""The derivative protocol (docs/design.md, "One protocol for everything differentiable").
 
 A differentiable model :math:`f: \mathbb{R}^n \to \mathbb{R}^m` offers
 
@@ -25,52 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import namespace_and_device
+from refimpl.validation import check_array, check_like, leading_batch
 
-__all__ = ["Linearization", "Model", "check_floating_array", "linearize"]
-
-
-def check_floating_array(x: Any, *, name: str) -> tuple[Any, Any]:
-    """``(xp, device)`` of ``x``; TypeError naming ``name`` unless a real floating array."""
-    if x is None or isinstance(x, bool | int | float | complex | list | tuple | str):
-        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
-    try:
-        xp, device = namespace_and_device(x)
-    except TypeError as exc:
-        raise TypeError(f"{name} must be an array, got {type(x).__name__} ({exc})") from None
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(f"{name} must have a real floating dtype, got {x.dtype}")
-    return xp, device
-
-
-def check_like(arr: Any, ref: Any, *, name: str, ref_name: str) -> None:
-    """``arr`` must be an array of ``ref``'s namespace, device and dtype."""
-    check_floating_array(arr, name=name)
-    try:
-        namespace_and_device(arr, ref)
-    except TypeError:
-        raise TypeError(
-            f"{name} is a {type(arr).__module__}.{type(arr).__name__} but {ref_name} is a "
-            f"{type(ref).__module__}.{type(ref).__name__}; use arrays of one library"
-        ) from None
-    except ValueError as exc:
-        raise ValueError(f"{name} and {ref_name} live on different devices ({exc})") from None
-    if arr.dtype != ref.dtype:
-        raise TypeError(
-            f"{name} has dtype {arr.dtype} but {ref_name} has dtype {ref.dtype}; cast one of them"
-        )
-
-
-def batch_axes(arr: Any, shape: tuple[int, ...], *, name: str, of: str) -> int:
-    """0 when ``arr.shape == shape``, 1 when ``arr.shape == (k, *shape)``; else ValueError."""
-    got = tuple(arr.shape)
-    if got == shape:
-        return 0
-    if len(got) == len(shape) + 1 and got[1:] == shape:
-        return 1
-    raise ValueError(
-        f"{name} must have the shape of {of}, {shape}, optionally with one leading batch axis "
-        f"(k, *{shape}); got {got}"
-    )
+__all__ = ["Linearization", "Model", "linearize"]
 
 
 class Linearization:
@@ -98,13 +55,13 @@ class Linearization:
     def jvp(self, v: Any) -> Any:
         """:math:`J v`; ``v`` shaped like ``x`` or ``(k, *x.shape)``."""
         check_like(v, self.x, name="v (the tangent)", ref_name="x")
-        batch_axes(v, self.in_shape, name="v (the tangent)", of="x")
+        leading_batch(v, self.in_shape, name="v (the tangent)", expected="x")
         return self.jvp_fn(v)
 
     def vjp(self, u: Any) -> Any:
         """:math:`J^\\top u`; ``u`` shaped like ``y`` or ``(k, *y.shape)``."""
         check_like(u, self.y, name="u (the cotangent)", ref_name="the model output")
-        batch_axes(u, self.out_shape, name="u (the cotangent)", of="the model output")
+        leading_batch(u, self.out_shape, name="u (the cotangent)", expected="the model output")
         return self.vjp_fn(u)
 
 
@@ -131,7 +88,7 @@ class Model:
 
     # -- for subclasses -------------------------------------------------------------------
     def _check_input(self, x: Any) -> None:
-        check_floating_array(x, name="x")
+        check_array(x, name="x")
 
     def _forward(self, x: Any) -> Any:
         return self._linearize(x).y
@@ -156,7 +113,7 @@ def linearize(model: Any, x: Any) -> Linearization:
             "model must implement the derivative protocol: model(x), model.jvp(x, v) and "
             f"model.vjp(x, u); {type(model).__name__} lacks " + ", ".join(missing)
         )
-    check_floating_array(x, name="x")
+    check_array(x, name="x")
     y = model(x)
     try:
         namespace_and_device(x, y)

@@ -34,8 +34,8 @@ from __future__ import annotations
 from typing import Any
 
 from backends import fft, namespace_and_device
-
-from refimpl.models.base import Linearization, Model, check_floating_array, check_like
+from refimpl.models.base import Linearization, Model
+from refimpl.validation import check_array, check_finite, check_like
 
 __all__ = ["PAD_MODES", "Conv2d", "pad2d", "pad2d_adjoint"]
 
@@ -254,7 +254,7 @@ class Conv2d(Model):
         stride: int = 1,
         method: str = "auto",
     ) -> None:
-        xp, device = check_floating_array(weight, name="weight")
+        xp, device = check_array(weight, name="weight")
         if weight.ndim == 2:
             weight = xp.reshape(weight, (1, 1, *weight.shape))
         if weight.ndim != 4 or 0 in weight.shape:
@@ -262,14 +262,14 @@ class Conv2d(Model):
                 "weight must have shape (C_out, C_in, kh, kw) or (kh, kw) with non-zero sizes, "
                 f"got {tuple(weight.shape)}"
             )
-        _check_finite(xp, weight, "weight")
+        check_finite(weight, name="weight")
         if bias is not None:
             check_like(bias, weight, name="bias", ref_name="weight")
             if tuple(bias.shape) != (weight.shape[0],):
                 raise ValueError(
                     f"bias must have shape ({weight.shape[0]},) (C_out), got {tuple(bias.shape)}"
                 )
-            _check_finite(xp, bias, "bias")
+            check_finite(bias, name="bias")
         mode = _ALIASES.get(pad_mode, pad_mode)
         if mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES} (or 'zeros'), got {pad_mode!r}")
@@ -305,8 +305,8 @@ class Conv2d(Model):
 
     # -- checks and weights in the input's dtype -------------------------------------------
     def _check_input(self, x: Any) -> None:
-        check_floating_array(x, name="x")
-        _same_place(x, self.weight, what="Conv2d")
+        check_array(x, name="x")
+        same_weights_place(x, self.weight, what="Conv2d")
         if x.ndim < 3 or x.shape[-3] != self.in_channels:
             raise ValueError(
                 f"x must have shape (..., {self.in_channels}, H, W) (C_in = {self.in_channels}),"
@@ -384,12 +384,7 @@ def _as(xp: Any, a: Any, dtype: Any) -> Any:
     return a if a.dtype == dtype else xp.astype(a, dtype)
 
 
-def _check_finite(xp: Any, a: Any, name: str) -> None:
-    if not bool(xp.all(xp.isfinite(a))):
-        raise ValueError(f"{name} contains NaN or infinite values")
-
-
-def _same_place(x: Any, weight: Any, *, what: str) -> None:
+def same_weights_place(x: Any, weight: Any, *, what: str) -> None:
     try:
         namespace_and_device(x, weight)
     except TypeError:

@@ -23,13 +23,13 @@ import numbers
 from typing import Any
 
 import backends
+from refimpl.validation import check_int, check_real
 
 __all__ = ["center_surround", "gaussian_kernel"]
 
 
 def _check_size(size: Any) -> int:
-    if isinstance(size, bool) or not isinstance(size, numbers.Integral):
-        raise TypeError(f"kernel size must be an int, got {size!r} ({type(size).__name__})")
+    size = check_int("kernel size", size)
     if size < 1 or size % 2 == 0:
         raise ValueError(
             f"kernel size must be a positive odd int (a kernel with a centre pixel), got {size}"
@@ -38,11 +38,7 @@ def _check_size(size: Any) -> int:
 
 
 def _check_std(std: Any, name: str) -> float:
-    if isinstance(std, bool) or not isinstance(std, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {std!r} ({type(std).__name__})")
-    if not (math.isfinite(float(std)) and float(std) > 0):
-        raise ValueError(f"{name} must be a finite number > 0, got {std!r}")
-    return float(std)
+    return check_real(name, std, low=0.0, low_open=True)
 
 
 def gaussian_kernel(

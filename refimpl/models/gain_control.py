@@ -37,7 +37,6 @@ import numbers
 from typing import Any
 
 import backends
-
 from refimpl.models.base import Linearization, Model
 from refimpl.models.conv import Conv2d
 from refimpl.models.filters import center_surround, gaussian_kernel

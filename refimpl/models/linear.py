@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from refimpl.models.base import Linearization, Model, check_floating_array, check_like
-from refimpl.models.conv import _check_finite, _same_place
+from refimpl.models.base import Linearization, Model
+from refimpl.models.conv import same_weights_place
+from refimpl.validation import check_array, check_finite, check_like
 
 __all__ = ["Flatten", "Linear"]
 
@@ -23,17 +24,17 @@ class Linear(Model):
     """``y = x @ W.T + b`` on the last axis; ``weight`` (m, n), ``bias`` (m,) or None."""
 
     def __init__(self, weight: Any, bias: Any = None) -> None:
-        xp, _ = check_floating_array(weight, name="weight")
+        xp, _ = check_array(weight, name="weight")
         if weight.ndim != 2:
             raise ValueError(f"weight must have shape (m, n), got {tuple(weight.shape)}")
-        _check_finite(xp, weight, "weight")
+        check_finite(weight, name="weight")
         if bias is not None:
             check_like(bias, weight, name="bias", ref_name="weight")
             if tuple(bias.shape) != (weight.shape[0],):
                 raise ValueError(
                     f"bias must have shape ({weight.shape[0]},), got {tuple(bias.shape)}"
                 )
-            _check_finite(xp, bias, "bias")
+            check_finite(bias, name="bias")
         self.xp, self.weight, self.bias = xp, weight, bias
         self._cast: dict[str, tuple[Any, Any]] = {}
 
@@ -42,8 +43,8 @@ class Linear(Model):
         return f"Linear({n} -> {m}{', bias' if self.bias is not None else ''})"
 
     def _check_input(self, x: Any) -> None:
-        check_floating_array(x, name="x")
-        _same_place(x, self.weight, what="Linear")
+        check_array(x, name="x")
+        same_weights_place(x, self.weight, what="Linear")
         if x.ndim < 1 or x.shape[-1] != self.weight.shape[1]:
             raise ValueError(
                 f"x must have shape (..., {self.weight.shape[1]}) (n = weight.shape[1]), "
@@ -87,17 +88,17 @@ class Flatten(Model):
         return f"Flatten(ndim={self.ndim})"
 
     def _check_input(self, x: Any) -> None:
-        check_floating_array(x, name="x")
+        check_array(x, name="x")
         if x.ndim < self.ndim:
             raise ValueError(f"x must have at least {self.ndim} axes, got shape {tuple(x.shape)}")
 
     def _forward(self, x: Any) -> Any:
-        xp, _ = check_floating_array(x, name="x")
+        xp, _ = check_array(x, name="x")
         lead = tuple(x.shape[: x.ndim - self.ndim])
         return xp.reshape(x, (*lead, -1))
 
     def _linearize(self, x: Any) -> Linearization:
-        xp, _ = check_floating_array(x, name="x")
+        xp, _ = check_array(x, name="x")
         tail = tuple(x.shape[x.ndim - self.ndim :])
 
         def jvp(v: Any) -> Any:

@@ -25,7 +25,6 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import namespace_and_device
-
 from refimpl.models.base import Linearization, Model
 
 __all__ = ["ACTIVATIONS", "Pointwise", "sigmoid", "softplus"]

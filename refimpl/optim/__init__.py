@@ -27,6 +27,7 @@ from refimpl.optim.frank_wolfe import (
 )
 from refimpl.optim.lmo import (
     l1_direction,
+    l1_direction_rows,
     l1q_direction,
     l2_direction,
     linf_direction,
@@ -35,7 +36,8 @@ from refimpl.optim.lmo import (
     lmo_l2,
     lmo_linf,
 )
-from refimpl.optim.projected import l2_projected, linf_projected
+from refimpl.optim.options import FrankWolfeOptions
+from refimpl.optim.projected import RENORM_MARGIN, l2_projected, linf_projected
 from refimpl.optim.projections import project_l1_ball, project_l2_ball, project_linf_ball
 from refimpl.optim.transforms import (
     clamp,
@@ -59,7 +61,9 @@ from refimpl.optim.wrappers import (
 )
 
 __all__ = [
+    "RENORM_MARGIN",
     "FrankWolfe",
+    "FrankWolfeOptions",
     "L1FrankWolfe",
     "L1qFrankWolfe",
     "L2FrankWolfe",
@@ -75,6 +79,7 @@ __all__ = [
     "frank_wolfe_update",
     "fw_step_size",
     "l1_direction",
+    "l1_direction_rows",
     "l1_frank_wolfe",
     "l1q_direction",
     "l1q_frank_wolfe",

@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
-from backends import Rng, floating_dtype, namespace_and_device
-
+from backends import Rng
 from refimpl.batching import row_ndim
-from refimpl.optim._checks import as_list, check_pair
+from refimpl.validation import check_array, check_like
 
 Params = Any  # an array or a sequence of arrays
 
@@ -47,8 +46,7 @@ def check_params(params: Params, param_ndim: int | None, *, name: str = "params"
     if not plist:
         raise ValueError(f"{name} is empty: give at least one array")
     for i, p in enumerate(plist):
-        xp, _ = namespace_and_device(p)
-        floating_dtype(xp, p, name=f"parameter {i}")
+        check_array(p, name=f"parameter {i}")
         row_ndim(param_ndim, p.ndim, name=f"param_ndim (parameter {i} has shape {tuple(p.shape)})")
     return plist
 
@@ -77,8 +75,23 @@ def pairs(grads: Any, state: OptimizerState, params: Params) -> tuple[list, list
         )
     for i, (g, p) in enumerate(zip(glist, plist)):
         if g is not None:
-            check_pair(g, p, i)
+            check_array(p, name=f"parameter {i}")
+            check_like(g, p, name=f"the gradient of parameter {i}", ref_name=f"parameter {i}")
+            if tuple(g.shape) != tuple(p.shape):
+                raise ValueError(
+                    f"the gradient of parameter {i} has shape {tuple(g.shape)}, "
+                    f"but the parameter has shape {tuple(p.shape)}"
+                )
     return glist, plist, single
+
+
+def as_list(arrays: Any, name: str) -> tuple[list, bool]:
+    """``(list_of_arrays, was_single)``: a lone array or a sequence of arrays."""
+    if isinstance(arrays, Sequence) and not isinstance(arrays, str):
+        return list(arrays), False
+    if arrays is None:
+        raise TypeError(f"{name} must be an array or a sequence of arrays, got None")
+    return [arrays], True
 
 
 def pack(new: list, params: Params, single: bool) -> Params:

@@ -36,52 +36,27 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import as_rng, namespace_and_device, ops
-
 from refimpl.batching import to_rows
-from refimpl.optim._checks import (
-    TINY,
-    check_bool,
-    check_epsilon,
-    check_param_ndim,
-    check_real,
-)
-from refimpl.optim.base import (
-    Optimizer,
-    OptimizerState,
-    Params,
-    check_params,
-    pack,
-    pairs,
-)
-from refimpl.optim.lmo import (
-    l1_direction_rows,
-    l1q_direction,
-    l2_direction,
-    linf_direction,
-)
+from refimpl.optim.base import Optimizer, OptimizerState, Params, check_params, pack, pairs
+from refimpl.optim.lmo import l1_direction_rows, l1q_rows, l2_rows, linf_direction
+from refimpl.optim.options import FrankWolfeOptions
 from refimpl.optim.transforms import sample_q
+from refimpl.validation import TINY, check_int, check_real
+
+__all__ = [
+    "duality_gap",
+    "frank_wolfe",
+    "frank_wolfe_update",
+    "fw_step_size",
+    "l1_frank_wolfe",
+    "l1_frank_wolfe_update",
+    "l1q_frank_wolfe",
+    "l2_frank_wolfe",
+    "linf_frank_wolfe",
+]
 
 
-def fw_step_size(
-    lr: float, k: int, *, use_default_lr_schedule: bool = True, div_by_zero_eps: float = TINY
-) -> float:
-    """``alpha_k = lr / max(div_by_zero_eps, lr + k)`` with the schedule, else ``lr``.
-
-    ``lr = 0`` gives 0 (the documented library raises ZeroDivisionError when
-    ``div_by_zero_eps = 0`` too). ``k`` is the number of updates so far (an int >= 0).
-    """
-    lr = check_real("lr", lr, low=0.0)
-    if isinstance(k, bool) or not isinstance(k, int) or k < 0:
-        raise ValueError(f"k (the number of updates so far) must be an int >= 0, got {k!r}")
-    check_bool("use_default_lr_schedule", use_default_lr_schedule)
-    div_by_zero_eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
-    if not use_default_lr_schedule:
-        return lr
-    if lr == 0.0:
-        return 0.0
-    return lr / max(div_by_zero_eps, lr + k)
-
-
+# -- one step ---------------------------------------------------------------------------------
 def frank_wolfe_update(param: Any, direction: Any, alpha: float, scale: float) -> Any:
     """``(1 - alpha) * param - (alpha * scale) * direction``, rounded as the documented
     library rounds it: ``param * (1 - alpha) + direction * (-(alpha * scale))``."""
@@ -105,80 +80,43 @@ def l1_frank_wolfe_update(
     return xp.reshape(new, param.shape)
 
 
-def check_fw_options(
-    *, epsilon: float, lr: float, use_default_lr_schedule: bool, div_by_zero_eps: float
-) -> tuple[float, float, bool, float]:
-    """Validated ``(epsilon, lr, use_default_lr_schedule, div_by_zero_eps)``."""
-    eps = check_epsilon(epsilon)
-    sched = check_bool("use_default_lr_schedule", use_default_lr_schedule)
-    lr = check_real("lr", lr, low=0.0, high=None if sched else 1.0)
-    dz = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
-    return eps, lr, sched, dz
-
-
-def _lp_options(
-    epsilon: float,
-    lr: float,
-    use_default_lr_schedule: bool,
-    div_by_zero_eps: float,
-    param_ndim: int | None,
-) -> tuple[float, float, bool, float, int | None]:
-    """``check_fw_options`` plus the ``param_ndim`` check, for the Lp-ball optimizers."""
-    eps, lr, sched, dz = check_fw_options(
-        epsilon=epsilon,
-        lr=lr,
-        use_default_lr_schedule=use_default_lr_schedule,
-        div_by_zero_eps=div_by_zero_eps,
-    )
-    return eps, lr, sched, dz, check_param_ndim(param_ndim)
-
-
-def _make(
-    direction: Callable[[Any, Any], Any] | None,
+def _optimizer(
+    options: FrankWolfeOptions,
     *,
-    scale: float,
-    lr: float,
-    use_default_lr_schedule: bool,
-    schedule_eps: float,
-    param_ndim: int | None,
-    make_rng: Callable[[list], Any] | None = None,
+    direction: Callable[[Any, Any], Any] | None = None,
     update_param: Callable[[Any, Any, float], Any] | None = None,
+    schedule_guard: float | None = None,
+    make_rng: Callable[[list], Any] | None = None,
 ) -> Optimizer:
-    """A Frank-Wolfe optimizer from ``direction(grad, state_rng) -> v`` (dense update), or,
-    with ``direction=None``, from ``update_param(param, grad, alpha) -> new param`` where a
-    sparse LMO has a faster form."""
-    if (direction is None) == (update_param is None):
-        raise TypeError("pass exactly one of direction and update_param")
+    """The optax-style pair for one LMO: each parameter with a gradient ``g`` and ``k``
+    updates so far moves to ``(1 - alpha_k) x - alpha_k epsilon v(g)``. The LMO is given as
+    ``direction(g, rng) -> v`` (a dense ``v``) or as ``update_param(x, g, alpha)`` where a
+    sparse ``v`` has a faster update."""
 
     def init(params: Params) -> OptimizerState:
-        plist = check_params(params, param_ndim)
-        rng = make_rng(plist) if make_rng is not None else None
-        return OptimizerState(step=(0,) * len(plist), rng=rng)
+        plist = check_params(params, options.param_ndim)
+        return OptimizerState(step=(0,) * len(plist), rng=make_rng and make_rng(plist))
 
     def update(grads: Any, state: OptimizerState, params: Params):
         glist, plist, single = pairs(grads, state, params)
         new, steps = [], []
-        for g, p, k in zip(glist, plist, state.step):
-            if g is None:
-                new.append(p)
+        for g, x, k in zip(glist, plist, state.step):
+            if g is None:  # no gradient: no step, as torch skips parameters without .grad
+                new.append(x)
                 steps.append(k)
                 continue
-            alpha = fw_step_size(
-                lr,
-                k,
-                use_default_lr_schedule=use_default_lr_schedule,
-                div_by_zero_eps=schedule_eps,
-            )
+            alpha = options.step_size(k, guard=schedule_guard)
             if update_param is not None:
-                new.append(update_param(p, g, alpha))
+                new.append(update_param(x, g, alpha))
             else:
-                new.append(frank_wolfe_update(p, direction(g, state.rng), alpha, scale))
+                new.append(frank_wolfe_update(x, direction(g, state.rng), alpha, options.epsilon))
             steps.append(k + 1)
         return pack(new, params, single), state._replace(step=tuple(steps))
 
     return Optimizer(init, update)
 
 
+# -- the optimizers ---------------------------------------------------------------------------
 def frank_wolfe(
     *,
     lr: float = 2.0,
@@ -188,21 +126,10 @@ def frank_wolfe(
 ) -> Optimizer:
     """Plain Frank-Wolfe: ``grads`` must already hold the *negative* LMO direction ``v``;
     ``x <- (1 - alpha) x - alpha * lmo_scaling_factor * v`` (the documented ``FrankWolfe``)."""
-    scale = check_real("lmo_scaling_factor", lmo_scaling_factor)
-    _, lr, sched, dz = check_fw_options(
-        epsilon=1.0,
-        lr=lr,
-        use_default_lr_schedule=use_default_lr_schedule,
-        div_by_zero_eps=div_by_zero_eps,
+    options = FrankWolfeOptions(
+        lmo_scaling_factor, lr, use_default_lr_schedule, div_by_zero_eps, None, ball=False
     )
-    return _make(
-        lambda g, _: g,
-        scale=scale,
-        lr=lr,
-        use_default_lr_schedule=sched,
-        schedule_eps=dz,
-        param_ndim=None,
-    )
+    return _optimizer(options, direction=lambda g, _: g)
 
 
 def l1_frank_wolfe(
@@ -216,18 +143,12 @@ def l1_frank_wolfe(
     """Frank-Wolfe on the L1 ball: ``s = -epsilon sign(g_j) e_j``, ``j = argmax |g_i|`` per
     row (rows of any dimension: the documented library fails or errs on rows of more than
     one dimension)."""
-    eps, lr, sched, dz, pn = _lp_options(
-        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
-    )
-    return _make(
-        None,
-        scale=eps,
-        lr=lr,
-        use_default_lr_schedule=sched,
-        schedule_eps=dz,
-        param_ndim=pn,
-        update_param=lambda p, g, alpha: l1_frank_wolfe_update(p, g, alpha, eps, param_ndim=pn),
-    )
+    o = FrankWolfeOptions(epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim)
+
+    def update_param(x: Any, g: Any, alpha: float) -> Any:
+        return l1_frank_wolfe_update(x, g, alpha, o.epsilon, param_ndim=o.param_ndim)
+
+    return _optimizer(o, update_param=update_param)
 
 
 def l2_frank_wolfe(
@@ -239,17 +160,12 @@ def l2_frank_wolfe(
     div_by_zero_eps: float = TINY,
 ) -> Optimizer:
     """Frank-Wolfe on the L2 ball: ``s = -epsilon g / max(||g||_2, div_by_zero_eps)``."""
-    eps, lr, sched, dz, pn = _lp_options(
-        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
-    )
-    return _make(
-        lambda g, _: l2_direction(g, param_ndim=pn, div_by_zero_eps=dz),
-        scale=eps,
-        lr=lr,
-        use_default_lr_schedule=sched,
-        schedule_eps=TINY,
-        param_ndim=pn,
-    )
+    o = FrankWolfeOptions(epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim)
+
+    def direction(g: Any, _: Any) -> Any:
+        return l2_rows(g, o.param_ndim, o.div_by_zero_eps)
+
+    return _optimizer(o, direction=direction, schedule_guard=TINY)
 
 
 def linf_frank_wolfe(
@@ -262,21 +178,8 @@ def linf_frank_wolfe(
 ) -> Optimizer:
     """Frank-Wolfe on the Linf ball: ``s = -epsilon sign(g)`` (``param_ndim`` is only
     validated: the LMO is element-wise)."""
-    eps, lr, sched, dz, pn = _lp_options(
-        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
-    )
-    return _make(
-        lambda g, _: linf_direction(g),
-        scale=eps,
-        lr=lr,
-        use_default_lr_schedule=sched,
-        schedule_eps=dz,
-        param_ndim=pn,
-    )
-
-
-def check_q(q: float, dq: float) -> tuple[float, float]:
-    return check_real("q", q, low=0.0, high=1.0), check_real("dq", dq, low=0.0, high=1.0)
+    o = FrankWolfeOptions(epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim)
+    return _optimizer(o, direction=lambda g, _: linf_direction(g))
 
 
 def l1q_frank_wolfe(
@@ -299,25 +202,28 @@ def l1q_frank_wolfe(
     an ``Rng``; a ``torch.Generator`` reproduces the documented library's draws). The ``Rng``
     lives in the state and advances with every draw.
     """
-    q, dq = check_q(q, dq)
-    eps, lr, sched, dz, pn = _lp_options(
-        epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim
-    )
+    q, dq = check_real("q", q, low=0.0, high=1.0), check_real("dq", dq, low=0.0, high=1.0)
+    o = FrankWolfeOptions(epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim)
 
     def direction(g: Any, state_rng: Any) -> Any:
-        qq = sample_q(q, dq, state_rng, like=g)
-        return l1q_direction(g, qq, param_ndim=pn, div_by_zero_eps=dz)
+        return l1q_rows(g, sample_q(q, dq, state_rng, like=g), o.param_ndim, o.div_by_zero_eps)
 
-    make_rng = (lambda plist: as_rng(rng, like=plist[0])) if dq > 0 else None
-    return _make(
-        direction,
-        scale=eps,
-        lr=lr,
-        use_default_lr_schedule=sched,
-        schedule_eps=TINY,
-        param_ndim=pn,
-        make_rng=make_rng,
+    def make_rng(plist: list) -> Any:
+        return as_rng(rng, like=plist[0]) if dq > 0 else None
+
+    return _optimizer(o, direction=direction, schedule_guard=TINY, make_rng=make_rng)
+
+
+# -- step sizes and the duality gap -----------------------------------------------------------
+def fw_step_size(
+    lr: float, k: int, *, use_default_lr_schedule: bool = True, div_by_zero_eps: float = TINY
+) -> float:
+    """``alpha_k = lr / max(div_by_zero_eps, lr + k)`` with the schedule, else ``lr``, for
+    ``k`` updates so far (an int >= 0): :meth:`FrankWolfeOptions.step_size` with its checks."""
+    options = FrankWolfeOptions(
+        lr=lr, use_default_lr_schedule=use_default_lr_schedule, div_by_zero_eps=div_by_zero_eps
     )
+    return options.step_size(check_int("k", k, low=0))
 
 
 def duality_gap(grad: Any, param: Any, lmo: Any) -> float:

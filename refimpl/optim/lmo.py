@@ -17,26 +17,42 @@ For a gradient row ``g`` and the ball ``B = {s : ||s||_p <= epsilon}``, the LMO 
 Each ``*_direction`` function returns ``v`` with ``LMO = -epsilon * v``; that is the quantity
 the Frank-Wolfe update scales (``w = -(alpha * epsilon) * v``), so the update arithmetic
 matches the documented library operation for operation. A zero gradient row gives ``v = 0``.
+
+The ``*_rows`` kernels take arguments already validated (the optimizers check their options
+once, when they are built, and their gradients once per update); the public functions check
+theirs.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from backends import namespace_and_device
 from refimpl.batching import to_rows
-from refimpl.optim._checks import TINY, check_epsilon, real_array
-from refimpl.optim.transforms import (
-    l1q_gradient,
-    normalize_gradient,
-    sign_gradient,
-)
+from refimpl.optim.robust import normalize_rows
+from refimpl.optim.transforms import l1q_gradient, l1q_kernel, normalize_gradient, sign_gradient
+from refimpl.validation import TINY, check_array, check_real
+
+__all__ = [
+    "l1_direction",
+    "l1_direction_rows",
+    "l1q_direction",
+    "l1q_rows",
+    "l2_direction",
+    "l2_rows",
+    "linf_direction",
+    "lmo_l1",
+    "lmo_l1q",
+    "lmo_l2",
+    "lmo_linf",
+]
 
 
 def l1_direction_rows(rows: Any) -> tuple[Any, Any]:
-    """``(j, sign)`` of each row of an ``(N, D)`` array, ``D >= 1``: ``j`` (shape (N, 1), int)
-    the first index of ``max |g_i|`` and ``sign = sign(g_j)`` (shape (N, 1)). The sparse form
-    of the L1 direction ``v = sign(g_j) e_j``."""
-    xp, _ = real_array(rows)
+    """``(j, sign)`` of each row of an ``(N, D)`` real array, ``D >= 1``: ``j`` (shape (N, 1),
+    int) the first index of ``max |g_i|`` and ``sign = sign(g_j)`` (shape (N, 1)). The sparse
+    form of the L1 direction ``v = sign(g_j) e_j``."""
+    xp, _ = namespace_and_device(rows)
     if rows.shape[1] == 0:
         raise ValueError("rows of length 0 have no vertex: callers handle empty rows")
     j = xp.argmax(xp.abs(rows), axis=1, keepdims=True)
@@ -46,7 +62,7 @@ def l1_direction_rows(rows: Any) -> tuple[Any, Any]:
 def l1_direction(g: Any, *, param_ndim: int | None = -1) -> Any:
     """``v = sign(g_j) e_j``, ``j = argmax |g_i|`` per row (rows of any dimension; empty rows
     give an empty result)."""
-    xp, dev = real_array(g)
+    xp, dev = check_array(g, name="the gradient")
     rows = to_rows(g, param_ndim)
     if rows.shape[1] == 0:
         return xp.zeros(g.shape, dtype=g.dtype, device=dev)
@@ -54,6 +70,12 @@ def l1_direction(g: Any, *, param_ndim: int | None = -1) -> Any:
     cols = xp.expand_dims(xp.arange(rows.shape[1], dtype=j.dtype, device=dev), axis=0)
     zero = xp.zeros((), dtype=g.dtype, device=dev)
     return xp.reshape(xp.where(cols == j, sgn, zero), g.shape)
+
+
+def l2_rows(g: Any, param_ndim: int | None, div_by_zero_eps: float) -> Any:
+    """``v = g / max(||g||_2, div_by_zero_eps)`` per row (validated arguments)."""
+    xp, _ = namespace_and_device(g)
+    return xp.reshape(normalize_rows(xp, to_rows(g, param_ndim), 2, div_by_zero_eps), g.shape)
 
 
 def l2_direction(g: Any, *, param_ndim: int | None = -1, div_by_zero_eps: float = TINY) -> Any:
@@ -64,6 +86,11 @@ def l2_direction(g: Any, *, param_ndim: int | None = -1, div_by_zero_eps: float 
 def linf_direction(g: Any) -> Any:
     """``v = sign(g)``."""
     return sign_gradient(g)
+
+
+def l1q_rows(g: Any, q: float, param_ndim: int | None, div_by_zero_eps: float) -> Any:
+    """The L1q ``v`` (``transforms.l1q_gradient``) for validated arguments."""
+    return l1q_kernel(g, q, param_ndim, div_by_zero_eps)
 
 
 def l1q_direction(
@@ -78,8 +105,7 @@ def l1q_direction(
 
 
 def _scale(v: Any, epsilon: float) -> Any:
-    eps = check_epsilon(epsilon)
-    return v * (-eps)
+    return v * (-check_real("epsilon", epsilon, low=0.0))
 
 
 def lmo_l1(g: Any, epsilon: float, *, param_ndim: int | None = -1) -> Any:

@@ -17,10 +17,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from refimpl.optim._checks import TINY, check_epsilon, check_param_ndim, check_real
 from refimpl.optim.base import Optimizer, OptimizerState, Params, check_params, pack, pairs
 from refimpl.optim.lmo import l2_direction, linf_direction
 from refimpl.optim.projections import project_l2_ball, project_linf_ball
+from refimpl.validation import TINY, check_param_ndim, check_real
 
 #: ``torch.renorm``'s margin, used by the documented ``L2ProjectedOptim``
 RENORM_MARGIN = 1e-7
@@ -59,7 +59,7 @@ def l2_projected(
     margin: float = RENORM_MARGIN,
 ) -> Optimizer:
     """``x <- P_{||.||_2 <= epsilon}(x - lr * g / ||g||_2)`` per row."""
-    eps = check_epsilon(epsilon)
+    eps = check_real("epsilon", epsilon, low=0.0)
     lr = check_real("lr", lr, low=0.0)
     dz = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
     margin = check_real("margin", margin, low=0.0)
@@ -74,7 +74,7 @@ def l2_projected(
 
 def linf_projected(*, epsilon: float, lr: float, param_ndim: int | None = None) -> Optimizer:
     """``x <- clip(x - lr * sign(g), -epsilon, epsilon)``."""
-    eps = check_epsilon(epsilon)
+    eps = check_real("epsilon", epsilon, low=0.0)
     lr = check_real("lr", lr, low=0.0)
     pn = check_param_ndim(param_ndim)
     return _make(linf_direction, lambda p: project_linf_ball(p, eps, pn), lr=lr, param_ndim=pn)

@@ -10,26 +10,23 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from backends import namespace_and_device, ops
-
+from backends import ops
 from refimpl.batching import to_rows
-from refimpl.optim._checks import check_epsilon, check_real
-from refimpl.optim._robust import (
+from refimpl.optim.robust import (
     narrow_toward_zero,
     scaled_rows,
     underflow_threshold,
     widen,
 )
+from refimpl.validation import check_array, check_real
 
 #: ``project_l1_ball`` methods
 L1_METHODS = ("sort", "michelot")
 
 
 def _prepare(x: Any, epsilon: float, param_ndim: int | None):
-    xp, dev = namespace_and_device(x)
-    if not xp.isdtype(x.dtype, "real floating"):
-        raise TypeError(f"x must have a real floating dtype, got {x.dtype}")
-    eps = check_epsilon(epsilon)
+    xp, dev = check_array(x, name="x")
+    eps = check_real("epsilon", epsilon, low=0.0)
     return xp, dev, eps, to_rows(x, param_ndim)
 
 
@@ -54,7 +51,7 @@ def project_l2_ball(
     (and so the documented ``L2ProjectedOptim``) bit for bit: the row then ends slightly
     inside the ball. Rows whose norm overflows or underflows are rescaled first, and a row
     with infinite entries goes to its limit, ``epsilon`` times the normalised signs of those
-    entries (``refimpl.optim._robust``); ``epsilon = 0`` projects onto ``{0}``.
+    entries (``refimpl.optim.robust``); ``epsilon = 0`` projects onto ``{0}``.
     """
     xp, dev, eps, rows = _prepare(x, epsilon, param_ndim)
     margin = check_real("margin", margin, low=0.0)

@@ -26,14 +26,13 @@ import math
 from typing import Any
 
 from backends import as_rng, namespace_and_device, ops
-
 from refimpl.batching import to_rows
-from refimpl.optim._checks import TINY, check_real, real_array
-from refimpl.optim._robust import normalize_rows
+from refimpl.optim.robust import normalize_rows
+from refimpl.validation import TINY, check_array, check_int, check_real
 
 
 def _rows(g: Any, param_ndim: int | None) -> tuple[Any, Any, Any]:
-    xp, dev = real_array(g)
+    xp, dev = check_array(g, name="the gradient")
     return xp, dev, to_rows(g, param_ndim)
 
 
@@ -43,7 +42,7 @@ def sign_gradient(g: Any) -> Any:
     ``sign(NaN) = NaN`` (array API standard; the documented library uses ``torch.sign``,
     which gives 0).
     """
-    xp, _ = real_array(g)
+    xp, _ = check_array(g, name="the gradient")
     return xp.sign(g)
 
 
@@ -58,7 +57,7 @@ def normalize_gradient(
 
     A zero row stays zero in every dtype (the documented library returns 0/0 = NaN in
     float16, where ``div_by_zero_eps`` rounds to 0). Norms that overflow or underflow are
-    rescaled, and rows with infinite entries go to their limit (``refimpl.optim._robust``).
+    rescaled, and rows with infinite entries go to their limit (``refimpl.optim.robust``).
     """
     if ord not in (1, 2):
         raise ValueError(f"ord must be 1 or 2, got {ord!r}")
@@ -74,7 +73,7 @@ def clamp(x: Any, low: float | None = None, high: float | None = None) -> Any:
     array at 1e5 is a no-op on finite entries instead of an overflow (torch's ``clamp_``
     refuses such a bound). NaN entries stay NaN.
     """
-    xp, _ = real_array(x, "x")
+    xp, _ = check_array(x, name="x")
     for name, bound in (("clamp_min", low), ("clamp_max", high)):
         if bound is not None:
             check_real(name, bound, finite=False)
@@ -95,9 +94,7 @@ def top_q_count(q: float, d: int) -> int:
     ``(1 - 0.9) * 5 = 0.49999999999999994`` gives 0.
     """
     q = check_real("q", q, low=0.0, high=1.0)
-    if isinstance(d, bool) or not isinstance(d, int) or d < 0:
-        raise ValueError(f"d (the row length) must be an int >= 0, got {d!r}")
-    return round((1.0 - q) * d)
+    return round((1.0 - q) * check_int("d", d, low=0))
 
 
 def sample_q(q: float, dq: float, rng: Any, *, like: Any) -> float:
@@ -184,13 +181,15 @@ def l1q_gradient(
     """
     q = check_real("q", q, low=0.0, high=1.0)
     eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
-    xp, dev, rows = _rows(g, param_ndim)
-    k = top_q_count(q, rows.shape[1])
-    return xp.reshape(_l1q_rows(xp, dev, rows, k, eps), g.shape)
+    check_array(g, name="the gradient")
+    return l1q_kernel(g, q, param_ndim, eps)
 
 
-def _l1q_rows(xp, dev, rows, k, eps):
-    drop = top_q_drop_mask(xp.abs(rows), k)
+def l1q_kernel(g: Any, q: float, param_ndim: int | None, div_by_zero_eps: float) -> Any:
+    """:func:`l1q_gradient` for arguments already validated (the optimizers' inner loop)."""
+    xp, dev = namespace_and_device(g)
+    rows = to_rows(g, param_ndim)
+    drop = top_q_drop_mask(xp.abs(rows), round((1.0 - q) * rows.shape[1]))
     zero = xp.zeros((), dtype=rows.dtype, device=dev)
     s = xp.where(drop, zero, xp.sign(rows))
-    return normalize_rows(xp, s, 1, eps)
+    return xp.reshape(normalize_rows(xp, s, 1, div_by_zero_eps), g.shape)

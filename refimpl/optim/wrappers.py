@@ -19,9 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from backends import as_rng
-
-from refimpl.optim._checks import TINY, as_list
-from refimpl.optim.base import Optimizer, OptimizerState
+from refimpl.optim.base import Optimizer, OptimizerState, as_list
 from refimpl.optim.frank_wolfe import (
     frank_wolfe,
     l1_frank_wolfe,
@@ -30,6 +28,7 @@ from refimpl.optim.frank_wolfe import (
     linf_frank_wolfe,
 )
 from refimpl.optim.projected import l2_projected, linf_projected
+from refimpl.validation import TINY
 
 
 class StatefulOptimizer:

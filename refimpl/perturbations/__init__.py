@@ -7,10 +7,10 @@ r"""Perturbation models and uniform :math:`L^p`-ball samplers (rai_toolbox's ``p
   their template, one independent draw per row selected by ``param_ndim``.
 
 The torch versions with the documented signatures (an ``nn.Module`` and in-place samplers
-taking ``generator=``) are in :mod:`backends.torch.perturbations`.
+taking ``generator=``) are in :mod:`refimpl.torch.perturbations`.
 """
 
-from refimpl.perturbations.additive import AdditivePerturbation
+from refimpl.perturbations.additive import AdditivePerturbation, delta_shape, pullback
 from refimpl.perturbations.samplers import (
     uniform_like_l1_n_ball,
     uniform_like_l2_n_ball,
@@ -19,6 +19,8 @@ from refimpl.perturbations.samplers import (
 
 __all__ = [
     "AdditivePerturbation",
+    "delta_shape",
+    "pullback",
     "uniform_like_l1_n_ball",
     "uniform_like_l2_n_ball",
     "uniform_like_linf_n_ball",

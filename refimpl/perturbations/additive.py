@@ -4,7 +4,7 @@ r"""Additive perturbations :math:`x \mapsto x + \delta`, with explicit derivativ
 ``delta_ndim``, only the data's trailing dimensions, in which case ``delta`` is added to every
 datum of the batch by broadcasting (a "universal" perturbation).
 
-Derivatives (DESIGN.md, one protocol for everything differentiable). With
+Derivatives (the derivative protocol of docs/design.md). With
 :math:`y = x + \delta` broadcast to the output shape:
 
 * ``p.jvp(x, v)`` = :math:`J_x v`: ``v`` broadcast to the output shape;
@@ -20,110 +20,15 @@ A leading tangent / cotangent batch dimension is allowed: ``v`` of shape ``(k, *
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import backends
-
 from refimpl.batching import row_ndim
-from refimpl.perturbations._checks import check_callable, floating_array
+from refimpl.perturbations.placement import check_init_result, delta_placement
+from refimpl.validation import check_array, check_callable, leading_batch
 
-__all__ = [
-    "AdditivePerturbation",
-    "broadcast_shapes",
-    "delta_shape",
-    "pullback",
-    "sum_to_shape",
-]
-
-
-# -- shape helpers (pure Python, shared with the torch front end) --------------------------
-def delta_shape(shape: Sequence[int], delta_ndim: int | None) -> tuple[int, ...]:
-    """The shape of ``delta`` for data of ``shape``: its last ``delta_ndim`` dimensions.
-
-    ``delta_ndim`` None: the whole shape; ``k >= 0``: the last ``k`` dimensions; ``k < 0``:
-    all but the first ``-k``. For shape (N, C, H, W) and ``delta_ndim=-1``: (C, H, W).
-    Values outside ``[-len(shape), len(shape)]`` raise ValueError (the documented library
-    slices silently, e.g. 4 on a 3-d shape gives one dimension).
-    """
-    shape = tuple(shape)
-    keep = row_ndim(delta_ndim, len(shape), name="delta_ndim")
-    return shape[len(shape) - keep :]
-
-
-def check_shape(shape: Any, *, name: str = "data_or_shape") -> tuple[int, ...]:
-    """A tuple of non-negative ints; TypeError/ValueError naming ``name`` otherwise."""
-    if isinstance(shape, str) or not isinstance(shape, Sequence):
-        raise TypeError(
-            f"{name} must be an array or a sequence of ints (a shape), got {shape!r} "
-            f"({type(shape).__name__})"
-        )
-    try:
-        dims = tuple(operator.index(s) for s in shape)
-    except TypeError:
-        raise TypeError(f"{name} must be a sequence of ints, got {shape!r}") from None
-    if any(isinstance(s, bool) for s in shape) or any(s < 0 for s in dims):
-        raise ValueError(f"{name} must contain non-negative ints, got {shape!r}")
-    return dims
-
-
-def broadcast_shapes(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
-    """The broadcast of two shapes (array API rules); ValueError naming both if incompatible."""
-    a, b = tuple(a), tuple(b)
-    n = max(len(a), len(b))
-    pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
-    out = []
-    for da, db in zip(pa, pb):
-        if da != db and 1 not in (da, db):
-            raise ValueError(f"shapes {a} and {b} cannot be broadcast together")
-        out.append(db if da == 1 else da)
-    return tuple(out)
-
-
-def sum_to_shape(u: Any, target: Sequence[int], *, batch: int = 0) -> Any:
-    """Sum ``u`` (shape ``(*lead, *out)``) down to ``(*lead, *target)``, ``len(lead) == batch``.
-
-    The adjoint of broadcasting ``target`` to ``out``: sums over the dimensions that
-    broadcasting prepended and over those where ``target`` has size 1. Always a new array.
-    """
-    xp, _ = backends.namespace_and_device(u)
-    target = tuple(target)
-    out = tuple(u.shape[batch:])
-    extra = len(out) - len(target)
-    axes = list(range(batch, batch + extra))
-    axes += [batch + extra + i for i, t in enumerate(target) if t == 1 and out[extra + i] != 1]
-    lead = tuple(u.shape[:batch])
-    if not axes:
-        return xp.reshape(xp.asarray(u, copy=True), (*lead, *target))
-    return xp.reshape(xp.sum(u, axis=tuple(axes), keepdims=True), (*lead, *target))
-
-
-def pullback(
-    u: Any, x_shape: Sequence[int], delta_shape: Sequence[int], target: Sequence[int], dtype: Any
-) -> Any:
-    """:math:`J^\\top u` of :math:`y = x + \\delta` with respect to the operand of shape
-    ``target`` (``x_shape`` or ``delta_shape``): ``u`` must have the output's shape (the
-    broadcast of both), optionally with one leading batch dimension (ValueError otherwise:
-    a cotangent of another shape is never silently reshaped); it is summed over the
-    dimensions that broadcasting added or expanded, in ``dtype``."""
-    xp, _ = backends.namespace_and_device(u)
-    out = broadcast_shapes(x_shape, delta_shape)
-    batch = _batch_of(u, out, name="u", expected="p(x)")
-    return xp.astype(sum_to_shape(u, tuple(target), batch=batch), dtype)
-
-
-def _batch_of(arr: Any, shape: tuple[int, ...], *, name: str, expected: str) -> int:
-    """0 if ``arr.shape == shape``, 1 if ``arr.shape == (k, *shape)``, else ValueError."""
-    got = tuple(arr.shape)
-    if got == shape:
-        return 0
-    if len(got) == len(shape) + 1 and got[1:] == shape:
-        return 1
-    raise ValueError(
-        f"{name} must have the shape of {expected} {shape} (optionally with one leading "
-        f"batch dimension), got {got}"
-    )
+__all__ = ["AdditivePerturbation", "broadcast_shapes", "delta_shape", "pullback", "sum_to_shape"]
 
 
 # -- the perturbation model ----------------------------------------------------------------
@@ -177,19 +82,19 @@ class AdditivePerturbation:
         rng: Any = None,
         **init_fn_kwargs: Any,
     ) -> None:
-        check_callable(init_fn, name="init_fn")
+        check_callable("init_fn", init_fn, optional=True)
         if init_fn is None and (init_fn_kwargs or rng is not None):
             given = sorted(init_fn_kwargs) + (["rng"] if rng is not None else [])
             raise TypeError(
                 f"no init_fn was given, but the init_fn keyword arguments {given} were: pass "
                 "init_fn (e.g. uniform_like_l1_n_ball) or drop them"
             )
-        adapter, dev, shape, dt = _placement(data_or_shape, device, dtype, backend)
+        adapter, dev, shape, dt = delta_placement(data_or_shape, device, dtype, backend)
         zeros = adapter.xp.zeros(delta_shape(shape, delta_ndim), dtype=dt, device=dev)
         self._delta = zeros
         if init_fn is not None:
             kwargs = {**init_fn_kwargs, **({"rng": rng} if rng is not None else {})}
-            self.delta = _init_result(init_fn(zeros, **kwargs), zeros)
+            self.delta = check_init_result(init_fn(zeros, **kwargs), zeros)
 
     # -- state ---------------------------------------------------------------------------
     @property
@@ -202,7 +107,7 @@ class AdditivePerturbation:
         old = self._delta
         if _is_numpy_scalar(value):  # 0-d numpy arithmetic returns scalars, not arrays
             value = backends.namespace_and_device(old)[0].asarray(value)
-        floating_array(value, name="delta", complex_ok=True)
+        check_array(value, name="delta", complex_ok=True)
         backends.namespace_and_device(value, old)  # same library and device
         if tuple(value.shape) != tuple(old.shape):
             raise ValueError(
@@ -216,7 +121,7 @@ class AdditivePerturbation:
 
     # -- forward and derivatives -----------------------------------------------------------
     def _out_shape(self, x: Any) -> tuple[int, ...]:
-        floating_array(x, name="x", complex_ok=True)
+        check_array(x, name="x", complex_ok=True)
         backends.namespace_and_device(x, self._delta)
         return broadcast_shapes(tuple(x.shape), tuple(self._delta.shape))
 
@@ -249,13 +154,72 @@ class AdditivePerturbation:
 
     def _pullback(self, x: Any, u: Any, target: tuple[int, ...], dtype: Any) -> Any:
         self._out_shape(x)
-        floating_array(u, name="u", complex_ok=True)
+        check_array(u, name="u", complex_ok=True)
         backends.namespace_and_device(u, self._delta)
         return pullback(u, tuple(x.shape), tuple(self._delta.shape), target, dtype)
 
     def __repr__(self) -> str:
         d = self._delta
         return f"AdditivePerturbation(delta: shape={tuple(d.shape)}, dtype={d.dtype})"
+
+
+# -- broadcasting and its adjoint: the derivatives ------------------------------------------
+def delta_shape(shape: Sequence[int], delta_ndim: int | None) -> tuple[int, ...]:
+    """The shape of ``delta`` for data of ``shape``: its last ``delta_ndim`` dimensions.
+
+    ``delta_ndim`` None: the whole shape; ``k >= 0``: the last ``k`` dimensions; ``k < 0``:
+    all but the first ``-k``. For shape (N, C, H, W) and ``delta_ndim=-1``: (C, H, W).
+    Values outside ``[-len(shape), len(shape)]`` raise ValueError (the documented library
+    slices silently, e.g. 4 on a 3-d shape gives one dimension).
+    """
+    shape = tuple(shape)
+    keep = row_ndim(delta_ndim, len(shape), name="delta_ndim")
+    return shape[len(shape) - keep :]
+
+
+def broadcast_shapes(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    """The broadcast of two shapes (array API rules); ValueError naming both if incompatible."""
+    a, b = tuple(a), tuple(b)
+    n = max(len(a), len(b))
+    pa, pb = (1,) * (n - len(a)) + a, (1,) * (n - len(b)) + b
+    out = []
+    for da, db in zip(pa, pb):
+        if da != db and 1 not in (da, db):
+            raise ValueError(f"shapes {a} and {b} cannot be broadcast together")
+        out.append(db if da == 1 else da)
+    return tuple(out)
+
+
+def sum_to_shape(u: Any, target: Sequence[int], *, batch: int = 0) -> Any:
+    """Sum ``u`` (shape ``(*lead, *out)``) down to ``(*lead, *target)``, ``len(lead) == batch``.
+
+    The adjoint of broadcasting ``target`` to ``out``: sums over the dimensions that
+    broadcasting prepended and over those where ``target`` has size 1. Always a new array.
+    """
+    xp, _ = backends.namespace_and_device(u)
+    target = tuple(target)
+    out = tuple(u.shape[batch:])
+    extra = len(out) - len(target)
+    axes = list(range(batch, batch + extra))
+    axes += [batch + extra + i for i, t in enumerate(target) if t == 1 and out[extra + i] != 1]
+    lead = tuple(u.shape[:batch])
+    if not axes:
+        return xp.reshape(xp.asarray(u, copy=True), (*lead, *target))
+    return xp.reshape(xp.sum(u, axis=tuple(axes), keepdims=True), (*lead, *target))
+
+
+def pullback(
+    u: Any, x_shape: Sequence[int], delta_shape: Sequence[int], target: Sequence[int], dtype: Any
+) -> Any:
+    """:math:`J^\\top u` of :math:`y = x + \\delta` with respect to the operand of shape
+    ``target`` (``x_shape`` or ``delta_shape``): ``u`` must have the output's shape (the
+    broadcast of both), optionally with one leading batch dimension (ValueError otherwise:
+    a cotangent of another shape is never silently reshaped); it is summed over the
+    dimensions that broadcasting added or expanded, in ``dtype``."""
+    xp, _ = backends.namespace_and_device(u)
+    out = broadcast_shapes(x_shape, delta_shape)
+    batch = 0 if leading_batch(u, out, name="u", expected="p(x)") is None else 1
+    return xp.astype(sum_to_shape(u, tuple(target), batch=batch), dtype)
 
 
 def _is_numpy_scalar(value: Any) -> bool:
@@ -266,69 +230,10 @@ def _is_numpy_scalar(value: Any) -> bool:
 def _broadcast_tangent(
     v: Any, shape: tuple[int, ...], out: tuple[int, ...], dtype: Any, *, like: Any, name: str
 ) -> Any:
-    xp, dev = floating_array(v, name=name, complex_ok=True)
+    xp, dev = check_array(v, name=name, complex_ok=True)
     backends.namespace_and_device(v, like)  # same library and device as delta
-    batch = _batch_of(v, shape, name=name, expected="its primal")
+    batch = 0 if leading_batch(v, shape, name=name, expected="its primal") is None else 1
     lead = tuple(v.shape[:batch])
     v = xp.reshape(v, (*lead, *(1,) * (len(out) - len(shape)), *shape))
     result_dtype = xp.result_type(v.dtype, dtype)
     return v + xp.zeros((*lead, *out), dtype=result_dtype, device=dev)
-
-
-def _placement(
-    data_or_shape: Any, device: Any, dtype: Any, backend: str | None
-) -> tuple[Any, Any, tuple[int, ...], Any]:
-    """``(adapter, device, shape, dtype)`` for ``delta``."""
-    if isinstance(data_or_shape, Sequence) and not isinstance(data_or_shape, str):
-        shape = check_shape(data_or_shape)
-        adapter, dev = backends.resolve(backend, device)
-        dt = None
-    else:
-        if isinstance(data_or_shape, int | float | str | bytes) or data_or_shape is None:
-            raise TypeError(
-                "data_or_shape must be an array or a tuple of ints, got "
-                f"{data_or_shape!r} ({type(data_or_shape).__name__})"
-            )
-        xp, data_dev = backends.namespace_and_device(data_or_shape)
-        adapter = backends.backend_of(xp)
-        if backend is not None and backends.get(backend).name != adapter.name:
-            raise ValueError(
-                f"backend={backend!r} disagrees with data_or_shape, an array of {adapter.name!r}"
-            )
-        shape = tuple(data_or_shape.shape)
-        dev = data_dev if device is None else adapter.device(device)
-        dt = data_or_shape.dtype
-    return adapter, dev, shape, _floating(adapter, dev, dtype if dtype is not None else dt)
-
-
-def _floating(adapter: Any, device: Any, dtype: Any) -> Any:
-    xp = adapter.xp
-    if dtype is None:
-        return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
-    kinds = ("real floating", "complex floating")
-    try:
-        dt = adapter.dtype(dtype)
-        ok = xp.isdtype(dt, kinds)
-    except (TypeError, ValueError, AttributeError) as exc:
-        raise TypeError(
-            f"dtype must be a real or complex floating dtype of {adapter.name}, got {dtype!r}"
-        ) from exc
-    if not ok:
-        raise TypeError(f"dtype must be a real or complex floating dtype, got {dtype!r}")
-    return dt
-
-
-def _init_result(result: Any, zeros: Any) -> Any:
-    if result is None:
-        raise TypeError(
-            "init_fn returned None: refimpl init functions are functional and must return the "
-            "initial delta (in-place functions such as backends.torch.uniform_like_l1_n_ball_ "
-            "belong to backends.torch.AdditivePerturbation)"
-        )
-    floating_array(result, name="init_fn(...) result", complex_ok=True)
-    if tuple(result.shape) != tuple(zeros.shape) or result.dtype != zeros.dtype:
-        raise ValueError(
-            f"init_fn must return an array of shape {tuple(zeros.shape)} and dtype "
-            f"{zeros.dtype}, got shape {tuple(result.shape)} and dtype {result.dtype}"
-        )
-    return result

@@ -24,9 +24,8 @@ import math
 from typing import Any
 
 from backends import Rng, as_rng, ops
-
 from refimpl.batching import batch_shape
-from refimpl.perturbations._checks import check_epsilon, check_fits, floating_array
+from refimpl.validation import check_array, check_fits, check_real
 
 __all__ = ["uniform_like_l1_n_ball", "uniform_like_l2_n_ball", "uniform_like_linf_n_ball"]
 
@@ -35,9 +34,9 @@ def _setup(
     x: Any, epsilon: float, param_ndim: int | None, rng: Any, *, complex_ok: bool = True
 ) -> tuple[Any, Any, float, tuple[int, int], Rng]:
     """Validate the common arguments: ``(xp, device, eps, (N, D), rng adapter)``."""
-    xp, device = floating_array(x, name="x", complex_ok=complex_ok)
-    eps = check_epsilon(epsilon)
-    check_fits(xp, eps, x.dtype)
+    xp, device = check_array(x, name="x", complex_ok=complex_ok)
+    eps = check_real("epsilon", epsilon, low=0.0)
+    check_fits("epsilon", eps, x.dtype, xp)
     n, *row = batch_shape(tuple(x.shape), param_ndim)  # ValueError if param_ndim is out of range
     return xp, device, eps, (n, math.prod(row)), as_rng(rng, like=x)
 

@@ -1,4 +1,4 @@
-r"""Perturbed optimizers (Berthet et al. 2020, seed 002): differentiable solvers by noise.
+r"""Perturbed optimizers (Berthet et al. 2020): differentiable solvers by noise.
 
 * :func:`perturbed`: function and decorator turning a solver into
   :math:`y_\sigma(\theta) = E[y^*(\theta + \sigma Z)]` with closed-form ``jvp``/``vjp``
@@ -11,12 +11,12 @@ r"""Perturbed optimizers (Berthet et al. 2020, seed 002): differentiable solvers
 * :mod:`refimpl.perturbed.noise`: the normal and Gumbel laws with their scores.
 
 The torch front end with the documented signature (``torch.autograd.Function``,
-``FenchelYoungLoss`` module) is :mod:`backends.torch.perturbed`.
+``FenchelYoungLoss`` module) is :mod:`refimpl.torch.perturbed`.
 """
 
 from refimpl.perturbed.fenchel_young import FenchelYoungLoss, fenchel_young_loss
 from refimpl.perturbed.noise import Gumbel, Noise, Normal
-from refimpl.perturbed.perturbed import Perturbed, perturbed
+from refimpl.perturbed.perturbed import Estimates, Perturbed, PerturbedOptions, perturbed
 from refimpl.perturbed.solvers import (
     argmax_one_hot,
     hard_or,
@@ -26,11 +26,13 @@ from refimpl.perturbed.solvers import (
 )
 
 __all__ = [
+    "Estimates",
     "FenchelYoungLoss",
     "Gumbel",
     "Noise",
     "Normal",
     "Perturbed",
+    "PerturbedOptions",
     "argmax_one_hot",
     "fenchel_young_loss",
     "hard_or",

@@ -37,8 +37,8 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import namespace_and_device
-
-from refimpl.perturbed.perturbed import Perturbed
+from refimpl.perturbed.perturbed import Perturbed, PerturbedOptions
+from refimpl.validation import check_bool
 
 __all__ = ["FenchelYoungLoss", "fenchel_young_loss"]
 
@@ -49,9 +49,7 @@ class FenchelYoungLoss:
     theta). Extra ``*args, **kwargs`` go to ``func``."""
 
     def __init__(self, perturbed: Perturbed, maximize: bool) -> None:
-        if not isinstance(maximize, bool):
-            raise TypeError(f"maximize must be True or False, got {maximize!r}")
-        self.perturbed, self.maximize = perturbed, maximize
+        self.perturbed, self.maximize = perturbed, check_bool("maximize", maximize)
 
     def replace(self, **changes: Any) -> FenchelYoungLoss:
         """A copy with some options of the perturbed solver changed (e.g. ``rng``)."""
@@ -59,22 +57,19 @@ class FenchelYoungLoss:
         return FenchelYoungLoss(self.perturbed.replace(**changes), maximize)
 
     def value_and_grad(self, theta: Any, y: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
-        p = self.perturbed
-        sums = p._pass(theta, args, kwargs, inner=True)
+        batched = self.perturbed.options.batched
+        e = self.perturbed.estimate(theta, args, kwargs, f_sigma=True)
         xp, _ = namespace_and_device(theta, y)
         if tuple(y.shape) != tuple(theta.shape):
             raise ValueError(
                 f"y must have the shape of theta {tuple(theta.shape)}, got {tuple(y.shape)}"
             )
         y = xp.astype(y, theta.dtype)
-        (y_sigma,) = p._finish(theta, sums, value=True)
-        f_sigma = sums.inner / p.num_samples  # (batch,)
-        batch = theta.shape[0] if p.batched else 1
-        flat = (batch, math.prod(theta.shape) // batch)
-        linear = xp.sum(xp.reshape(theta * y, flat), axis=1)
-        value = f_sigma - linear if self.maximize else linear - f_sigma
-        grad = y_sigma - y if self.maximize else y - y_sigma
-        return (value if p.batched else value[0]), grad
+        batch = theta.shape[0] if batched else 1
+        linear = xp.sum(xp.reshape(theta * y, (batch, math.prod(theta.shape) // batch)), axis=1)
+        value = e.f_sigma - linear if self.maximize else linear - e.f_sigma
+        grad = e.value - y if self.maximize else y - e.value
+        return (value if batched else value[0]), grad
 
     def __call__(self, theta: Any, y: Any, *args: Any, **kwargs: Any) -> Any:
         return self.value_and_grad(theta, y, *args, **kwargs)[0]
@@ -116,16 +111,7 @@ def fenchel_young_loss(
     """
     if isinstance(func, Perturbed):
         func = func.func
-    p = Perturbed(
-        func,
-        num_samples=num_samples,
-        sigma=sigma,
-        noise=noise,
-        batched=batched,
-        rng=rng,
-        chunk_size=chunk_size,
-        sampling=sampling,
-        baseline=False,
-        progress=progress,
+    options = PerturbedOptions(
+        num_samples, sigma, noise, batched, rng, chunk_size, sampling, False, progress
     )
-    return FenchelYoungLoss(p, maximize)
+    return FenchelYoungLoss(Perturbed(func, options), maximize)

@@ -35,33 +35,55 @@ for a fixed seed, every chunk size gives the same samples.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from backends import as_rng, namespace_and_device, size
+from backends import as_rng
 from backends.progress import progress_bar
-
-from refimpl.perturbed._checks import (
-    check_bool,
-    check_func,
-    check_positive_int,
-    check_sampling,
-    check_sigma,
-    check_theta,
+from refimpl.perturbed.checked_solver import CheckedSolver
+from refimpl.perturbed.options import PerturbedOptions
+from refimpl.perturbed.sampling import noise_stream, resolve_sampling
+from refimpl.validation import (
+    check_array,
+    check_callable,
+    check_finite,
+    check_same_place,
+    leading_batch,
 )
-from refimpl.perturbed.noise import get_noise
-from refimpl.perturbed.sampling import NoiseStream, resolve_sampling
 
-__all__ = ["Perturbed", "perturbed"]
+__all__ = ["Estimates", "Perturbed", "PerturbedOptions", "perturbed"]
 
 #: values of one chunk (samples x batch x max(input, output) size): about 1 MiB of float32,
 #: so the dozen temporaries of a chunk stay in cache and in the allocator's free lists
 CHUNK_VALUES = 2**18
 #: runs with at least this many sampled values show a progress bar when progress=None
 PROGRESS_VALUES = 2**28
+_OPTION_NAMES = tuple(f.name for f in dataclasses.fields(PerturbedOptions))
+
+
+@dataclass(frozen=True)
+class Estimates:
+    r"""What one pass over the N samples estimated (None: not asked for), shaped for the
+    caller (``batch`` is absent when unbatched; ``k``: a leading tangent/cotangent batch):
+
+    * ``value``: :math:`\hat y_\sigma(\theta)`, ``(batch, *out)``;
+    * ``jvp``: :math:`\widehat{J v}`, ``([k,] batch, *out)``;
+    * ``vjp``: :math:`\widehat{J^\top u}`, ``([k,] batch, *event)``;
+    * ``jacobian``: :math:`\hat J`, ``(batch, *out, *event)``;
+    * ``f_sigma``: :math:`\hat F_\sigma(\theta) = \frac1N \sum_n \langle y_n, \theta +
+      \sigma z_n\rangle` per example, ``(batch,)`` (also ``(1,)`` unbatched), for the
+      Fenchel-Young loss.
+    """
+
+    value: Any = None
+    jvp: Any = None
+    vjp: Any = None
+    jacobian: Any = None
+    f_sigma: Any = None
 
 
 @dataclass
@@ -76,59 +98,6 @@ class _Sums:
     out_shape: tuple[int, ...] = ()  # func's result shape per row
     k_u: int | None = None  # leading cotangent batch of u (None: none)
     k_v: int | None = None  # leading tangent batch of v
-
-
-class _Solver:
-    """Calls ``func`` and checks what it returns: an array of the input's namespace and
-    device, ``rows`` long, with the same trailing shape every call; cast to ``dtype``."""
-
-    def __init__(self, func: Callable, args: tuple, kwargs: dict, xp: Any, dtype: Any) -> None:
-        self.func, self.args, self.kwargs, self.xp, self.dtype = func, args, kwargs, xp, dtype
-        self.out_shape: tuple[int, ...] | None = None
-
-    def __call__(self, x: Any, rows: int) -> Any:
-        y = self.func(x, *self.args, **self.kwargs)
-        # exact Python scalars only: numpy scalars (np.float64 subclasses float) are arrays
-        if y is None or type(y) in (bool, int, float, complex) or isinstance(y, list | tuple | str):
-            raise TypeError(f"func must return an array, got {type(y).__name__}")
-        try:
-            namespace_and_device(y, x)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(
-                f"func must return an array of its input's library and device ({exc})"
-            ) from None
-        shape = tuple(y.shape)
-        if len(shape) == 0 or shape[0] != rows:
-            raise ValueError(
-                f"func must return one result per row of its input (leading dimension {rows}), "
-                f"got shape {shape}; it is called on samples x batch rows at once"
-            )
-        if self.out_shape is None:
-            self.out_shape = shape[1:]
-        elif shape[1:] != self.out_shape:
-            raise ValueError(
-                f"func returned results of shape {self.out_shape} per row, then {shape[1:]}: "
-                "the output shape must not change between calls (chunks)"
-            )
-        xp = self.xp
-        if xp.isdtype(y.dtype, "complex floating"):
-            raise TypeError(f"func must return real values, got dtype {y.dtype}")
-        if y.dtype != self.dtype:  # bool and integer outputs are cast, as are other floats
-            y = xp.astype(y, self.dtype)
-        return y
-
-
-def _lead(arr: Any, shape: tuple[int, ...], *, name: str, expected: str) -> int | None:
-    """None if ``arr.shape == shape``, k if ``arr.shape == (k, *shape)``, else ValueError."""
-    got = tuple(arr.shape)
-    if got == shape:
-        return None
-    if len(got) == len(shape) + 1 and got[1:] == shape:
-        return got[0]
-    raise ValueError(
-        f"{name} must have the shape of {expected} {shape} (optionally with one leading "
-        f"batch dimension), got {got}"
-    )
 
 
 class _Accumulator:
@@ -158,14 +127,14 @@ class _Accumulator:
         self.sums = _Sums(value=zeros((b, d_out)), out_shape=self.out_shape)
         self.cotangents = self.tangents = None
         if u is not None:  # u: value_shape or (k, *value_shape) -> (B, d_out, k)
-            namespace_and_device(u, theta)
-            k = self.sums.k_u = _lead(u, value_shape, name="u", expected="p(theta)")
+            check_same_place(u, theta, name="u", ref_name="theta")
+            k = self.sums.k_u = leading_batch(u, value_shape, name="u", expected="p(theta)")
             ub = xp.reshape(xp.astype(u, theta.dtype), (k or 1, b, d_out))
             self.cotangents = xp.permute_dims(ub, (1, 2, 0))
             self.sums.vjp = zeros((b, k or 1, d_in))
         if v is not None:  # v: theta.shape or (k, *theta.shape) -> (B, d_in, k)
-            namespace_and_device(v, theta)
-            k = self.sums.k_v = _lead(v, tuple(theta.shape), name="v", expected="theta")
+            check_same_place(v, theta, name="v", ref_name="theta")
+            k = self.sums.k_v = leading_batch(v, tuple(theta.shape), name="v", expected="theta")
             vb = xp.reshape(xp.astype(v, theta.dtype), (k or 1, b, d_in))
             self.tangents = xp.permute_dims(vb, (1, 2, 0))
             self.sums.jvp = zeros((b, d_out, k or 1))
@@ -214,203 +183,172 @@ class Perturbed:
     * ``p.value_and_vjp(theta, u)``: both from one pass over the samples;
     * ``p.jacobian(theta)`` / ``p.value_and_jacobian(theta)``: the per-example Jacobian
       estimate, shape ``(batch, *out, *theta.shape[1:])`` (``(*out, *theta.shape)``
-      unbatched).
+      unbatched);
+    * ``p.estimate(theta, ...)``: any of them (and :math:`\hat F_\sigma`) from one pass.
 
-    Randomness: ``rng`` as everywhere in refimpl. An int seed draws the same noise on every
-    call (common random numbers: ``jvp`` and ``vjp`` are then exact adjoints and finite
-    differences are tight); a generator advances from call to call; None is fresh each time.
-    Use :meth:`replace` for a copy with other options (e.g. another ``rng``).
+    ``p.options`` holds the validated :class:`PerturbedOptions`. Randomness: an int seed
+    draws the same noise on every call (common random numbers: ``jvp`` and ``vjp`` are then
+    exact adjoints and finite differences are tight); a generator advances from call to
+    call; None is fresh each time. :meth:`replace` makes a copy with other options.
     """
 
-    def __init__(
-        self,
-        func: Callable[..., Any],
-        *,
-        num_samples: int = 1000,
-        sigma: float = 0.05,
-        noise: Any = "normal",
-        batched: bool = True,
-        rng: Any = None,
-        chunk_size: int | None = None,
-        sampling: str = "mc",
-        baseline: bool = True,
-        progress: bool | None = None,
-    ) -> None:
-        check_func(func)
-        self.func = func
-        self.num_samples = check_positive_int(num_samples, name="num_samples")
-        self.sigma = check_sigma(sigma)
-        self.noise = get_noise(noise)
-        self.batched = check_bool(batched, name="batched")
-        self.rng = _check_rng(rng)
-        self.chunk_size = (
-            None if chunk_size is None else check_positive_int(chunk_size, name="chunk_size")
-        )
-        self.sampling = check_sampling(sampling)
-        self.baseline = check_bool(baseline, name="baseline")
-        if progress is not None:
-            check_bool(progress, name="progress")
-        self.progress = progress
+    def __init__(self, func: Callable[..., Any], options: PerturbedOptions) -> None:
+        self.func = check_callable("func", func)
+        if not isinstance(options, PerturbedOptions):
+            raise TypeError(f"options must be a PerturbedOptions, got {type(options).__name__}")
+        self.options = options
         functools.update_wrapper(self, func, updated=())
 
-    # -- options -------------------------------------------------------------------------
-    def options(self) -> dict[str, Any]:
-        return dict(
-            num_samples=self.num_samples,
-            sigma=self.sigma,
-            noise=self.noise,
-            batched=self.batched,
-            rng=self.rng,
-            chunk_size=self.chunk_size,
-            sampling=self.sampling,
-            baseline=self.baseline,
-            progress=self.progress,
-        )
+    def __getattr__(self, name: str) -> Any:
+        """``p.sigma``, ``p.num_samples``, ...: the options' fields, read-only."""
+        options = self.__dict__.get("options")
+        if options is not None and name in _OPTION_NAMES:
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def replace(self, **changes: Any) -> Perturbed:
         """A copy with some options changed (validated like the constructor's)."""
-        unknown = sorted(set(changes) - set(self.options()))
+        unknown = sorted(set(changes) - set(_OPTION_NAMES))
         if unknown:
-            raise TypeError(f"unknown option(s) {unknown}; choose from {sorted(self.options())}")
-        return Perturbed(self.func, **{**self.options(), **changes})
+            raise TypeError(f"unknown option(s) {unknown}; choose from {sorted(_OPTION_NAMES)}")
+        return Perturbed(self.func, dataclasses.replace(self.options, **changes))
 
     # -- the protocol ---------------------------------------------------------------------
     def __call__(self, theta: Any, *args: Any, **kwargs: Any) -> Any:
-        """The Monte Carlo mean :math:`\\frac1N \\sum_n \\mathrm{func}(\\theta + \\sigma z_n)`."""
-        return self._finish(theta, self._pass(theta, args, kwargs), value=True)[0]
+        """The Monte Carlo mean :math:`\frac1N \\sum_n \\mathrm{func}(\theta + \\sigma z_n)`."""
+        return self.estimate(theta, args, kwargs).value
 
     def jvp(self, theta: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
-        """:math:`\\hat J v` (``v`` shaped like ``theta``, or ``(k, *theta.shape)``)."""
-        return self._finish(theta, self._pass(theta, args, kwargs, v=v), jvp=True)[0]
+        r""":math:`\hat J v` (``v`` shaped like ``theta``, or ``(k, *theta.shape)``)."""
+        return self.estimate(theta, args, kwargs, v=v).jvp
 
     def vjp(self, theta: Any, u: Any, *args: Any, **kwargs: Any) -> Any:
-        """:math:`\\hat J^\\top u` (``u`` shaped like ``p(theta)``, or with a leading k)."""
-        return self._finish(theta, self._pass(theta, args, kwargs, u=u), vjp=True)[0]
+        """:math:`\\hat J^\top u` (``u`` shaped like ``p(theta)``, or with a leading k)."""
+        return self.estimate(theta, args, kwargs, u=u).vjp
 
     def value_and_vjp(self, theta: Any, u: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         """``(p(theta), p.vjp(theta, u))`` from one pass over the samples."""
-        sums = self._pass(theta, args, kwargs, u=u)
-        return self._finish(theta, sums, value=True, vjp=True)
+        e = self.estimate(theta, args, kwargs, u=u)
+        return e.value, e.vjp
 
     def jacobian(self, theta: Any, *args: Any, **kwargs: Any) -> Any:
         """The Jacobian estimate, ``(batch, *out, *event)`` (unbatched ``(*out, *theta.shape)``)."""
-        return self._finish(theta, self._pass(theta, args, kwargs, jacobian=True), jac=True)[0]
+        return self.estimate(theta, args, kwargs, jacobian=True).jacobian
 
     def value_and_jacobian(self, theta: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         """``(p(theta), p.jacobian(theta))`` from one pass over the samples."""
-        sums = self._pass(theta, args, kwargs, jacobian=True)
-        return self._finish(theta, sums, value=True, jac=True)
+        e = self.estimate(theta, args, kwargs, jacobian=True)
+        return e.value, e.jacobian
 
     # -- the pass over the samples ----------------------------------------------------------
-    def _pass(
+    def estimate(
         self,
         theta: Any,
-        args: tuple,
-        kwargs: dict,
+        args: tuple = (),
+        kwargs: dict | None = None,
         *,
         u: Any = None,
         v: Any = None,
         jacobian: bool = False,
-        inner: bool = False,
+        f_sigma: bool = False,
         jacobian_limit: tuple[int, int] | None = None,
-    ) -> _Sums:
-        """One pass over the samples, accumulating what is asked for. With ``jacobian`` and
-        ``jacobian_limit = (total, per_example)``, the Jacobian is accumulated only if it
-        has at most that many entries (else ``sums.jacobian`` stays None)."""
-        xp, _ = check_theta(theta, batched=self.batched)
-        if size(theta) == 0:
-            raise ValueError(f"theta must not be empty, got shape {tuple(theta.shape)}")
-        tb = theta if self.batched else xp.reshape(theta, (1, *theta.shape))
+    ) -> Estimates:
+        r"""One pass over the N samples (``func(theta + sigma z_n, *args, **kwargs)``),
+        estimating the value and what is asked for: ``jvp`` with the tangent ``v``, ``vjp``
+        with the cotangent ``u``, the ``jacobian``, :math:`\hat F_\sigma` (``f_sigma``).
+        With ``jacobian_limit = (total, per_example)`` the Jacobian is estimated only if it
+        has at most that many entries (else it is None)."""
+        o = self.options
+        xp, tb = self._check_theta(theta)
         batch, event = tb.shape[0], tuple(tb.shape[1:])
-        rng = as_rng(self.rng, like=theta)
-        sampling = resolve_sampling(self.sampling, math.prod(event))
-        stream = NoiseStream(
-            self.noise, sampling, rng, (batch, *event), theta.dtype, self.num_samples
-        )
-        solver = _Solver(self.func, args, kwargs, xp, theta.dtype)
+        rng = as_rng(o.rng, like=theta)
+        sampling = resolve_sampling(o.sampling, math.prod(event))
+        stream = noise_stream(o.noise, sampling, rng, (batch, *event), theta.dtype, o.num_samples)
+        solver = CheckedSolver(self.func, args, kwargs or {}, xp, theta.dtype)
         base = None
-        if self.baseline and (u is not None or v is not None or jacobian):
+        if o.baseline and (u is not None or v is not None or jacobian):
             base = solver(tb, batch)  # the unperturbed solution b = y*(theta)
-        wanted = dict(u=u, v=v, jacobian=jacobian, inner=inner, limit=jacobian_limit)
+        wanted = dict(u=u, v=v, jacobian=jacobian, inner=f_sigma, limit=jacobian_limit)
 
-        sums, done = None, 0
+        acc, done = None, 0
         chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
         bar = self._bar(batch * math.prod(event))
-        while done < self.num_samples:
-            c = min(chunk, self.num_samples - done)
+        while done < o.num_samples:
+            c = min(chunk, o.num_samples - done)
             z, g = stream.take(c)  # (c, batch, *event)
-            x = tb[None, ...] + self.sigma * z
+            x = tb[None, ...] + o.sigma * z
             y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
-            if sums is None:  # the first chunk tells the output shape
-                sums = _Accumulator(xp, theta, self.batched, solver.out_shape, base, **wanted)
+            if acc is None:  # the first chunk tells the output shape
+                acc = _Accumulator(xp, theta, o.batched, solver.out_shape, base, **wanted)
                 chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
-            sums.add(y, g, x)
+            acc.add(y, g, x)
             done += c
             bar.update(c)
         bar.close()
-        return sums.sums
+        return self._estimates(xp, theta, acc.sums)
+
+    def _estimates(self, xp: Any, theta: Any, sums: _Sums) -> Estimates:
+        """The sums divided by N (and by sigma for the derivatives), in the caller's shapes."""
+        n, sigma, batched = self.options.num_samples, self.options.sigma, self.options.batched
+        out_shape = sums.out_shape
+        event = tuple(theta.shape[1:]) if batched else tuple(theta.shape)
+        lead = (theta.shape[0],) if batched else ()
+        jvp = vjp = jac = None
+        if sums.vjp is not None:  # (batch, k, d_in) -> (k, batch, *event)
+            g = xp.permute_dims(sums.vjp / (n * sigma), (1, 0, 2))
+            k = () if sums.k_u is None else (sums.k_u,)
+            vjp = xp.reshape(g, (*k, *lead, *event))
+        if sums.jvp is not None:  # (batch, d_out, k) -> (k, batch, *out)
+            t = xp.permute_dims(sums.jvp / (n * sigma), (2, 0, 1))
+            k = () if sums.k_v is None else (sums.k_v,)
+            jvp = xp.reshape(t, (*k, *lead, *out_shape))
+        if sums.jacobian is not None:
+            jac = xp.reshape(sums.jacobian / (n * sigma), (*lead, *out_shape, *event))
+        return Estimates(
+            value=xp.reshape(sums.value / n, (*lead, *out_shape)),
+            jvp=jvp,
+            vjp=vjp,
+            jacobian=jac,
+            f_sigma=None if sums.inner is None else sums.inner / n,
+        )
+
+    def _check_theta(self, theta: Any) -> tuple[Any, Any]:
+        """``(xp, theta as (batch, *event))`` after checking it: a finite real floating
+        array, not empty, of rank >= 2 when batched."""
+        xp, _ = check_array(theta, name="theta")
+        if self.options.batched and theta.ndim < 2:
+            raise ValueError(
+                f"batched=True needs theta of rank >= 2 (batch, ...), got shape "
+                f"{tuple(theta.shape)}; pass batched=False for a single example"
+            )
+        check_finite(theta, name="theta")
+        if math.prod(theta.shape) == 0:
+            raise ValueError(f"theta must not be empty, got shape {tuple(theta.shape)}")
+        return xp, theta if self.options.batched else xp.reshape(theta, (1, *theta.shape))
 
     def _bar(self, values_per_sample: int) -> Any:
-        show = self.progress
+        show = self.options.progress
         if show is None:
-            show = self.num_samples * values_per_sample >= PROGRESS_VALUES
+            show = self.options.num_samples * values_per_sample >= PROGRESS_VALUES
         name = getattr(self.func, "__name__", "func")
-        return progress_bar(self.num_samples, enabled=show, desc=f"perturbed {name}", unit="sample")
+        n = self.options.num_samples
+        return progress_bar(n, enabled=show, desc=f"perturbed {name}", unit="sample")
 
-    def _chunk(
-        self, stream: NoiseStream, batch: int, d_in: int, out_shape: tuple[int, ...] | None
-    ) -> int:
+    def _chunk(self, stream: Any, batch: int, d_in: int, out_shape: tuple[int, ...] | None) -> int:
         """Samples per call of func: ``chunk_size``, or about CHUNK_VALUES values of the
         larger of input and output, in whole noise blocks when that is at least one."""
-        if self.chunk_size is not None:
-            return self.chunk_size
+        if self.options.chunk_size is not None:
+            return self.options.chunk_size
         d_out = d_in if out_shape is None else math.prod(out_shape)
         return stream.aligned(max(1, CHUNK_VALUES // (batch * max(d_in, d_out, 1))))
 
-    # -- from sums to results -------------------------------------------------------------
-    def _finish(
-        self,
-        theta: Any,
-        sums: _Sums,
-        *,
-        value: bool = False,
-        vjp: bool = False,
-        jvp: bool = False,
-        jac: bool = False,
-    ) -> tuple[Any, ...]:
-        xp, _ = namespace_and_device(theta)
-        n, sigma = self.num_samples, self.sigma
-        out_shape = sums.out_shape
-        batch = theta.shape[0] if self.batched else 1
-        event = tuple(theta.shape[1:]) if self.batched else tuple(theta.shape)
-        lead = (batch,) if self.batched else ()
-        results = []
-        if value:
-            results.append(xp.reshape(sums.value / n, (*lead, *out_shape)))
-        if vjp:  # (batch, k, d_in) -> (k, batch, *event)
-            g = xp.permute_dims(sums.vjp / (n * sigma), (1, 0, 2))
-            k = sums.k_u
-            results.append(xp.reshape(g, (*(() if k is None else (k,)), *lead, *event)))
-        if jvp:  # (batch, d_out, k) -> (k, batch, *out)
-            t = xp.permute_dims(sums.jvp / (n * sigma), (2, 0, 1))
-            k = sums.k_v
-            results.append(xp.reshape(t, (*(() if k is None else (k,)), *lead, *out_shape)))
-        if jac:
-            results.append(xp.reshape(sums.jacobian / (n * sigma), (*lead, *out_shape, *event)))
-        return tuple(results)
-
     def __repr__(self) -> str:
         name = getattr(self.func, "__name__", repr(self.func))
-        opts = ", ".join(f"{k}={v!r}" for k, v in self.options().items() if k != "noise")
-        return f"perturbed({name}, noise={self.noise.name!r}, {opts})"
-
-
-def _check_rng(rng: Any) -> Any:
-    if isinstance(rng, bool):
-        raise TypeError("rng must be None, an int seed, a generator or a backends.Rng, got a bool")
-    if isinstance(rng, int) and rng < 0:
-        raise ValueError(f"rng seed must be a non-negative integer, got {rng}")
-    return rng
+        o = self.options
+        opts = ", ".join(
+            f"{f.name}={getattr(o, f.name)!r}" for f in dataclasses.fields(o) if f.name != "noise"
+        )
+        return f"perturbed({name}, noise={o.noise.name!r}, {opts})"
 
 
 def perturbed(
@@ -450,7 +388,7 @@ def perturbed(
     rng : None | int | generator | backends.Rng
         Randomness (see :class:`Perturbed` for what each kind means across calls).
     chunk_size : int | None
-        Samples per call of ``func``; None sizes chunks from a memory budget (about 2^22
+        Samples per call of ``func``; None sizes chunks from a memory budget (about 2^18
         values). Results do not depend on it for a fixed seed.
     sampling : "mc" | "antithetic" | "qmc"
         Plain Monte Carlo; antithetic pairs (z, -z) or (U, 1 - U); randomised scrambled Sobol
@@ -464,22 +402,13 @@ def perturbed(
     -------
     :class:`Perturbed`, or a decorator making one when ``func`` is None.
     """
-    options = dict(
-        num_samples=num_samples,
-        sigma=sigma,
-        noise=noise,
-        batched=batched,
-        rng=rng,
-        chunk_size=chunk_size,
-        sampling=sampling,
-        baseline=baseline,
-        progress=progress,
-    )
+    options = PerturbedOptions(
+        num_samples, sigma, noise, batched, rng, chunk_size, sampling, baseline, progress
+    )  # validated now, also at decoration time
     if func is None:
-        Perturbed(_identity, **options)  # validate the options now, at decoration time
-        return functools.partial(perturbed, **options)
-    return Perturbed(func, **options)
+        return functools.partial(_decorate, options=options)
+    return Perturbed(func, options)
 
 
-def _identity(x: Any) -> Any:
-    return x
+def _decorate(func: Callable[..., Any], *, options: PerturbedOptions) -> Perturbed:
+    return Perturbed(func, options)

@@ -20,8 +20,8 @@ import warnings
 from typing import Any
 
 from backends import qmc
-
 from refimpl.perturbed.noise import Noise
+from refimpl.streams import BlockStream
 
 #: values drawn per call to the generator (about 1 MiB of float32: small enough to be
 #: recycled by the allocator instead of page-faulted in afresh, large enough to amortise
@@ -51,58 +51,29 @@ def resolve_sampling(sampling: str, event_size: int) -> str:
     return sampling
 
 
-class NoiseStream:
-    """``take(n)`` returns ``(z, grad_nu(z))`` for the next ``n`` samples, shape
-    ``(n, *sample_shape)``, in ``dtype`` on ``rng``'s device."""
+def noise_stream(
+    noise: Noise,
+    sampling: str,
+    rng: Any,
+    sample_shape: tuple[int, ...],
+    dtype: Any,
+    num_samples: int,
+) -> BlockStream:
+    """The stream whose ``take(n)`` returns ``(z, grad_nu(z))`` for the next ``n`` samples,
+    shape ``(n, *sample_shape)``, in ``dtype`` on ``rng``'s device. Every block is exactly
+    ``block_size(...)`` samples, one draw each (JAX keys, for one, give other values for one
+    call of 2n than for two calls of n)."""
+    sample_shape = tuple(sample_shape)
+    if sampling == "qmc":
+        batch, event = sample_shape[0], math.prod(sample_shape[1:])
+        sobol = qmc.sobol(max(1, event), batch, rng)
 
-    def __init__(
-        self,
-        noise: Noise,
-        sampling: str,
-        rng: Any,
-        sample_shape: tuple[int, ...],
-        dtype: Any,
-        num_samples: int,
-    ) -> None:
-        self.noise, self.sampling, self.rng = noise, sampling, rng
-        self.sample_shape, self.dtype = tuple(sample_shape), dtype
-        self.block = block_size(math.prod(sample_shape), num_samples)
-        self._sobol = None
-        if sampling == "qmc":
-            batch, event = sample_shape[0], math.prod(sample_shape[1:])
-            self._sobol = qmc.sobol(max(1, event), batch, rng)
-        self._z: Any = None
-        self._g: Any = None
-        self._pos = self.block  # empty: the first take draws
+        def draw(size: int) -> tuple[Any, Any]:
+            return noise.from_sobol(sobol, (size, *sample_shape), dtype)
+    else:
+        sampler = noise.sample if sampling == "mc" else noise.antithetic
 
-    def _draw(self) -> None:
-        """The next block: always exactly ``block`` samples per call to the generator (JAX
-        keys, for one, give other values for one call of 2n than for two calls of n)."""
-        shape = (self.block, *self.sample_shape)
-        if self.sampling == "mc":
-            self._z, self._g = self.noise.sample(self.rng, shape, self.dtype)
-        elif self.sampling == "antithetic":
-            self._z, self._g = self.noise.antithetic(self.rng, shape, self.dtype)
-        else:
-            self._z, self._g = self.noise.from_sobol(self._sobol, shape, self.dtype)
-        self._pos = 0
+        def draw(size: int) -> tuple[Any, Any]:
+            return sampler(rng, (size, *sample_shape), dtype)
 
-    def take(self, n: int) -> tuple[Any, Any]:
-        zs, gs = [], []
-        while n > 0:
-            if self._pos == self.block:
-                self._draw()
-            k = min(n, self.block - self._pos)
-            zs.append(self._z[self._pos : self._pos + k, ...])
-            gs.append(self._g[self._pos : self._pos + k, ...])
-            self._pos += k
-            n -= k
-        if len(zs) == 1:
-            return zs[0], gs[0]
-        xp = self.rng.xp
-        return xp.concat(zs, axis=0), xp.concat(gs, axis=0)
-
-    def aligned(self, chunk: int) -> int:
-        """``chunk`` rounded down to whole blocks when it holds at least one (a chunk of one
-        block is one slice-free draw; more are glued)."""
-        return chunk if chunk < self.block else chunk // self.block * self.block
+    return BlockStream(draw, block_size(math.prod(sample_shape), num_samples))

@@ -111,8 +111,8 @@ def shortest_path(
        has no predecessor or the predecessor was already visited (so a loop shows as one
        extra edge, as in the seed's figures).
 
-    This is the solver reconstructed in ``specs/perturbations.md`` section 3 (the seed's
-    code is unpublished). Vectorised: each round is one (..., n, n) ``min``.
+    This is the solver of the PyTorch port's shortest-path example, reconstructed from its
+    printed numbers (its code is unpublished). Vectorised: each round is one (..., n, n) ``min``.
     """
     xp, dev = _floating(weights, name="weights")
     if weights.ndim < 2 or weights.shape[-1] != weights.shape[-2]:

@@ -1,0 +1,94 @@
+"""Targets: the columns of the conformance table.
+
+A target is one implementation of the documented methods. It supplies the *operations* the
+cases need; a case states the documented example and its check, and calls those operations
+on every implementation of the column. An operation a target does not define raises
+:class:`NotSupported` (a :class:`SkipCase`), so the cell is SKIP with the target and the
+operation named.
+
+Modules
+    ``base`` -- the port contract, to read first: :class:`Target` and its operations (their
+    docstrings are the contract), :class:`NotSupported` (SKIP), the result types,
+    :func:`register_target` and the registry of target factories, the entry points of the
+    group ``refimpl.conformance``, and :class:`OriginalTarget`.
+    ``refimpl`` -- :class:`RefimplTarget`: this project on one backend (numpy, torch,
+    torch:cuda, cupy, array_api_strict on its non-default device, jax: whatever
+    ``backends.registry.ADAPTERS`` lists).
+    ``torch`` -- :class:`TorchFrontEnd`: the torch front end ``refimpl.torch``, checked in the
+    same cell as the torch columns.
+    ``rai_toolbox``, ``captum``, ``plenoptic``, ``optax`` -- :class:`RaiToolbox`,
+    :class:`Captum`, :class:`Plenoptic`, :class:`Optax`: the documented libraries
+    themselves, each a column when installed.
+
+Your own implementation (a port) is a subclass of :class:`Target` that overrides the
+operations it has; register it with :func:`conformance.register_target` (see
+``examples/my_port``). Every operation takes and returns numpy arrays unless it says
+otherwise. Nothing here imports an optional library (torch, jax, captum, ...) until an
+operation runs.
+"""
+
+from __future__ import annotations
+
+from conformance.targets.base import (
+    ENTRY_POINT_GROUP,
+    OPERATIONS,
+    AdditiveRun,
+    EigendistortionRun,
+    NoiseTunnelRun,
+    NotSupported,
+    OriginalTarget,
+    PluginError,
+    Target,
+    load_entry_points,
+    register_target,
+    registered_targets,
+)
+from conformance.targets.captum import Captum
+from conformance.targets.optax import Optax
+from conformance.targets.plenoptic import Plenoptic
+from conformance.targets.rai_toolbox import RaiToolbox
+from conformance.targets.refimpl import RefimplTarget, refimpl_targets
+from conformance.targets.torch import TorchFrontEnd
+
+#: the documented libraries, by column name
+ORIGINALS: dict[str, type[OriginalTarget]] = {
+    "rai_toolbox": RaiToolbox,
+    "captum": Captum,
+    "plenoptic": Plenoptic,
+    "optax": Optax,
+}
+
+
+def original_targets() -> list[Target]:
+    return [cls() for cls in ORIGINALS.values()]
+
+
+def builtin_targets() -> list[Target]:
+    """The default columns: refimpl on every backend, then every documented library."""
+    return refimpl_targets() + original_targets()
+
+
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "OPERATIONS",
+    "ORIGINALS",
+    "AdditiveRun",
+    "Captum",
+    "EigendistortionRun",
+    "NoiseTunnelRun",
+    "NotSupported",
+    "Optax",
+    "OriginalTarget",
+    "Plenoptic",
+    "PluginError",
+    "RaiToolbox",
+    "RefimplTarget",
+    "Target",
+    "TorchFrontEnd",
+    "builtin_targets",
+    "load_entry_points",
+    "original_targets",
+    "refimpl_targets",
+    "register_target",
+    "registered_targets",
+]

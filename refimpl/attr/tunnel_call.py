@@ -1,0 +1,68 @@
+"""One call of ``NoiseTunnel.attribute``, validated before any noise is drawn or any model
+call is made: the inputs, the options, one noise scale per input, and the keyword arguments
+of the wrapped method (its per-example ones checked by expanding them once)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from backends import namespace_and_device
+from refimpl.attr.expand import expand_kwargs
+from refimpl.attr.inputs import as_input_tuple
+from refimpl.attr.options import NoiseTunnelOptions
+from refimpl.validation import check_bool
+
+__all__ = ["TunnelCall", "check_rows", "prepare_call"]
+
+
+@dataclass(frozen=True)
+class TunnelCall:
+    """``inputs`` (``is_tuple``: they came as a tuple), the validated ``options``, ``stdevs``
+    (one per input), ``want_delta`` (return the convergence deltas) and the ``kwargs`` of the
+    wrapped method."""
+
+    is_tuple: bool
+    inputs: tuple[Any, ...]
+    options: NoiseTunnelOptions
+    stdevs: tuple[float, ...]
+    want_delta: bool
+    kwargs: dict[str, Any]
+
+
+def prepare_call(
+    tunnel: Any, inputs: Any, options: NoiseTunnelOptions, kwargs: dict[str, Any]
+) -> TunnelCall:
+    """Every argument of a call of ``tunnel.attribute`` checked (``kwargs`` loses a
+    ``return_convergence_delta=False`` the wrapped method would not accept)."""
+    is_tuple, xs = as_input_tuple(inputs)
+    want_delta = check_bool(
+        "return_convergence_delta", kwargs.get("return_convergence_delta", False)
+    )
+    if want_delta and not tunnel.is_delta_supported:
+        raise TypeError(
+            f"return_convergence_delta=True, but {type(tunnel.attribution_method).__name__} "
+            "has no convergence delta (has_convergence_delta() is False or missing)"
+        )
+    if not tunnel.is_delta_supported:
+        kwargs.pop("return_convergence_delta", None)  # an explicit False is harmless
+    call = TunnelCall(is_tuple, xs, options, options.stdevs_for(len(xs)), want_delta, kwargs)
+    xp, dev = namespace_and_device(*xs)
+    bs = options.chunks[0]
+    rows = xs[0].shape[0] * bs
+    dummy = None
+    if options.draw_baseline_from_distrib:
+        dummy = lambda i, K: xp.zeros((rows,), dtype=xp.int64, device=dev)  # noqa: E731
+    expand_kwargs(kwargs, xs, bs, draw=dummy)  # fails now on bad targets, baselines, ...
+    return call
+
+
+def check_rows(a: Any, batch: int, k: int, what: str) -> Any:
+    """``a``, an output of the wrapped method, must have one row per noisy input row."""
+    if not hasattr(a, "shape") or a.ndim < 1 or a.shape[0] != batch * k:
+        shape = tuple(a.shape) if hasattr(a, "shape") else type(a).__name__
+        raise ValueError(
+            f"the attribution method returned a {what} of shape {shape} for {batch * k} rows "
+            f"({batch} examples x {k} samples); NoiseTunnel needs one row per noisy input row"
+        )
+    return a

@@ -1,0 +1,77 @@
+"""Where a new ``delta`` lives: its backend, device, shape and dtype, from an array or a shape.
+
+The constructor plumbing of :class:`refimpl.perturbations.AdditivePerturbation`, kept out of
+the model's module so that module reads as the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import backends
+from refimpl.validation import check_array, check_shape
+
+__all__ = ["check_init_result", "delta_placement"]
+
+
+def delta_placement(
+    data_or_shape: Any, device: Any, dtype: Any, backend: str | None
+) -> tuple[Any, Any, tuple[int, ...], Any]:
+    """``(adapter, device, shape, dtype)`` for ``delta``: an array gives its own (``device``
+    and ``dtype`` override them); a shape uses the backend switch (or ``backend=``) and its
+    default floating dtype."""
+    if isinstance(data_or_shape, Sequence) and not isinstance(data_or_shape, str):
+        shape = check_shape("data_or_shape", data_or_shape)
+        adapter, dev = backends.resolve(backend, device)
+        dt = None
+    else:
+        if isinstance(data_or_shape, int | float | str | bytes) or data_or_shape is None:
+            raise TypeError(
+                "data_or_shape must be an array or a tuple of ints, got "
+                f"{data_or_shape!r} ({type(data_or_shape).__name__})"
+            )
+        xp, data_dev = backends.namespace_and_device(data_or_shape)
+        adapter = backends.backend_of(xp)
+        if backend is not None and backends.get(backend).name != adapter.name:
+            raise ValueError(
+                f"backend={backend!r} disagrees with data_or_shape, an array of {adapter.name!r}"
+            )
+        shape = tuple(data_or_shape.shape)
+        dev = data_dev if device is None else adapter.device(device)
+        dt = data_or_shape.dtype
+    return adapter, dev, shape, _floating(adapter, dev, dtype if dtype is not None else dt)
+
+
+def _floating(adapter: Any, device: Any, dtype: Any) -> Any:
+    xp = adapter.xp
+    if dtype is None:
+        return xp.__array_namespace_info__().default_dtypes(device=device)["real floating"]
+    kinds = ("real floating", "complex floating")
+    try:
+        dt = adapter.dtype(dtype)
+        ok = xp.isdtype(dt, kinds)
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise TypeError(
+            f"dtype must be a real or complex floating dtype of {adapter.name}, got {dtype!r}"
+        ) from exc
+    if not ok:
+        raise TypeError(f"dtype must be a real or complex floating dtype, got {dtype!r}")
+    return dt
+
+
+def check_init_result(result: Any, zeros: Any) -> Any:
+    """What ``init_fn`` returned: an array of ``delta``'s shape and dtype."""
+    if result is None:
+        raise TypeError(
+            "init_fn returned None: refimpl init functions are functional and must return the "
+            "initial delta (in-place functions such as refimpl.torch.uniform_like_l1_n_ball_ "
+            "belong to refimpl.torch.AdditivePerturbation)"
+        )
+    check_array(result, name="init_fn(...) result", complex_ok=True)
+    if tuple(result.shape) != tuple(zeros.shape) or result.dtype != zeros.dtype:
+        raise ValueError(
+            f"init_fn must return an array of shape {tuple(zeros.shape)} and dtype "
+            f"{zeros.dtype}, got shape {tuple(result.shape)} and dtype {result.dtype}"
+        )
+    return result

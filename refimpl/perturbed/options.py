@@ -1,0 +1,52 @@
+"""The options of a perturbed optimizer, validated once, when they are built."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from refimpl.perturbed.noise import Noise, get_noise
+from refimpl.validation import check_bool, check_choice, check_int, check_real, check_rng
+
+__all__ = ["SAMPLINGS", "PerturbedOptions"]
+
+#: how the N samples are drawn (``refimpl.perturbed.noise``)
+SAMPLINGS = ("mc", "antithetic", "qmc")
+
+
+@dataclass(frozen=True)
+class PerturbedOptions:
+    """``num_samples`` N >= 1; ``sigma`` > 0 (finite); ``noise``: "normal", "gumbel" or a
+    :class:`~refimpl.perturbed.noise.Noise`; ``batched``: theta is ``(batch, *event)`` (rank
+    >= 2) with independent noise per example, else one example; ``rng``: None, an int seed, a
+    native generator or a ``backends.Rng``; ``chunk_size``: samples per call of ``func``
+    (None: sized from a memory budget; results do not depend on it); ``sampling``: "mc",
+    "antithetic" or "qmc"; ``baseline``: subtract :math:`y^*(\\theta)` in the derivative
+    estimates; ``progress``: a progress bar (None: for long runs only)."""
+
+    num_samples: int = 1000
+    sigma: float = 0.05
+    noise: Noise | str = "normal"
+    batched: bool = True
+    rng: Any = None
+    chunk_size: int | None = None
+    sampling: str = "mc"
+    baseline: bool = True
+    progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        checked = dict(
+            num_samples=check_int("num_samples", self.num_samples, low=1),
+            sigma=check_real("sigma", self.sigma, low=0.0, low_open=True),
+            noise=get_noise(self.noise),
+            batched=check_bool("batched", self.batched),
+            rng=check_rng(self.rng),
+            chunk_size=None
+            if self.chunk_size is None
+            else check_int("chunk_size", self.chunk_size, low=1),
+            sampling=check_choice("sampling", self.sampling, SAMPLINGS),
+            baseline=check_bool("baseline", self.baseline),
+            progress=check_bool("progress", self.progress, optional=True),
+        )
+        for name, value in checked.items():
+            object.__setattr__(self, name, value)

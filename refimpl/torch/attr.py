@@ -1,0 +1,244 @@
+"""captum-style attributions on ``torch.nn.Module`` (autograd), and the noise tunnel.
+
+``Saliency``, ``InputXGradient`` and ``IntegratedGradients`` have captum 0.9's constructor
+and ``attribute`` signatures and run ``refimpl.attr``'s algorithms with the gradient taken by
+autograd on ``forward_func(*inputs, *additional_forward_args)`` (tuple inputs and extra
+arguments work as in captum). ``NoiseTunnel`` wraps them, or captum's own attribution
+objects, or anything with ``attribute(inputs, **kwargs)``.
+
+Differences from ``refimpl.attr.NoiseTunnel``:
+
+* everything runs under ``torch.no_grad()`` (the wrapped method enables grad where it
+  needs it); noisy inputs get ``requires_grad_()`` for captum's gradient methods, as captum
+  does, and the caller's tensors (and their ``.grad``) are never touched;
+* ``rng=None`` draws from torch's default generator of the inputs' device, so
+  ``torch.manual_seed`` makes a run reproducible (an int seed or a ``torch.Generator`` works
+  too);
+* ``captum_compatible=True`` draws the noise exactly as captum 0.9 does (per chunk and input,
+  ``stdev * randn((B*k, ...))`` as float32 from the generator, rows ``b*k + j``), accumulates
+  as captum does (chunk sums, ``E[a^2] - E[a]^2``), orders deltas chunk-major, and draws
+  baselines with numpy's global RNG once for all full chunks: with the same torch seed the
+  result is bit for bit captum's, for every ``nt_type`` and chunk size. Use it to check
+  parity; it also reproduces captum's chunk dependence and its float32 VarGrad cancellation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from backends.rng import Rng, as_rng
+from backends.torch import default_generator
+from refimpl import attr as _attr
+from refimpl.attr import (
+    NoiseTunnelOptions,
+    TunnelCall,
+    expand_kwargs,
+    mirror,
+    prepare_call,
+    relative_stdevs,
+    target_cotangent,
+    target_scores,
+)
+from refimpl.validation import check_bool
+
+__all__ = ["InputXGradient", "IntegratedGradients", "NoiseTunnel", "Saliency"]
+
+
+def _output(out: Any, batch: int) -> torch.Tensor:
+    if not isinstance(out, torch.Tensor):
+        raise TypeError(f"forward_func must return a tensor, got {type(out).__name__}")
+    if out.ndim < 1 or out.shape[0] != batch:
+        raise ValueError(
+            f"forward_func must return one row per example (batch size {batch}), got shape "
+            f"{tuple(out.shape)}"
+        )
+    return out
+
+
+class _Autograd:
+    """Derivatives of ``forward_func(*inputs, *args)`` by reverse-mode autograd."""
+
+    forward_func: Any
+
+    def _gradients(self, xs: tuple, target: Any, args: tuple) -> tuple:
+        with torch.enable_grad():
+            leaves = tuple(x.detach().requires_grad_(True) for x in xs)
+            out = _output(self.forward_func(*leaves, *args), xs[0].shape[0])
+            u = target_cotangent(out.detach(), target)
+            grads = torch.autograd.grad(out, leaves, grad_outputs=u, allow_unused=True)
+        return tuple(torch.zeros_like(x) if g is None else g.detach() for x, g in zip(xs, grads))
+
+    def _scores(self, xs: tuple, target: Any, args: tuple) -> torch.Tensor:
+        with torch.no_grad():
+            out = _output(self.forward_func(*xs, *args), xs[0].shape[0])
+            return target_scores(out, target_cotangent(out, target))
+
+
+class Saliency(_Autograd, _attr.Saliency):
+    """captum's ``Saliency(forward_func).attribute(inputs, target=None, abs=True,
+    additional_forward_args=None)``."""
+
+    def attribute(
+        self,
+        inputs: Any,
+        target: Any = None,
+        abs: bool | None = None,
+        additional_forward_args: Any = None,
+    ) -> Any:
+        with torch.no_grad():
+            return super().attribute(inputs, target, abs, additional_forward_args)
+
+
+class InputXGradient(_Autograd, _attr.InputXGradient):
+    """captum's ``InputXGradient(forward_func).attribute(inputs, target=None,
+    additional_forward_args=None)``."""
+
+    def attribute(
+        self, inputs: Any, target: Any = None, additional_forward_args: Any = None
+    ) -> Any:
+        with torch.no_grad():
+            return super().attribute(inputs, target, additional_forward_args)
+
+
+class IntegratedGradients(_Autograd, _attr.IntegratedGradients):
+    """captum's ``IntegratedGradients(forward_func, multiply_by_inputs=True).attribute(inputs,
+    baselines=None, target=None, additional_forward_args=None, n_steps=50,
+    method="gausslegendre", internal_batch_size=None, return_convergence_delta=False)``."""
+
+    def attribute(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        with torch.no_grad():
+            return super().attribute(inputs, *args, **kwargs)
+
+
+def _is_captum_gradient_method(method: Any) -> bool:
+    return any(
+        c.__name__ == "GradientAttribution" and c.__module__.startswith("captum")
+        for c in type(method).__mro__
+    )
+
+
+class NoiseTunnel(_attr.NoiseTunnel):
+    """``NoiseTunnel(attribution_method, *, captum_compatible=False)``; ``attribute`` as
+    :class:`refimpl.attr.NoiseTunnel` (``rng=None``: torch's default generator)."""
+
+    def __init__(self, attribution_method: Any, *, captum_compatible: bool = False) -> None:
+        super().__init__(attribution_method)
+        self.captum_compatible = check_bool("captum_compatible", captum_compatible)
+        self.is_gradient_method = _is_captum_gradient_method(attribution_method)
+
+    def context(self) -> Any:
+        return torch.no_grad()
+
+    def prepare_inputs(self, noisy: tuple) -> tuple:
+        if self.is_gradient_method:
+            return tuple(t.requires_grad_() for t in noisy)
+        return noisy
+
+    def make_rng(self, rng: Any, like: Any) -> Rng:
+        if rng is None:
+            rng = default_generator(like.device)
+        return as_rng(rng, like=like)
+
+    def attribute(
+        self,
+        inputs: Any,
+        nt_type: str = "smoothgrad",
+        nt_samples: int = 5,
+        nt_samples_batch_size: int | None = None,
+        stdevs: Any = 1.0,
+        draw_baseline_from_distrib: bool = False,
+        *,
+        rng: Any = None,
+        relative: bool = False,
+        progress: bool | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        options = NoiseTunnelOptions(
+            nt_type, nt_samples, nt_samples_batch_size, stdevs,
+            draw_baseline_from_distrib, relative, progress,
+        )  # fmt: skip
+        call = prepare_call(self, inputs, options, kwargs)
+        with torch.no_grad():
+            if self.captum_compatible:
+                return self._run_captum(call, rng)
+            return self.run(call, rng)
+
+    # -- captum 0.9's noise, accumulation and delta order ----------------------------------
+    def _generator(self, rng: Any, like: torch.Tensor) -> torch.Generator:
+        if rng is None:
+            return default_generator(like.device)
+        if isinstance(rng, torch.Generator):
+            return rng
+        if isinstance(rng, Rng) and isinstance(rng.generator, torch.Generator):
+            return rng.generator
+        return as_rng(rng, like=like).generator  # an int seed: a seeded torch.Generator
+
+    def _run_captum(self, call: TunnelCall, rng: Any) -> Any:
+        o = call.options
+        xs, n, kwargs, nt_type = call.inputs, o.nt_samples, call.kwargs, o.nt_type
+        batch = xs[0].shape[0]
+        g = self._generator(rng, xs[0])
+        sigmas = relative_stdevs(xs, call.stdevs) if o.relative else call.stdevs
+        sums: list[Any] = [None] * len(xs)
+        sqs: list[Any] = [None] * len(xs)
+        deltas: list[torch.Tensor] = []
+        attr_tuple = call.is_tuple
+
+        def draw(rows: int) -> Any:
+            if not o.draw_baseline_from_distrib:
+                return None
+            return lambda i, k_base: torch.as_tensor(  # numpy's global RNG, as captum
+                np.random.choice(k_base, rows).tolist(), device=xs[0].device
+            )
+
+        def noisy_inputs(k: int) -> tuple:
+            out = []
+            for x, s in zip(xs, sigmas):
+                z = torch.randn(
+                    (batch * k, *x.shape[1:]), generator=g, dtype=torch.float32, device=x.device
+                )
+                scale = s if isinstance(s, float) else s[:, 0].repeat_interleave(k, dim=0)
+                t = x.repeat_interleave(k, dim=0) + scale * z
+                out.append(t if t.dtype == x.dtype else t.to(x.dtype))  # captum: float32 for halves
+            return self.prepare_inputs(tuple(out))
+
+        def one_chunk(noisy: tuple, k: int, kw: dict) -> None:
+            nonlocal attr_tuple
+            out = self.attribution_method.attribute(noisy if call.is_tuple else noisy[0], **kw)
+            if call.want_delta:
+                out, delta = out
+                deltas.append(delta)
+            attr_tuple = isinstance(out, tuple)
+            attrs = out if attr_tuple else (out,)
+            for i, a in enumerate(attrs):
+                a = a.reshape(batch, k, *a.shape[1:])
+                if nt_type != "smoothgrad_sq":  # captum computes both; the result is the same
+                    s1 = a.sum(dim=1)
+                    sums[i] = s1 if sums[i] is None else sums[i] + s1
+                if nt_type != "smoothgrad":
+                    s2 = torch.sum(a**2, dim=1)
+                    sqs[i] = s2 if sqs[i] is None else sqs[i] + s2
+
+        bs = o.chunks[0]
+        n_full, rem = n // bs, n % bs
+        kw_full = expand_kwargs(kwargs, xs, bs, draw=draw(batch * bs))  # once, as captum
+        for _ in range(n_full):
+            one_chunk(noisy_inputs(bs), bs, kw_full)
+        if rem:
+            noisy = noisy_inputs(rem)  # noise first, then the remainder's kwargs (as captum)
+            one_chunk(noisy, rem, expand_kwargs(kwargs, xs, rem, draw=draw(batch * rem)))
+        mean = tuple(s * 1 / n for s in sums if s is not None)  # (sum * 1) / n, as captum
+        mean_sq = tuple(s * 1 / n for s in sqs if s is not None)
+        if nt_type == "smoothgrad":
+            result = mean
+        elif nt_type == "smoothgrad_sq":
+            result = mean_sq
+        else:
+            result = tuple(e2 - e * e for e, e2 in zip(mean, mean_sq))
+        result = mirror(attr_tuple, result)
+        if call.want_delta:
+            return result, torch.cat(deltas, dim=0)  # chunk-major, as captum
+        return result

@@ -1,0 +1,236 @@
+"""refimpl.torch.attr: captum-style Saliency / InputXGradient / IntegratedGradients on
+nn.Module (autograd) and NoiseTunnel, with parity against captum 0.9 where it is installed
+(``captum_compatible=True`` reproduces its results bit for bit)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+import refimpl.torch as bt  # noqa: E402
+from refimpl import attr as ra  # noqa: E402
+from refimpl.torch import attr as bta  # noqa: E402
+
+
+def conv_net(device, dtype):
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 6 * 6, 5),
+    )
+    return net.to(device=device, dtype=dtype).eval()
+
+
+class TwoArgs(torch.nn.Module):
+    """forward(x1, x2, scale): tuple inputs plus an additional forward argument."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 3)
+
+    def forward(self, x1, x2, scale):
+        return self.lin(x1) * scale + (x2**2).sum(dim=(1, 2))[:, None]
+
+
+def images(device, dtype, b=3):
+    return torch.randn(b, 3, 6, 6, generator=torch.Generator().manual_seed(1)).to(device, dtype)
+
+
+def captum():
+    ca = pytest.importorskip("captum.attr")
+    warnings.filterwarnings("ignore", module="captum")
+    return ca
+
+
+# -- the attribution methods -------------------------------------------------------------------
+def test_front_end_methods_match_refimpl_on_as_model(torch_device, torch_dtype):
+    """autograd front end == refimpl methods on refimpl.torch.as_model (explicit protocol)."""
+    net, x = conv_net(torch_device, torch_dtype), images(torch_device, torch_dtype)
+    model = bt.as_model(net)
+    pairs = [
+        (bta.Saliency(net), ra.Saliency(model), {}),
+        (bta.InputXGradient(net), ra.InputXGradient(model), {}),
+        (bta.IntegratedGradients(net), ra.IntegratedGradients(model), {"n_steps": 9}),
+    ]
+    for ours, ref, kw in pairs:
+        a = ours.attribute(x, target=[0, 3, 4], **kw)
+        b = ref.attribute(x, target=[0, 3, 4], **kw)
+        assert a.dtype == torch_dtype and a.device == x.device
+        torch.testing.assert_close(a, b)
+
+
+def test_front_end_matches_captum(torch_device, torch_dtype):
+    ca = captum()
+    net, x = conv_net(torch_device, torch_dtype), images(torch_device, torch_dtype)
+    for cls in ("Saliency", "InputXGradient"):
+        for target in (2, [0, 3, 4], torch.tensor([1, 1, 0], device=torch_device)):
+            ours = getattr(bta, cls)(net).attribute(x, target=target)
+            torch.testing.assert_close(ours, getattr(ca, cls)(net).attribute(x, target=target))
+    for method in ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle"):
+        a, d = bta.IntegratedGradients(net).attribute(
+            x, target=1, method=method, n_steps=12, return_convergence_delta=True
+        )
+        b, e = ca.IntegratedGradients(net).attribute(
+            x, target=1, method=method, n_steps=12, return_convergence_delta=True
+        )
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(d, e, rtol=1e-4, atol=1e-4)
+    two, x1, x2 = TwoArgs().to(torch_device, torch_dtype), x[:, 0, 0, :4], x[:, 1, :2, :2]
+    for cls in ("Saliency", "InputXGradient"):
+        ours = getattr(bta, cls)(two).attribute((x1, x2), target=2, additional_forward_args=(2.0,))
+        theirs = getattr(ca, cls)(two).attribute((x1, x2), target=2, additional_forward_args=(2.0,))
+        assert isinstance(ours, tuple)
+        for o, t in zip(ours, theirs):
+            torch.testing.assert_close(o, t)
+
+
+def test_trapezoid_weights_differ_from_captum(torch_device):
+    """Linear model: our riemann_trapezoid IG is exact (weights sum to 1, delta 0); captum's
+    weights sum to (n-1)/n, so its IG is (n-1)/n of the exact value."""
+    ca = captum()
+    lin = torch.nn.Linear(4, 2).to(torch_device, torch.float64)
+    x = torch.randn(3, 4, dtype=torch.float64, device=torch_device)
+    ours, delta = bta.IntegratedGradients(lin).attribute(
+        x, target=1, method="riemann_trapezoid", n_steps=10, return_convergence_delta=True
+    )
+    exact = x * lin.weight[1].detach()
+    torch.testing.assert_close(ours, exact)
+    assert delta.abs().max() < 1e-12
+    theirs = ca.IntegratedGradients(lin).attribute(
+        x, target=1, method="riemann_trapezoid", n_steps=10
+    )
+    torch.testing.assert_close(theirs, exact * 9 / 10)
+
+
+# -- NoiseTunnel: parity with captum -----------------------------------------------------------
+@pytest.mark.parametrize("nt_type", ra.NT_TYPES)
+def test_captum_compatible_is_bitwise_captum(torch_device, nt_type):
+    """Same torch seed: captum_compatible=True gives captum's exact result for every chunk size,
+    around captum's Saliency and around ours."""
+    ca = captum()
+    net, x = conv_net(torch_device, torch.float32), images(torch_device, torch.float32)
+    for bs in (None, 1, 3):
+        kw = dict(nt_type=nt_type, nt_samples=7, nt_samples_batch_size=bs, stdevs=0.4)
+        torch.manual_seed(3)
+        ref = ca.NoiseTunnel(ca.Saliency(net)).attribute(x, target=[0, 1, 2], **kw)
+        for method in (ca.Saliency(net), bta.Saliency(net)):
+            torch.manual_seed(3)
+            out = bta.NoiseTunnel(method, captum_compatible=True).attribute(
+                x, target=[0, 1, 2], **kw
+            )
+            assert torch.equal(out, ref), (nt_type, bs, type(method))
+        out = bta.NoiseTunnel(bta.Saliency(net), captum_compatible=True).attribute(
+            x, target=[0, 1, 2], rng=torch.Generator(torch_device).manual_seed(3), **kw
+        )
+        assert torch.equal(out, ref)
+
+
+def test_captum_compatible_deltas_and_drawn_baselines(torch_device):
+    """IG deltas in captum's chunk-major order; baselines drawn with numpy's global RNG once
+    for all full chunks (GradientShap's recipe): equal to captum's."""
+    ca = captum()
+    net, x = conv_net(torch_device, torch.float32), images(torch_device, torch.float32)
+    kw = dict(nt_samples=5, nt_samples_batch_size=2, stdevs=0.1, target=1, n_steps=5)
+    torch.manual_seed(4)
+    a, d = ca.NoiseTunnel(ca.IntegratedGradients(net)).attribute(
+        x, return_convergence_delta=True, **kw
+    )
+    torch.manual_seed(4)
+    b, e = bta.NoiseTunnel(bta.IntegratedGradients(net), captum_compatible=True).attribute(
+        x, return_convergence_delta=True, **kw
+    )
+    torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(e, d, rtol=1e-4, atol=1e-5)
+    pool = torch.randn(6, 3, 6, 6, device=torch_device)
+    kw = dict(nt_samples=5, nt_samples_batch_size=2, stdevs=0.2, target=2, baselines=pool)
+    outs = []
+    for nt_cls, extra in ((ca.NoiseTunnel, {}), (bta.NoiseTunnel, {"captum_compatible": True})):
+        torch.manual_seed(5)
+        np.random.seed(5)
+        nt = nt_cls(ca.IntegratedGradients(net), **extra)
+        outs.append(nt.attribute(x, draw_baseline_from_distrib=True, n_steps=3, **kw))
+    torch.testing.assert_close(outs[1], outs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_default_mode_is_chunk_independent_where_captum_is_not(torch_device):
+    """f = sum x^2 (gradient 2(x + e)): our maps agree for every batch size, captum's differ
+    by O(sigma / sqrt(n)) (its noise is drawn per chunk, example-major)."""
+    ca = captum()
+    x = images(torch_device, torch.float64)
+
+    def f(t):
+        return (t**2).sum(dim=(1, 2, 3))
+
+    ours = [
+        bta.NoiseTunnel(bta.Saliency(f)).attribute(x, "vargrad", 6, bs, stdevs=0.3, rng=0)
+        for bs in (None, 2, 4)
+    ]
+    theirs = []
+    for bs in (None, 2, 4):
+        torch.manual_seed(0)
+        nt = ca.NoiseTunnel(ca.Saliency(f))
+        theirs.append(nt.attribute(x, nt_type="vargrad", nt_samples=6, nt_samples_batch_size=bs,
+                                   stdevs=0.3))  # fmt: skip
+    for o in ours[1:]:
+        torch.testing.assert_close(o, ours[0], rtol=1e-12, atol=1e-14)
+    assert all((t - theirs[0]).abs().max() > 1e-2 for t in theirs[1:])
+
+
+# -- NoiseTunnel: torch behaviour --------------------------------------------------------------
+def test_seeding_generator_and_grad_state(torch_device, torch_dtype):
+    """rng=None follows torch.manual_seed; the caller's tensor keeps requires_grad and no .grad;
+    the result carries no graph; captum's gradient methods get no 'did not require gradients'
+    warning (the noisy inputs require grad, as in captum)."""
+    net, x = conv_net(torch_device, torch_dtype), images(torch_device, torch_dtype)
+    x.requires_grad_(True)
+    nt = bta.NoiseTunnel(bta.Saliency(net))
+    torch.manual_seed(1)
+    a = nt.attribute(x, nt_samples=4, target=0)
+    torch.manual_seed(1)
+    b = nt.attribute(x, nt_samples=4, target=0)
+    assert torch.equal(a, b) and not a.requires_grad and x.grad is None and x.requires_grad
+    assert a.dtype == torch_dtype and a.device == x.device
+    assert torch.equal(nt.attribute(x, nt_samples=4, target=0, rng=9),
+                       nt.attribute(x, nt_samples=4, target=0, rng=9))  # fmt: skip
+    ca = captum()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = bta.NoiseTunnel(ca.Saliency(net)).attribute(x, nt_samples=4, target=0, rng=2)
+    assert out.shape == x.shape and x.grad is None
+
+
+def test_noise_keeps_half_precision(torch_device):
+    """float16 inputs get float16 noise (captum upcasts to float32, which breaks half models)."""
+    seen = []
+
+    class Probe:
+        def attribute(self, inputs, **kw):
+            seen.append(inputs.dtype)
+            return inputs
+
+    x = torch.randn(2, 8, device=torch_device).half()
+    out = bta.NoiseTunnel(Probe()).attribute(x, nt_samples=3, stdevs=0.1, rng=0)
+    assert seen == [torch.float16] and out.dtype == torch.float16
+    out = bta.NoiseTunnel(Probe(), captum_compatible=True).attribute(x, nt_samples=3, stdevs=0.1)
+    assert seen[-1] == torch.float16 and out.dtype == torch.float16
+
+
+def test_front_end_bad_input(torch_device):
+    net, x = conv_net(torch_device, torch.float32), images(torch_device, torch.float32)
+    nt = bta.NoiseTunnel(bta.Saliency(net))
+    with pytest.raises(ValueError, match="nt_type must be one of"):
+        nt.attribute(x, nt_type="foo", target=0)
+    with pytest.raises(ValueError, match="target is a list of 2 items"):
+        nt.attribute(x, target=[0, 1])
+    with pytest.raises(TypeError, match="captum_compatible must be True or False"):
+        bta.NoiseTunnel(bta.Saliency(net), captum_compatible="yes")
+    with pytest.raises(TypeError, match="forward_func must return a tensor"):
+        bta.Saliency(lambda t: t.sum().item()).attribute(x)
+    with pytest.raises(TypeError, match=r"inputs\[1\] is a .*use arrays of one library"):
+        nt.attribute((x, x.cpu().numpy()), target=0)

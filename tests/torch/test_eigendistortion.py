@@ -1,0 +1,214 @@
+"""refimpl.torch.Eigendistortion: plenoptic's signature and behaviour on torch modules.
+
+Equal to refimpl on explicit models with the same weights; plenoptic's image rules,
+attributes, ``to()``, save/load; plenoptic's own models and documented values when plenoptic
+is installed.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from refimpl import models as rm  # noqa: E402
+from refimpl.eigendistortion import Eigendistortion as RefEigendistortion  # noqa: E402
+from refimpl.torch import Eigendistortion  # noqa: E402
+
+
+def quiet(eig, method, **kw):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        eig.synthesize(method, progress=False, **kw)
+    return eig
+
+
+def net(device, dtype, stride=1):
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(1, 2, 3, stride=stride, padding=1, padding_mode="reflect")
+    return torch.nn.Sequential(conv, torch.nn.Softplus()).to(device, dtype).eval()
+
+
+def explicit(module):
+    """The same architecture and weights as a refimpl model (numpy float64)."""
+    conv = module[0]
+    w = conv.weight.detach().cpu().double().numpy()
+    b = conv.bias.detach().cpu().double().numpy()
+    return rm.Sequential(rm.Conv2d(w, b, stride=conv.stride[0]), rm.Pointwise("softplus"))
+
+
+def image(device, dtype, N=16, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(1, 1, N, N, generator=g, dtype=dtype).to(device)
+
+
+@pytest.mark.parametrize("method", ["exact", "eigsh", "power"])
+def test_equals_refimpl_with_the_same_weights(torch_device, torch_dtype, method):
+    module = net(torch_device, torch_dtype, stride=2)
+    x = image(torch_device, torch_dtype)
+    ours = quiet(Eigendistortion(x, module), method, k=2, max_iter=200, rng=0)
+    ref = quiet(RefEigendistortion(x.cpu().double().numpy(), explicit(module)), method, k=2,
+                max_iter=200, rng=0)  # fmt: skip
+    assert ours.eigenvalues.device == x.device and ours.eigenvalues.dtype == torch_dtype
+    got = ours.eigenvalues.cpu().double().numpy()
+    want = np.asarray(ref.eigenvalues)
+    rtol = 1e-4 if torch_dtype == torch.float32 else 1e-9
+    lam_max = want[0]
+    if method == "exact":
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=rtol * lam_max)
+        return
+    if method == "power":  # 200 iterations: agree to within the reported residuals
+        rtol = max(rtol, 2 * ours.convergence["top"]["max_residual"])
+    np.testing.assert_allclose(got[:2], want[:2], rtol=rtol)
+    # bottoms: degenerate (null space n/2); both Rayleigh quotients tiny
+    assert max(got[2:].max(), want[2:].max()) <= 2e-4 * lam_max
+    assert ours.eigendistortions.shape == (4, 1, 16, 16)
+
+
+def test_plenoptic_image_rules(torch_device):
+    module = net(torch_device, torch.float32)
+    with pytest.raises(ValueError, match="input_tensor batch dimension must be 1"):
+        Eigendistortion(torch.rand(2, 1, 8, 8, device=torch_device), module)
+    with pytest.raises(TypeError, match="real floating dtype"):
+        Eigendistortion(torch.zeros(1, 1, 8, 8, dtype=torch.int64, device=torch_device), module)
+    with pytest.raises(TypeError, match="real floating dtype"):
+        Eigendistortion(torch.zeros(1, 4, dtype=torch.complex64, device=torch_device), module)
+    with pytest.warns(UserWarning, match="range is"):
+        Eigendistortion(3 * torch.rand(1, 1, 8, 8, device=torch_device), module)
+    with pytest.warns(UserWarning, match="4d inputs"):
+        e = Eigendistortion(torch.rand(1, 8, 8, device=torch_device), lambda t: 2 * t)
+    quiet(e, "eigsh", k=1)
+    assert e.eigendistortions.shape == (2, 8, 8)
+    with pytest.raises(ValueError, match="image contains NaN or infinite values"):
+        Eigendistortion(torch.full((1, 1, 4, 4), float("nan"), device=torch_device), module)
+    with pytest.raises(TypeError, match="module's parameters have torch.float32"):
+        Eigendistortion(torch.rand(1, 1, 8, 8, dtype=torch.float64, device=torch_device), module)
+    with pytest.warns(UserWarning, match="training mode"):
+        Eigendistortion(torch.rand(1, 1, 8, 8, device=torch_device), module.train())
+
+
+def test_one_dimensional_linear_model_tutorial(torch_device):
+    """plenoptic's tutorial: nn.Linear(25, 10) on ones(25). J = W; 10 non-zero eigenvalues,
+    15 zeros; the bottom eigendistortion lies in W's null space."""
+    torch.manual_seed(0)
+    lin = torch.nn.Linear(25, 10, bias=False).to(torch_device, torch.float64).eval()
+    x = torch.ones(25, dtype=torch.float64, device=torch_device)
+    with pytest.warns(UserWarning, match="4d inputs"):
+        e = Eigendistortion(x, lin)
+    quiet(e, "exact")
+    W = lin.weight.detach()
+    torch.testing.assert_close(e.jacobian, W)
+    lam = torch.linalg.svdvals(W) ** 2
+    torch.testing.assert_close(e.eigenvalues[:10], lam)
+    assert e.eigenvalues[10:].abs().max() < 1e-14
+    assert e.eigendistortions.shape == (25, 25)
+    for method in ("power", "eigsh"):
+        with pytest.warns(UserWarning, match="4d inputs"):
+            e = Eigendistortion(x, lin)
+        quiet(e, method, max_iter=2000)
+        assert e.eigenindex.tolist() == [0, 24]
+        assert torch.linalg.vector_norm(W @ e.eigendistortions[1]) < 1e-6  # null space
+        torch.testing.assert_close(e.eigenvalues[0], lam[0])
+
+
+def test_tuple_outputs_and_y_equals_3x(torch_device):
+    """Outputs that are tuples are concatenated; for y = 3x every eigenvalue is 9."""
+    x = torch.rand(1, 1, 5, 1, dtype=torch.float64, device=torch_device)
+    e = quiet(Eigendistortion(x, lambda t: (3 * t, t[..., :2, :])), "exact")
+    lam = e.eigenvalues.cpu().numpy()
+    np.testing.assert_allclose(np.sort(lam), [9, 9, 9, 10, 10], rtol=1e-12)
+    e = quiet(Eigendistortion(x, lambda t: 3 * t), "power", k=2, max_iter=5)
+    np.testing.assert_allclose(np.sqrt(e.eigenvalues.cpu().numpy()), 3, rtol=1e-12)
+
+
+def test_attributes_to_and_resume(torch_device):
+    module = net(torch_device, torch.float32)
+    x = image(torch_device, torch.float32)
+    e = Eigendistortion(x, module)
+    assert e.eigenvalues is None and e.jacobian is None and e.model is module
+    assert repr(e).startswith("Eigendistortion(\n  image = torch.Size([1, 1, 16, 16])")
+    quiet(e, "eigsh", k=2)
+    e.to(torch.float64)
+    assert e.image.dtype == torch.float64 and e.eigendistortions.dtype == torch.float64
+    assert e.eigenindex.dtype == torch.int64 and module[0].weight.dtype == torch.float64
+    quiet(e, "power", max_iter=5)  # synthesis resumes on the cast model
+    assert e.eigenvalues.dtype == torch.float64 and e.method == "power"
+
+
+def test_default_rng_is_torch_global_generator(torch_device):
+    module = net(torch_device, torch.float64)
+    x = image(torch_device, torch.float64)
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(5)
+        runs.append(quiet(Eigendistortion(x, module), "power", max_iter=3).eigenvalues)
+    torch.testing.assert_close(runs[0], runs[1], rtol=0, atol=0)
+
+
+def test_save_load(torch_device, tmp_path):
+    module = net(torch_device, torch.float32)
+    x = image(torch_device, torch.float32)
+    e = quiet(Eigendistortion(x, module), "eigsh", k=1, rng=0)
+    e.save(tmp_path / "e.pt")
+    f = Eigendistortion(x, module)
+    f.load(tmp_path / "e.pt", map_location=str(torch_device))
+    assert torch.equal(f.eigenvalues, e.eigenvalues) and f.eigenvalues.device == x.device
+    with pytest.raises(ValueError, match="model output have different values"):
+        Eigendistortion(x, torch.nn.Sequential(module, torch.nn.Softplus()).eval()).load(
+            tmp_path / "e.pt"
+        )
+    with pytest.raises(ValueError, match="attribute image have different values"):
+        Eigendistortion(image(torch_device, torch.float32, seed=1), module).load(tmp_path / "e.pt")
+    with pytest.raises(TypeError, match="not a pickle"):
+        Eigendistortion(x, module).load(tmp_path / "e.pt", weights_only=True)
+    with pytest.raises(ValueError, match="just-initialized"):
+        f.load(tmp_path / "e.pt")
+
+
+# -- plenoptic's models and documented values (plenoptic installed) ---------------------------
+def _po():
+    po = pytest.importorskip("plenoptic")
+    warnings.simplefilter("ignore")
+    return po
+
+
+def test_plenoptic_lgc_equals_refimpl_explicit_model(torch_device):
+    po = _po()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        pm = po.models.LuminanceGainControl(
+            31, pad_mode="circular", pretrained=True, cache_filt=True
+        )
+    pm = pm.to(torch_device, torch.float64).eval()
+    po.remove_grad(pm)
+    f32 = lambda v: float(np.float32(v))  # noqa: E731
+    ours = rm.LuminanceGainControl(
+        31, center_std=f32(1.962), surround_std=f32(4.235), luminance_std=f32(4.235),
+        luminance_scalar=f32(14.95), pad_mode="circular", backend="numpy",
+    )  # fmt: skip
+    x = image(torch_device, torch.float64)
+    a = quiet(Eigendistortion(x, pm), "eigsh", k=2, rng=0)
+    b = quiet(RefEigendistortion(x.cpu().numpy(), ours), "eigsh", k=2, rng=0)
+    np.testing.assert_allclose(a.eigenvalues.cpu().numpy()[:2], b.eigenvalues[:2], rtol=1e-6)
+    assert a.convergence["bottom"]["converged"] and b.convergence["bottom"]["converged"]
+
+
+def test_plenoptic_documented_exact_values():
+    """Docstring of plenoptic's Eigendistortion: Gaussian(10, circular) on
+    blur_downsample(einstein(), 3) (32 x 32): exact top eigenvalue 1.0000, 1024 values,
+    jacobian (1024, 1024) with first entry 0.0210."""
+    po = _po()
+    from plenoptic.process import blur_downsample
+
+    img = blur_downsample(po.data.einstein(), n_scales=3)
+    model = po.models.Gaussian(10, pad_mode="circular").eval()
+    po.remove_grad(model)
+    e = quiet(Eigendistortion(img, model), "exact")
+    assert len(e.eigenvalues) == 1024 and e.jacobian.shape == (1024, 1024)
+    assert round(e.eigenvalues[0].item(), 4) == 1.0
+    assert round(e.jacobian[0, 0].item(), 4) == 0.0210
+    e = quiet(Eigendistortion(img, model), "randomized_svd", p=20, q=10, rng=0)
+    assert round(e.eigenvalues[0].item(), 4) == 1.0 and e.eigenvalues.shape == (1,)

@@ -1,0 +1,268 @@
+"""refimpl.torch front end: bit-identical to rai_toolbox 0.2.1, nn.Module behaviour, bad input.
+
+Torch-only: parametrised by the ``torch_device`` / ``torch_dtype`` fixtures (CPU, and CUDA when
+present); the comparisons with the documented library skip when rai_toolbox is not installed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+KINDS = ("l1", "l2", "linf")
+CASES = [  # shape, param_ndim
+    ((2, 3), -1),
+    ((4, 5, 6), None),
+    ((4, 5, 6), 1),
+    ((7,), 0),
+    ((), None),
+    ((3, 17), 1),
+    ((1, 40), -1),
+    ((20, 300), -1),
+]
+
+
+@pytest.fixture
+def rai():
+    return pytest.importorskip("rai_toolbox.perturbations")
+
+
+def fronts(kind):
+    import refimpl.torch as bt
+
+    return getattr(bt, f"uniform_like_{kind}_n_ball_")
+
+
+def assert_same_draw(ours, theirs, make, seed=0, **kw):
+    """Both in-place samplers on fresh tensors from ``make()`` with equally seeded CPU
+    generators: identical values and identical final generator states."""
+    import torch
+
+    g1, g2 = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed)
+    a, b = make(), make()
+    assert ours(a, generator=g1, **kw) is None
+    theirs(b, generator=g2, **kw)
+    assert torch.equal(a, b), f"values differ (max {float((a - b).abs().max())})"
+    assert torch.equal(g1.get_state(), g2.get_state()), "generator states differ"
+    return a
+
+
+# -- bit identity with the documented library -------------------------------------------------
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("shape, param_ndim", CASES)
+@pytest.mark.parametrize("eps", [1.0, 0.3])
+def test_samplers_bit_identical_to_rai(
+    torch_device, rai, torch_dtype, kind, shape, param_ndim, eps
+):
+    import torch
+
+    theirs = getattr(rai, f"uniform_like_{kind}_n_ball_")
+    out = assert_same_draw(
+        fronts(kind),
+        theirs,
+        lambda: torch.zeros(shape, dtype=torch_dtype, device=torch_device),
+        seed=len(shape) + 7,
+        epsilon=eps,
+        param_ndim=param_ndim,
+    )
+    assert out.device == torch.zeros((), device=torch_device).device and out.dtype == torch_dtype
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("half", ["float16", "bfloat16"])
+def test_16_bit_samplers_bit_identical_to_rai(torch_device, rai, kind, half):
+    """Issue 11 item 9: bfloat16 (and float16) are drawn natively, as the documented library
+    does, so values and generator states match it bit for bit."""
+    import torch
+
+    dt = getattr(torch, half)
+    out = assert_same_draw(
+        fronts(kind),
+        getattr(rai, f"uniform_like_{kind}_n_ball_"),
+        lambda: torch.zeros(20, 7, dtype=dt, device=torch_device),
+        seed=3,
+        epsilon=0.5,
+    )
+    assert out.dtype == dt and bool(out.abs().max() > 0)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_refimpl_with_int_seed_is_rais_manual_seed(torch_device, rai, torch_dtype, kind):
+    """refimpl on torch CPU tensors with rng=s draws what rai does with Generator().manual_seed(s)
+    (on CUDA an int seed seeds a CUDA generator, whose stream differs)."""
+    import torch
+
+    from refimpl.perturbations import samplers
+
+    if torch.device(torch_device).type != "cpu":
+        pytest.skip("an int seed makes a generator on the tensor's device")
+    x = torch.zeros(6, 5, dtype=torch_dtype)
+    ours = getattr(samplers, f"uniform_like_{kind}_n_ball")(x, 2.0, -1, rng=42)
+    theirs = torch.zeros(6, 5, dtype=torch_dtype)
+    getattr(rai, f"uniform_like_{kind}_n_ball_")(
+        theirs, 2.0, -1, generator=torch.Generator().manual_seed(42)
+    )
+    assert torch.equal(ours, theirs) and torch.equal(x, torch.zeros_like(x))
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("layout", ["transposed", "channels_last", "strided"])
+def test_memory_order_like_rai(torch_device, rai, kind, layout):
+    """Linf fills in memory order (empty_like keeps strides); l1/l2 in row-major order."""
+    import torch
+
+    def make():
+        if layout == "transposed":
+            return torch.zeros(3, 2, device=torch_device).T
+        if layout == "channels_last":
+            return torch.zeros(2, 3, 4, 5, device=torch_device).to(
+                memory_format=torch.channels_last
+            )
+        return torch.zeros(4, 6, device=torch_device)[:, ::2]
+
+    theirs = getattr(rai, f"uniform_like_{kind}_n_ball_")
+    assert_same_draw(fronts(kind), theirs, make, seed=5, param_ndim=None)
+
+
+@given(
+    shape=st.lists(st.integers(1, 5), min_size=0, max_size=3).map(tuple),
+    data=st.data(),
+    eps=st.floats(1e-3, 1e3, allow_nan=False, allow_infinity=False),
+    kind=st.sampled_from(KINDS),
+    seed=st.integers(0, 2**31 - 1),
+)
+def test_property_bit_identical_to_rai(
+    torch_device, rai, torch_dtype, shape, data, eps, kind, seed
+):
+    import torch
+
+    ndim = len(shape)
+    param_ndim = data.draw(st.one_of(st.none(), st.integers(-ndim, ndim)))
+    theirs = getattr(rai, f"uniform_like_{kind}_n_ball_")
+    make = lambda: torch.zeros(shape, dtype=torch_dtype, device=torch_device)  # noqa: E731
+    assert_same_draw(fronts(kind), theirs, make, seed=seed, epsilon=eps, param_ndim=param_ndim)
+
+
+def test_default_generator_like_rai(torch_device, rai):
+    import torch
+
+    a, b = torch.zeros(4, 3, device=torch_device), torch.zeros(4, 3, device=torch_device)
+    torch.manual_seed(1234)
+    fronts("l1")(a)
+    torch.manual_seed(1234)
+    rai.uniform_like_l1_n_ball_(b)
+    assert torch.equal(a, b)
+    torch.manual_seed(1234)
+    fronts("l2")(a, generator=None)  # None: the default generator (rai: AttributeError)
+    torch.manual_seed(1234)
+    rai.uniform_like_l2_n_ball_(b)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("delta_ndim, seed, reduction", [(None, 0, "sum"), (-1, 1, "mean")])
+def test_additive_perturbation_like_rai(
+    torch_device, rai, torch_dtype, delta_ndim, seed, reduction
+):
+    """The documented examples: delta, forward and gradients identical to the release."""
+    import torch
+
+    import refimpl.torch as bt
+
+    data = torch.ones(3, 2, 2, dtype=torch_dtype, device=torch_device)
+    models = []
+    for mod in (bt, rai):
+        p = mod.AdditivePerturbation(
+            data_or_shape=data,
+            delta_ndim=delta_ndim,
+            init_fn=mod.uniform_like_l1_n_ball_,
+            generator=torch.Generator().manual_seed(seed),
+        )
+        y = p(data)
+        (y**2).sum().backward() if reduction == "sum" else (y**2).mean().backward()
+        models.append((p, y))
+    (ours, y1), (theirs, y2) = models
+    assert isinstance(ours.delta, torch.nn.Parameter) and ours.delta.requires_grad
+    assert ours.delta.dtype == torch_dtype and ours.delta.device == data.device
+    assert torch.equal(ours.delta, theirs.delta)
+    assert torch.equal(y1, y2)
+    assert torch.equal(ours.delta.grad, theirs.delta.grad)
+    assert list(dict(ours.named_parameters())) == ["delta"]
+    # the explicit protocol agrees with autograd
+    u = 2 * y1.detach() if reduction == "sum" else 2 * y1.detach() / y1.numel()
+    torch.testing.assert_close(ours.vjp_delta(data, u), ours.delta.grad, rtol=1e-6, atol=0)
+
+
+@pytest.mark.parametrize("delta_ndim", [None, -3, -2, -1, 0, 1, 2, 3])
+def test_delta_ndim_in_range_like_rai(torch_device, rai, delta_ndim):
+    import torch
+
+    import refimpl.torch as bt
+
+    data = torch.zeros(3, 4, 5, device=torch_device)
+    ours = bt.AdditivePerturbation(data, delta_ndim=delta_ndim)
+    theirs = rai.AdditivePerturbation(data, delta_ndim=delta_ndim)
+    assert ours.delta.shape == theirs.delta.shape
+
+
+def test_shape_only_uses_torch_defaults(torch_device):
+    import torch
+
+    import refimpl.torch as bt
+
+    p = bt.AdditivePerturbation((3, 2), device=torch_device)
+    assert p.delta.dtype == torch.get_default_dtype() and p.delta.shape == (3, 2)
+    q = bt.AdditivePerturbation(torch.zeros(2, dtype=torch.float64), dtype=torch.float32)
+    assert q.delta.dtype == torch.float32
+
+
+def test_init_fn_variants(torch_device):
+    """A plain in-place init works (it runs under no_grad); a functional one is copied in."""
+    import torch
+
+    import refimpl.torch as bt
+    from refimpl.perturbations import uniform_like_linf_n_ball
+
+    data = torch.zeros(2, 3, device=torch_device)
+    p = bt.AdditivePerturbation(data, init_fn=lambda d: d.add_(1.0))
+    assert torch.equal(p.delta.detach(), torch.ones_like(data)) and p.delta.requires_grad
+    g = torch.Generator().manual_seed(0)
+    q = bt.AdditivePerturbation(data, uniform_like_linf_n_ball, epsilon=0.5, rng=g)
+    expected = uniform_like_linf_n_ball(data, 0.5, rng=torch.Generator().manual_seed(0))
+    assert torch.equal(q.delta.detach(), expected)
+
+
+# -- bad input ---------------------------------------------------------------------------------
+def test_front_end_bad_input(torch_device):
+    import torch
+
+    import refimpl.torch as bt
+
+    x = torch.zeros(3, 4, 5, device=torch_device)
+    for kind in KINDS:
+        f = fronts(kind)
+        with pytest.raises(ValueError, match="epsilon"):
+            f(torch.zeros(2, 3), epsilon=-1.0)
+        with pytest.raises(ValueError, match="epsilon"):
+            f(torch.zeros(2, 3), epsilon=float("nan"))
+        with pytest.raises(TypeError, match="x must have a real (or complex )?floating dtype"):
+            f(torch.zeros(2, 3, dtype=torch.int64))
+        with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+            f(np.zeros((2, 3)))
+        with pytest.raises(TypeError, match="generator"):
+            f(torch.zeros(2, 3), generator=0)
+        with pytest.raises(ValueError, match="param_ndim"):
+            f(torch.zeros(2, 3), param_ndim=3)
+    with pytest.raises(ValueError, match="delta_ndim"):
+        bt.AdditivePerturbation(x, delta_ndim=4)  # rai: silently (5,)
+    with pytest.raises(TypeError, match="init_fn"):
+        bt.AdditivePerturbation(x, init_fn=3)
+    with pytest.raises(TypeError, match="generator"):
+        bt.AdditivePerturbation(x, generator=torch.Generator())  # kwargs but no init_fn
+    with pytest.raises(TypeError, match="dtype"):
+        bt.AdditivePerturbation(x, dtype=torch.int32)
+    with pytest.raises(TypeError, match="data_or_shape"):
+        bt.AdditivePerturbation(3)
+    with pytest.raises(ValueError, match="init_fn returned"):
+        bt.AdditivePerturbation(x, init_fn=lambda d: torch.zeros(2))
