@@ -16,8 +16,9 @@
   differently).
 * XLA on CPU flushes subnormal numbers to zero and divides by multiplying with the
   reciprocal, so float32 values within a factor 1e38 of the overflow threshold lose what the
-  other backends keep (``x / max|x|`` at 3e38 is 0 here): the one hardening test that
-  differs on jax is marked as an expected failure with this reason.
+  other backends keep (``x / max|x|`` at 3e38 is 0 here): the one test that differs on
+  jax (``tests/test_ops.py::test_float32_norms_near_overflow_and_underflow``) is marked as
+  an expected failure with this reason.
 * Arrays are immutable: refimpl updates arrays functionally (``array_api_extra.at``), which
   returns new arrays on JAX.
 """

@@ -169,6 +169,28 @@ def tol(dtype_name: str) -> dict[str, float]:
     ]
 
 
+def has_dtype(backend: BackendUnderTest, name: str) -> bool:
+    """Whether the backend's namespace has the dtype ``name`` (array_api_strict has no 16-bit
+    floats, numpy no bfloat16)."""
+    return getattr(backend.xp, name, None) is not None
+
+
+def arr(backend: BackendUnderTest, values: Any, dtype: str = "float64") -> Any:
+    """``values`` as an array of the backend in ``dtype``; skips when it has no such dtype."""
+    if not has_dtype(backend, dtype):
+        pytest.skip(f"{backend.name} has no {dtype}")
+    return backend.asarray(np.asarray(values, dtype=np.float64), dtype=dtype)
+
+
+def as64(backend: BackendUnderTest, x: Any) -> np.ndarray:
+    """A float64 (complex128 for complex input) numpy copy; bfloat16 goes through float32."""
+    xp = backend.xp
+    if backend.name == "torch" and x.dtype == xp.bfloat16:
+        x = xp.astype(x, xp.float32)
+    a = backend.to_numpy(x)
+    return a.astype(np.complex128 if np.iscomplexobj(a) else np.float64)
+
+
 #: torch devices for torch-only tests (front ends, as_model): parametrise over these, not over
 #: every backend. CUDA skips with a reason when absent.
 TORCH_DEVICES = ["cpu", "cuda"]

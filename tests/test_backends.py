@@ -39,6 +39,27 @@ def test_missing_library_says_what_to_install(monkeypatch):
     assert isinstance(info.value, ImportError)
 
 
+def test_install_hint_names_existing_extras(monkeypatch):
+    import importlib
+    import importlib.metadata
+
+    extras = set(importlib.metadata.metadata("refimpl").get_all("Provides-Extra") or ())
+    assert {"torch", "cupy", "test"} <= extras
+    real_import = importlib.import_module
+
+    def fail(name, *a, **k):
+        if name in ("torch", "cupy", "array_api_strict", "numpy", "jax"):
+            raise ImportError(f"No module named {name!r}")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(importlib, "import_module", fail)
+    for name, adapter in backends.registry.ADAPTERS.items():
+        reason = adapter.unavailable_reason()
+        assert reason is not None and adapter.package in reason
+        named = [w.split("[", 1)[1].rstrip("])'\",.") for w in reason.split() if "refimpl[" in w]
+        assert all(e in extras for e in named), (name, reason)
+
+
 def test_cupy_without_gpu_is_unavailable_with_a_reason():
     reason = ADAPTERS["cupy"].unavailable_reason()
     if reason is None:

@@ -1,14 +1,19 @@
 """The shims for operations the standard lacks, on every backend, against numpy and against
-their pure-standard fallbacks."""
+their pure-standard fallbacks; and the robust row norms refimpl.optim builds on them (16-bit
+input, overflow, underflow, infinite entries)."""
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import refimpl.optim as ro
 from backends import ops
+from tests.conftest import arr, as64
 
 
 def _distinct(rng: np.random.Generator, shape) -> np.ndarray:
@@ -168,3 +173,67 @@ def test_vector_norm_native_matches_fallback(backend, name, ord):
         out = ops.vector_norm(x, ord=ord, axis=1, keepdims=True, native=native)
         backend.assert_same_place(out, x.dtype)
         np.testing.assert_allclose(backend.to_numpy(out).astype(np.float64), ref, rtol=tol)
+
+
+# -- robust row norms in refimpl.optim: overflow, underflow, infinite entries ------------------
+def test_float16_norms_do_not_overflow(backend):
+    x = arr(backend, np.full(10, 300.0), "float16")
+    want = np.full(10, 1 / math.sqrt(10))
+    y = ro.project_l2_ball(x, 1.0)
+    backend.assert_same_place(y, x.dtype)
+    np.testing.assert_allclose(as64(backend, y), want, rtol=2e-3)
+    v = ro.l2_direction(backend.xp.reshape(x, (1, 10)))
+    np.testing.assert_allclose(as64(backend, v)[0], want, rtol=2e-3)
+    # the L2 Frank-Wolfe step moves the parameter
+    opt = ro.l2_frank_wolfe(epsilon=1.0, param_ndim=None)
+    p = arr(backend, np.zeros(10), "float16")
+    (new,), _ = opt.update([x], opt.init([p]), [p])
+    np.testing.assert_allclose(as64(backend, new), -want, rtol=2e-3)
+    # L1: the row sum 10^5 overflows float16
+    big = arr(backend, np.full(100, 1000.0), "float16")
+    np.testing.assert_allclose(as64(backend, ro.project_l1_ball(big, 1.0)), 0.01, rtol=2e-3)
+    np.testing.assert_allclose(
+        as64(backend, ro.normalize_gradient(big, 1, param_ndim=None)), 0.01, rtol=2e-3
+    )
+
+
+@pytest.mark.parametrize("scale", [3e38, 1e-30])
+def test_float32_norms_near_overflow_and_underflow(backend, scale, request):
+    if backend.name == "jax" and scale > 1:
+        request.applymarker(
+            pytest.mark.xfail(
+                strict=True,
+                reason="XLA on CPU flushes subnormals to zero and divides by multiplying with "
+                "the reciprocal: x / max|x| at 3e38 is 3e38 * 3.3e-39 = 3e38 * 0 = 0",
+            )
+        )
+    x = arr(backend, np.full((2, 10), scale), "float32")
+    want = np.full((2, 10), 1 / math.sqrt(10))
+    np.testing.assert_allclose(as64(backend, ro.l2_direction(x)), want, rtol=1e-5)
+    np.testing.assert_allclose(
+        as64(backend, ro.project_l2_ball(x, 1.0, param_ndim=-1)),
+        want if scale > 1 else np.full((2, 10), scale),
+        rtol=1e-5,
+    )
+    np.testing.assert_allclose(
+        as64(backend, ro.normalize_gradient(x, 1)), np.full((2, 10), 0.1), rtol=1e-5
+    )
+    if scale > 1:  # the L1 sum 3e39 overflows; theta = (3e39 - 1e38) / 10
+        np.testing.assert_allclose(
+            as64(backend, ro.project_l1_ball(x, 1e38, param_ndim=-1)), 1e37, rtol=1e-5
+        )
+
+
+def test_infinite_entries_take_the_limit(backend, dtype):
+    inf = math.inf
+    g = backend.asarray([[inf, 1.0], [-inf, inf], [3.0, 4.0]], dtype=dtype)
+    want_dir = np.array([[1.0, 0.0], [-(0.5**0.5), 0.5**0.5], [0.6, 0.8]])
+    np.testing.assert_allclose(as64(backend, ro.lmo_l2(g, 2.0)), -2 * want_dir, rtol=1e-6)
+    np.testing.assert_allclose(
+        as64(backend, ro.project_l2_ball(g, 2.0, param_ndim=-1)), 2 * want_dir, rtol=1e-6
+    )
+    np.testing.assert_allclose(
+        as64(backend, ro.project_l1_ball(g, 2.0, param_ndim=-1)),
+        [[2.0, 0.0], [-1.0, 1.0], [0.5, 1.5]],  # [3, 4]: theta = (7 - 2) / 2
+        rtol=1e-6,
+    )

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 import refimpl.optim as ro
-from tests.conftest import tol
+from refimpl.perturbations import (
+    uniform_like_l1_n_ball,
+    uniform_like_l2_n_ball,
+    uniform_like_linf_n_ball,
+)
+from tests.conftest import arr, as64, tol
 
 OPTS = {
     "l1": lambda eps, **kw: ro.l1_frank_wolfe(epsilon=eps, **kw),
@@ -18,6 +25,11 @@ OPTS = {
     "l1q_dq": lambda eps, **kw: ro.l1q_frank_wolfe(q=0.4, dq=0.3, epsilon=eps, rng=0, **kw),
 }
 NORM = {"l1": 1, "l1q": 1, "l1q_dq": 1, "l2": 2, "linf": np.inf}
+SAMPLERS = {
+    "l1": uniform_like_l1_n_ball,
+    "l2": uniform_like_l2_n_ball,
+    "linf": uniform_like_linf_n_ball,
+}
 
 
 @pytest.mark.parametrize("kind", sorted(OPTS))
@@ -129,6 +141,18 @@ def test_epsilon_per_group(backend):
     np.testing.assert_allclose(backend.to_numpy(nb), [-0.5, 0.5])
 
 
+def test_single_group_gradients_in_the_structure_of_params(backend):
+    a = arr(backend, [1.0, 1.0])
+    b = arr(backend, [2.0, 0.0])
+    opt = ro.LinfFrankWolfe([{"params": [a, b]}], epsilon=1.0, param_ndim=None)
+    g = arr(backend, [1.0, -1.0])
+    grads = [[g, g]]  # the structure of opt.params
+    assert len(opt.params) == 1 and len(opt.params[0]) == 2
+    out = opt.step(grads)
+    np.testing.assert_allclose(as64(backend, out[0][0]), [-1.0, 1.0])
+    np.testing.assert_allclose(as64(backend, out[0][1]), [-1.0, 1.0])
+
+
 def test_dq_draws_are_reproducible(backend):
     x = backend.asarray(np.ones((2, 6)), dtype="float32")
     grads = [
@@ -159,6 +183,37 @@ def test_projected_optimizers(backend, dtype):
     # parameters without gradient are still projected (documented behaviour)
     new = ro.LinfProjectedOptim([x], epsilon=1.0, lr=0.5).step([None])[0]
     np.testing.assert_allclose(backend.to_numpy(new), [[1.0, 1.0], [0.1, 0.0]], **t)
+
+
+# -- epsilon = 0 is the degenerate ball {0}: projections, LMOs, optimizers, samplers -----------
+def test_epsilon_zero_is_the_ball_of_zero(backend, dtype):
+    x = backend.asarray([[3.0, -4.0], [0.5, 0.0]], dtype=dtype)
+    zeros = np.zeros((2, 2))
+    for out in (
+        ro.project_l1_ball(x, 0.0, param_ndim=-1),
+        ro.project_l1_ball(x, 0.0, param_ndim=-1, method="michelot"),
+        ro.project_l2_ball(x, 0.0, param_ndim=-1),
+        ro.project_linf_ball(x, 0.0),
+        ro.lmo_l1(x, 0.0),
+        ro.lmo_l2(x, 0.0),
+        ro.lmo_linf(x, 0.0),
+        ro.lmo_l1q(x, 0.0, 0.5),
+        ro.L2ProjectedOptim([x], epsilon=0.0, lr=0.1).step([x])[0],
+        ro.LinfProjectedOptim([x], epsilon=0.0, lr=0.1).step([x])[0],
+        ro.L1qFrankWolfe([x], q=0.5, epsilon=0.0).step([x])[0],  # alpha = 1: onto {0}
+        *(SAMPLERS[k](x, 0.0, rng=0) for k in sorted(SAMPLERS)),
+    ):
+        backend.assert_same_place(out, dtype)
+        np.testing.assert_array_equal(np.abs(as64(backend, out)), zeros)
+    half = ro.L1FrankWolfe([x], epsilon=0.0, lr=0.5, use_default_lr_schedule=False).step([x])[0]
+    np.testing.assert_allclose(as64(backend, half), 0.5 * as64(backend, x))
+    for bad in (-1.0, math.nan, math.inf):
+        with pytest.raises(ValueError, match="epsilon"):
+            ro.project_l1_ball(x, bad)
+        with pytest.raises(ValueError, match="epsilon"):
+            ro.l1_frank_wolfe(epsilon=bad)
+        with pytest.raises(ValueError, match="epsilon"):
+            uniform_like_l1_n_ball(x, bad)
 
 
 @pytest.mark.parametrize(
@@ -194,6 +249,20 @@ def test_projected_optimizers(backend, dtype):
 def test_bad_options(make, exc, words, backend):
     with pytest.raises(exc, match=words):
         make()
+
+
+def test_step_size_top_q_count_and_duality_gap_bad_input(backend):
+    with pytest.raises(ValueError, match="k"):
+        ro.fw_step_size(2.0, -2)
+    with pytest.raises(ValueError, match="lr"):
+        ro.fw_step_size(-1.0, 0)
+    with pytest.raises(ValueError, match="q"):
+        ro.top_q_count(2.0, 5)
+    with pytest.raises(ValueError, match="d"):
+        ro.top_q_count(0.5, -1)
+    g, p = arr(backend, [[1.0, 2.0]]), arr(backend, [[1.0], [2.0]])
+    with pytest.raises(ValueError, match="shape"):
+        ro.duality_gap(g, p, g)
 
 
 def test_bad_arrays(backend):

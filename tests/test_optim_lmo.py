@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import refimpl.optim as ro
 from refimpl.optim import lmo_l1, lmo_l1q, lmo_l2, lmo_linf
-from tests.conftest import tol
+from tests.conftest import arr, tol
 
 finite = st.floats(-10, 10, allow_nan=False, width=32)
 
@@ -77,6 +78,20 @@ def test_l1_lmo_first_index_among_maxima(backend):
     np.testing.assert_array_equal(backend.to_numpy(s), [[0.0, 1.0, 0.0, 0.0]])
 
 
+def test_l1_paths_accept_empty_rows(backend, dtype):
+    g = backend.xp.zeros((5, 0), dtype=dtype, device=backend.device)
+    for out in (
+        ro.lmo_l1(g, 1.0),
+        ro.l1_direction(g),
+        ro.project_l1_ball(g, 1.0, param_ndim=-1),
+        ro.project_l1_ball(g, 1.0, param_ndim=-1, method="michelot"),
+        ro.L1FrankWolfe([g], epsilon=1.0).step([g])[0],
+        ro.l1q_direction(g, 0.5),
+    ):
+        backend.assert_same_place(out, dtype)
+        assert tuple(out.shape) == (5, 0)
+
+
 def test_l1q_lmo_in_ball_and_limits(backend, dtype):
     g = np.random.default_rng(2).standard_normal((3, 10))
     x = backend.asarray(g, dtype=dtype)
@@ -95,3 +110,16 @@ def test_bad_epsilon(backend, eps):
     for lmo in (lmo_l1, lmo_l2, lmo_linf):
         with pytest.raises(ValueError, match="epsilon"):
             lmo(g, eps)
+
+
+def test_complex_input_to_the_lmos_is_rejected(backend):
+    g = arr(backend, [1.0, -2.0], "complex64")
+    for call in (
+        lambda: ro.lmo_l1(g, 1.0),
+        lambda: ro.lmo_l2(g, 1.0),
+        lambda: ro.lmo_linf(g, 1.0),
+        lambda: ro.lmo_l1q(g, 1.0, 0.5),
+        lambda: ro.sign_gradient(g),
+    ):
+        with pytest.raises(TypeError, match="real floating"):
+            call()

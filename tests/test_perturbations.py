@@ -8,8 +8,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import backends
-from refimpl.perturbations import AdditivePerturbation, uniform_like_l1_n_ball
-from tests.conftest import tol
+from refimpl.perturbations import (
+    AdditivePerturbation,
+    uniform_like_l1_n_ball,
+    uniform_like_l2_n_ball,
+)
+from tests.conftest import arr, as64, tol
 
 DATA_SHAPE = (3, 4, 5)
 ALL_DELTA_NDIM = [None, *range(-3, 4)]
@@ -207,6 +211,18 @@ def test_property_vjp_delta_shapes(backend, shape, data):
     np.testing.assert_allclose(backend.to_numpy(p.vjp_delta(x, u)), ref, rtol=1e-12, atol=1e-12)
 
 
+# -- complex dtypes -----------------------------------------------------------------------------
+def test_complex_data_is_accepted(backend):
+    x = arr(backend, np.ones((3, 2)), "complex64")
+    p = AdditivePerturbation(x, uniform_like_l2_n_ball, delta_ndim=-1, epsilon=0.5, rng=0)
+    assert p.delta.dtype == x.dtype and tuple(p.delta.shape) == (2,)
+    y = p(x)
+    backend.assert_same_place(y, x.dtype)
+    u = backend.xp.ones((3, 2), dtype=x.dtype, device=backend.device) * (1 + 2j)
+    np.testing.assert_allclose(as64(backend, p.vjp_delta(x, u)), np.full(2, 3 + 6j))
+    np.testing.assert_allclose(as64(backend, p.jvp(x, u)), np.full((3, 2), 1 + 2j))
+
+
 # -- bad input -----------------------------------------------------------------------------
 @pytest.mark.parametrize("delta_ndim", [4, 5, -4, 99])
 def test_delta_ndim_out_of_range(backend, delta_ndim):
@@ -253,12 +269,29 @@ def test_bad_call_arguments(backend):
     with pytest.raises(ValueError, match="u must have the shape"):
         p.vjp_delta(x, rand(backend, (2, 2), f32))
     with pytest.raises(TypeError, match="one array library"):
-        p(np.ones((3, 2), dtype=np.float32) if backend.name != "numpy" else _other(backend))
+        p(np.ones((3, 2), dtype=np.float32) if backend.name != "numpy" else _strict((3, 2)))
     with pytest.raises(ValueError, match="delta must keep the shape"):
         p.delta = rand(backend, (3,), f32)
 
 
-def _other(backend):
-    import array_api_strict
+def test_jvp_and_vjp_check_namespace_and_device(backend):
+    x = arr(backend, np.ones((3, 2)), "float32")
+    p = AdditivePerturbation(x, delta_ndim=-1)
+    other = np.ones((3, 2), np.float32) if backend.name != "numpy" else _strict((3, 2))
+    for f in (p.jvp, p.vjp):
+        with pytest.raises(TypeError, match="one array library"):
+            f(x, other)
+    with pytest.raises(TypeError, match="one array library"):
+        p.jvp_delta(x, other[0, ...])
+    if backend.name == "array_api_strict":
+        xp = backend.xp
+        on_cpu = xp.ones((2,), dtype=xp.float32, device=xp.__array_namespace_info__().devices()[0])
+        for f in (p.jvp_delta, p.vjp_delta):
+            with pytest.raises(ValueError, match="devices"):
+                f(x, on_cpu if f is p.jvp_delta else xp.ones((3, 2), dtype=xp.float32))
 
-    return array_api_strict.ones((3, 2), dtype=array_api_strict.float32)
+
+def _strict(shape):
+    import array_api_strict as xs
+
+    return xs.ones(shape, dtype=xs.float32)

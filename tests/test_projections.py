@@ -9,8 +9,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+import refimpl.optim as ro
 from refimpl.optim import project_l1_ball, project_l2_ball, project_linf_ball
-from tests.conftest import tol
+from tests.conftest import arr, as64, tol
 
 vec = st.lists(st.floats(-100, 100, allow_nan=False, width=32), min_size=1, max_size=12)
 radius = st.floats(0.01, 50)
@@ -120,6 +121,32 @@ def test_l1_projection_exact_on_tied_grid_inputs(backend, dtype_name, method, km
             2**-22 * scale if dtype_name != "float64" else 0
         ), "outside the ball"
         assert np.all(np.sign(out) * np.sign(row) >= 0)  # no sign flips
+
+
+# -- L1 projection: a tie at the threshold, 16-bit input ---------------------------------------
+@pytest.mark.parametrize("method", ["sort", "michelot"])
+def test_l1_projection_with_a_tie_at_the_threshold(backend, dtype, method):
+    """|x_0| = 0.36 equals theta = 0.7 - 0.34: the fixed point used to oscillate."""
+    x = backend.asarray([0.36, -0.1, -0.7], dtype=dtype)
+    y = ro.project_l1_ball(x, 0.34, method=method)
+    backend.assert_same_place(y, dtype)
+    np.testing.assert_allclose(as64(backend, y), [0.0, 0.0, -0.34], atol=1e-6)
+    # many tied rows at once (vectorised): each row finishes in finite time
+    rows = backend.xp.reshape(
+        backend.asarray(np.tile([0.36, -0.1, -0.7], 2000), dtype=dtype), (2000, 3)
+    )
+    out = as64(backend, ro.project_l1_ball(rows, 0.34, param_ndim=-1, method=method))
+    np.testing.assert_allclose(out, np.tile([0.0, 0.0, -0.34], (2000, 1)), atol=1e-6)
+
+
+@pytest.mark.parametrize("method", ["sort", "michelot"])
+def test_float16_l1_projection_stays_in_the_ball(backend, method):
+    """Accumulated in float16, the sums drift by percents; in float32 and rounded toward 0,
+    the projection never leaves the ball."""
+    x = arr(backend, np.random.default_rng(0).standard_normal((300, 50)) * 30, "float16")
+    y = as64(backend, ro.project_l1_ball(x, 3.0, param_ndim=-1, method=method))
+    assert np.abs(y).sum(axis=1).max() <= 3.0
+    np.testing.assert_allclose(np.abs(y).sum(axis=1), 3.0, rtol=2e-3)
 
 
 @given(x=vec, z=vec, eps=radius)

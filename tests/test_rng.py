@@ -6,10 +6,14 @@ import math
 
 import numpy as np
 import pytest
+from scipy import stats
 
 import backends
+import refimpl.optim as ro
 from backends.rng import HostRng, Rng, as_rng
 from backends.torch import TorchRng
+from refimpl.perturbations import uniform_like_l2_n_ball
+from tests.conftest import arr, as64
 
 METHODS = ["uniform", "normal", "exponential", "gumbel"]
 
@@ -121,6 +125,16 @@ def test_uniform_bounds_and_scaling(backend, dtype):
     assert abs(y.mean() - 10.0) < 6 * 0.5 / math.sqrt(5000)
 
 
+def test_uniform_wide_interval_stays_finite(backend, dtype):
+    r = backend.adapter.rng(0, device=backend.device)
+    big = 1e308 if backend.dtype_name(dtype) == "float64" else 3e38
+    u = as64(backend, r.uniform((1000,), dtype=dtype, low=-big, high=big))
+    assert np.all(np.isfinite(u)) and u.min() >= -big and u.max() <= big
+    assert stats.kstest(u / big, "uniform", args=(-1, 2)).pvalue > 1e-4  # false-fail 1e-4
+    with pytest.raises(ValueError, match="high"):
+        r.uniform((3,), dtype=dtype, low=0.0, high=math.inf)
+
+
 class _EdgeRng(HostRng):
     """Returns the extreme uniforms: 0, the largest value below 1 of the dtype, and 1 itself
     (what rounding a draw near the top to a narrow dtype can give)."""
@@ -193,6 +207,41 @@ def test_bad_input():
         r.integers(3, 3, (2,))
     with pytest.raises(ValueError, match="non-negative sizes"):
         r.uniform((-1,), dtype="float64")
+
+
+def test_bad_draw_arguments(backend):
+    r = backend.adapter.rng(0, device=backend.device)
+    f = backend.dtype("float32")
+    with pytest.raises(TypeError, match="shape"):
+        r.uniform((2.7,), dtype=f)
+    with pytest.raises(TypeError, match="shape"):
+        r.uniform((True,), dtype=f)
+    with pytest.raises(ValueError, match="scale"):
+        r.normal((2,), dtype=f, scale=-1.0)
+    with pytest.raises(ValueError, match="scale"):
+        r.exponential((2,), dtype=f, scale=-1.0)
+    with pytest.raises(ValueError, match="loc"):
+        r.gumbel((2,), dtype=f, loc=math.nan)
+    with pytest.raises(TypeError, match="low"):
+        r.integers(0.5, 3, (2,))
+    with pytest.raises(TypeError, match="high"):
+        r.integers(0, 3.5, (2,))
+
+
+def test_seed_range_optimizer_state_and_sample_q_rng(backend):
+    x = arr(backend, np.ones((2, 3)), "float32")
+    for bad in (2**64, 2**70):
+        with pytest.raises(ValueError, match="rng"):
+            uniform_like_l2_n_ball(x, rng=bad)
+    uniform_like_l2_n_ball(x, rng=2**64 - 1)  # the largest accepted seed
+    opt = ro.l1_frank_wolfe(epsilon=1.0)
+    with pytest.raises(TypeError, match="state"):
+        opt.update([x], None, [x])
+    q1 = ro.sample_q(0.5, 0.2, 7, like=x)
+    q2 = ro.sample_q(0.5, 0.2, 7, like=x)
+    assert q1 == q2 and 0.3 <= q1 < 0.7
+    with pytest.raises(TypeError, match="rng"):
+        ro.sample_q(0.5, 0.2, "seed", like=x)
 
 
 def test_torch_generator_for_another_backend_is_refused():

@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 from scipy import stats
 
 import backends
-from refimpl.perturbations import samplers
-from tests.conftest import tol
+from refimpl.perturbations import samplers, uniform_like_l1_n_ball
+from tests.conftest import arr, as64, has_dtype, tol
 
 KINDS = ("l1", "l2", "linf")
 ORD = {"l1": 1, "l2": 2, "linf": np.inf}
@@ -29,6 +29,9 @@ N_ROWS = 8000
 
 def sampler(kind: str):
     return getattr(samplers, f"uniform_like_{kind}_n_ball")
+
+
+SAMPLERS = {kind: sampler(kind) for kind in KINDS}
 
 
 def native_generator(backend, seed: int):
@@ -203,6 +206,56 @@ def test_empty_rows_and_empty_batches(backend):
             assert tuple(out.shape) == shape
 
 
+# -- bfloat16, a huge epsilon, complex dtypes --------------------------------------------------
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_bfloat16_is_sampled(backend, kind):
+    if not has_dtype(backend, "bfloat16"):
+        pytest.skip(f"{backend.name} has no bfloat16")
+    x = backend.xp.zeros((300, 4), dtype=backend.xp.bfloat16, device=backend.device)
+    for rng in (0, np.random.default_rng(0)):  # native generator, and numpy's (float32, cast)
+        out = SAMPLERS[kind](x, 2.0, rng=rng)
+        backend.assert_same_place(out, x.dtype)
+        o = as64(backend, out)
+        norm = {"l1": 1, "l2": 2, "linf": np.inf}[kind]
+        assert np.all(np.linalg.norm(o, ord=norm, axis=1) <= 2.0 * (1 + 2**-7))
+        assert np.any(o != 0)
+
+
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_large_epsilon_stays_finite(backend, kind):
+    x = arr(backend, np.ones((4, 3)), "float64")
+    out = as64(backend, SAMPLERS[kind](x, epsilon=1e308, rng=0))
+    assert np.all(np.isfinite(out)) and np.any(out != 0)
+    assert np.all(np.abs(out) <= 1e308)
+
+
+def _complex_draws(backend, kind, n, d, eps, seed):
+    x = arr(backend, np.zeros((n, d)), "complex128")
+    out = SAMPLERS[kind](x, eps, rng=seed)
+    backend.assert_same_place(out, x.dtype)
+    return as64(backend, out)
+
+
+def test_complex_l2_sampler_is_uniform_in_the_ball(backend):
+    """C^d is R^(2d): ||z||_2 / eps has CDF t^(2d) (KS p > 1e-4: false-fail 1e-4)."""
+    n, d, eps = 4000, 3, 1.5
+    z = _complex_draws(backend, "l2", n, d, eps, seed=3)
+    r = np.linalg.norm(z, axis=1) / eps
+    assert np.all(r < 1)
+    assert stats.kstest(r, lambda t: np.clip(t, 0, 1) ** (2 * d)).pvalue > 1e-4
+    phase = np.angle(z[:, 0])
+    assert stats.kstest(phase, "uniform", args=(-np.pi, 2 * np.pi)).pvalue > 1e-4
+
+
+def test_complex_linf_sampler_is_uniform_in_the_polydisc(backend):
+    """||z||_inf = max |z_i| < eps; each |z_i| / eps has CDF t^2 (false-fail 1e-4 each)."""
+    z = _complex_draws(backend, "linf", 3000, 2, 0.7, seed=4)
+    m = np.abs(z) / 0.7
+    assert np.all(m < 1)
+    assert stats.kstest(m[:, 0], lambda t: np.clip(t, 0, 1) ** 2).pvalue > 1e-4
+    assert stats.kstest(np.angle(z[:, 1]), "uniform", args=(-np.pi, 2 * np.pi)).pvalue > 1e-4
+
+
 # -- bad input ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("eps", [-1e-300, -1.0, float("nan"), float("inf")])
@@ -220,12 +273,25 @@ def test_bad_epsilon_type(backend, kind, eps):
         sampler(kind)(x, eps)
 
 
+@pytest.mark.parametrize("kind", sorted(SAMPLERS))
+def test_epsilon_beyond_the_dtype_is_rejected(backend, kind):
+    x = arr(backend, np.ones((4, 3)), "float32")
+    with pytest.raises(ValueError, match=r"epsilon=1e\+39.*float32"):
+        SAMPLERS[kind](x, epsilon=1e39, rng=0)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_non_floating_or_non_array_x(backend, kind):
     with pytest.raises(TypeError, match="x must have a real (or complex )?floating dtype"):
         sampler(kind)(backend.asarray(np.zeros((2, 3), dtype=np.int64)))
     with pytest.raises(TypeError, match="x must be an array"):
         sampler(kind)([[0.0, 0.0]])
+
+
+def test_complex_l1_sampler_says_unsupported(backend):
+    x = arr(backend, np.zeros((2, 3)), "complex64")
+    with pytest.raises(TypeError, match="complex"):
+        uniform_like_l1_n_ball(x)
 
 
 @pytest.mark.parametrize("kind", KINDS)

@@ -39,8 +39,8 @@ class Attribution:
     ``multiplies_by_inputs``).
 
     The derivatives come from two methods that a front end may replace (the torch one uses
-    autograd): ``_gradients(xs, target, args)`` (the gradient of each example's target score
-    with respect to every input) and ``_scores(xs, target, args)`` (the scores themselves).
+    autograd): ``gradients(xs, target, args)`` (the gradient of each example's target score
+    with respect to every input) and ``scores(xs, target, args)`` (the scores themselves).
     """
 
     multiplies_by_inputs: bool = False
@@ -59,10 +59,10 @@ class Attribution:
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.forward_func!r})"
 
-    def _gradients(self, xs: tuple[Any, ...], target: Any, args: tuple[Any, ...]) -> tuple:
+    def gradients(self, xs: tuple[Any, ...], target: Any, args: tuple[Any, ...]) -> tuple:
         return target_gradients(self.forward_func, xs, target, args)[0]
 
-    def _scores(self, xs: tuple[Any, ...], target: Any, args: tuple[Any, ...]) -> Any:
+    def scores(self, xs: tuple[Any, ...], target: Any, args: tuple[Any, ...]) -> Any:
         return forward_scores(self.forward_func, xs, target, args)
 
 
@@ -84,7 +84,7 @@ class Saliency(Attribution):
     ) -> Any:
         is_tuple, xs = as_input_tuple(inputs)
         use_abs = self.abs if abs is None else check_bool("abs", abs)
-        grads = self._gradients(xs, target, as_args_tuple(additional_forward_args))
+        grads = self.gradients(xs, target, as_args_tuple(additional_forward_args))
         if use_abs:
             xp, _ = namespace_and_device(*grads)
             grads = tuple(xp.abs(g) for g in grads)
@@ -101,5 +101,5 @@ class InputXGradient(Attribution):
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None
     ) -> Any:
         is_tuple, xs = as_input_tuple(inputs)
-        grads = self._gradients(xs, target, as_args_tuple(additional_forward_args))
+        grads = self.gradients(xs, target, as_args_tuple(additional_forward_args))
         return mirror(is_tuple, tuple(x * g for x, g in zip(xs, grads)))

@@ -137,7 +137,7 @@ class IntegratedGradients(Attribution):
             extra = as_args_tuple(
                 expand_args(args, batch, m, tile=True, ref=xs[0]) if args else None
             )
-            grads = self._gradients(tuple(paths), tgt, extra)
+            grads = self.gradients(tuple(paths), tgt, extra)
             for i, g in enumerate(grads):  # sum_s w_s grad_s
                 w = xp.asarray(weights[s0 : s0 + m], dtype=g.dtype, device=dev)
                 g = xp.reshape(g, (m, batch, *g.shape[1:]))
@@ -153,5 +153,5 @@ class IntegratedGradients(Attribution):
             return mirror(is_tuple, attrs)
         # completeness error: sum_i IG_i - (s(x) - s(x'))
         total = sum(xp.sum(xp.reshape(a, (batch, -1)), axis=1) for a in attrs)
-        gap = self._scores(xs, target, args) - self._scores(base, target, args)
+        gap = self.scores(xs, target, args) - self.scores(base, target, args)
         return mirror(is_tuple, attrs), total - xp.astype(gap, total.dtype)

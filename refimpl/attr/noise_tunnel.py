@@ -36,19 +36,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from backends import as_rng, namespace_and_device
-from backends.progress import progress_bar
 from refimpl.attr.expand import expand_kwargs
 from refimpl.attr.gradient import mirror
 from refimpl.attr.moments import RunningMoments
 from refimpl.attr.noise import noise_stream, relative_stdevs
 from refimpl.attr.options import NoiseTunnelOptions
-from refimpl.attr.tunnel_call import TunnelCall, check_rows, prepare_call
+from refimpl.attr.tunnel_call import TunnelCall, check_rows, prepare_call, progress_bar_for
 from refimpl.validation import is_array
 
 __all__ = ["NoiseTunnel", "NoiseTunnelOptions", "TunnelCall"]
-
-#: runs with at least this many noisy values show a progress bar when progress=None
-PROGRESS_VALUES = 10**8
 
 
 @dataclass
@@ -162,7 +158,7 @@ class NoiseTunnel:
             stream=noise_stream(rng, xs, n),
             moments=[RunningMoments(o.nt_type) for _ in xs],
         )
-        bar = self._bar(call)
+        bar = progress_bar_for(call)
         deltas, attr_tuple, start = [], call.is_tuple, 0
         for k in o.chunks:
             attr_tuple, delta = self._chunk(call, run, start, k)
@@ -224,17 +220,6 @@ class NoiseTunnel:
                 out[i] = rng.integers(0, b.shape[0], shape)
         return out
 
-    @staticmethod
-    def _bar(call: TunnelCall) -> Any:
-        n, show = call.options.nt_samples, call.options.progress
-        values = n * sum(int(x.shape[0]) * _size(x) for x in call.inputs)
-        return progress_bar(
-            total=len(call.options.chunks),
-            enabled=show if show is not None else values >= PROGRESS_VALUES,
-            desc="noise tunnel",
-            unit="chunk",
-        )
-
 
 def _is_one(s: Any) -> bool:
     return isinstance(s, float) and s == 1.0
@@ -243,10 +228,3 @@ def _is_one(s: Any) -> bool:
 def _rows(xp: Any, idx: Any) -> Any:
     """Indices ``(k, B)`` (sample-major) as the ``B*k`` example-major row order."""
     return xp.reshape(xp.permute_dims(idx, (1, 0)), (-1,))
-
-
-def _size(x: Any) -> int:
-    s = 1
-    for d in x.shape[1:]:
-        s *= int(d)
-    return s

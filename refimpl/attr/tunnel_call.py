@@ -4,16 +4,21 @@ of the wrapped method (its per-example ones checked by expanding them once)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from backends import namespace_and_device
+from backends.progress import progress_bar
 from refimpl.attr.expand import expand_kwargs
 from refimpl.attr.inputs import as_input_tuple
 from refimpl.attr.options import NoiseTunnelOptions
 from refimpl.validation import check_bool
 
-__all__ = ["TunnelCall", "check_rows", "prepare_call"]
+__all__ = ["PROGRESS_VALUES", "TunnelCall", "check_rows", "prepare_call", "progress_bar_for"]
+
+#: runs with at least this many noisy values show a progress bar when progress=None
+PROGRESS_VALUES = 10**8
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,15 @@ def check_rows(a: Any, batch: int, k: int, what: str) -> Any:
             f"({batch} examples x {k} samples); NoiseTunnel needs one row per noisy input row"
         )
     return a
+
+
+def progress_bar_for(call: TunnelCall) -> Any:
+    """A bar over the chunks of ``call`` (with ``progress=None``: for large runs only)."""
+    n, show = call.options.nt_samples, call.options.progress
+    values = n * sum(math.prod(x.shape) for x in call.inputs)
+    return progress_bar(
+        total=len(call.options.chunks),
+        enabled=show if show is not None else values >= PROGRESS_VALUES,
+        desc="noise tunnel",
+        unit="chunk",
+    )

@@ -11,8 +11,8 @@ For a gradient row ``g`` and the ball ``B = {s : ||s||_p <= epsilon}``, the LMO 
 * L2 ball (dual L2):    ``s = -epsilon * g / ||g||_2``;
 * Linf ball (dual L1):  ``s = -epsilon * sign(g)``;
 * L1q (Roberts & Tsiligkaridis 2021): ``s = -epsilon * v`` with ``v`` the normalised signs of
-  the top-q entries (``transforms.l1q_gradient``); q = 0 and all |g_i| distinct is the average
-  of the L1-ball vertices over the non-zero coordinates, not an exact LMO.
+  the top-q entries (``transforms.l1q_gradient``): an average of L1-ball vertices, not an
+  exact LMO unless one entry is kept (then it is the L1-ball LMO, ties aside).
 
 Each ``*_direction`` function returns ``v`` with ``LMO = -epsilon * v``; that is the quantity
 the Frank-Wolfe update scales (``w = -(alpha * epsilon) * v``), so the update arithmetic

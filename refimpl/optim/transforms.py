@@ -176,7 +176,7 @@ def l1q_gradient(
     ``v_i = sign(G_i) * [i kept] / max(m, eps)`` with ``m`` the number of kept entries with
     a non-zero sign (the L1 norm of the kept signs). ``-epsilon * v`` is the L1q LMO used by
     ``L1qFrankWolfe`` (Roberts & Tsiligkaridis 2021): with ``q = 0`` it averages the signed
-    vertices of all non-zero coordinates, and as ``k -> 1`` it tends to the L1-ball LMO.
+    vertices of all non-zero coordinates, and with ``k = 1`` it is the L1-ball LMO (ties aside).
     Nothing kept (``k = 0``, or only zeros kept) gives a zero row.
     """
     q = check_real("q", q, low=0.0, high=1.0)

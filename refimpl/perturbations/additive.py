@@ -25,8 +25,13 @@ from typing import Any
 
 import backends
 from refimpl.batching import row_ndim
-from refimpl.perturbations.placement import check_init_result, delta_placement
-from refimpl.validation import check_array, check_callable, leading_batch
+from refimpl.perturbations.placement import (
+    check_init_args,
+    check_init_result,
+    check_new_delta,
+    delta_placement,
+)
+from refimpl.validation import check_array, leading_batch
 
 __all__ = ["AdditivePerturbation", "broadcast_shapes", "delta_shape", "pullback", "sum_to_shape"]
 
@@ -82,13 +87,7 @@ class AdditivePerturbation:
         rng: Any = None,
         **init_fn_kwargs: Any,
     ) -> None:
-        check_callable("init_fn", init_fn, optional=True)
-        if init_fn is None and (init_fn_kwargs or rng is not None):
-            given = sorted(init_fn_kwargs) + (["rng"] if rng is not None else [])
-            raise TypeError(
-                f"no init_fn was given, but the init_fn keyword arguments {given} were: pass "
-                "init_fn (e.g. uniform_like_l1_n_ball) or drop them"
-            )
+        check_init_args(init_fn, init_fn_kwargs, rng)
         adapter, dev, shape, dt = delta_placement(data_or_shape, device, dtype, backend)
         zeros = adapter.xp.zeros(delta_shape(shape, delta_ndim), dtype=dt, device=dev)
         self._delta = zeros
@@ -104,16 +103,7 @@ class AdditivePerturbation:
 
     @delta.setter
     def delta(self, value: Any) -> None:
-        old = self._delta
-        if _is_numpy_scalar(value):  # 0-d numpy arithmetic returns scalars, not arrays
-            value = backends.namespace_and_device(old)[0].asarray(value)
-        check_array(value, name="delta", complex_ok=True)
-        backends.namespace_and_device(value, old)  # same library and device
-        if tuple(value.shape) != tuple(old.shape):
-            raise ValueError(
-                f"delta must keep the shape {tuple(old.shape)}, got {tuple(value.shape)}"
-            )
-        self._delta = value
+        self._delta = check_new_delta(value, self._delta)
 
     def parameters(self) -> list[Any]:
         """``[delta]``: the sole trainable parameter."""
@@ -220,11 +210,6 @@ def pullback(
     out = broadcast_shapes(x_shape, delta_shape)
     batch = 0 if leading_batch(u, out, name="u", expected="p(x)") is None else 1
     return xp.astype(sum_to_shape(u, tuple(target), batch=batch), dtype)
-
-
-def _is_numpy_scalar(value: Any) -> bool:
-    # numpy.float64 is a subclass of float, so the array checks would take it for a number
-    return isinstance(value, float) and hasattr(value, "dtype") and hasattr(value, "shape")
 
 
 def _broadcast_tangent(

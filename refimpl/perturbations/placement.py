@@ -10,9 +10,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import backends
-from refimpl.validation import check_array, check_shape
+from refimpl.validation import check_array, check_callable, check_shape
 
-__all__ = ["check_init_result", "delta_placement"]
+__all__ = ["check_init_args", "check_init_result", "check_new_delta", "delta_placement"]
 
 
 def delta_placement(
@@ -75,3 +75,26 @@ def check_init_result(result: Any, zeros: Any) -> Any:
             f"{zeros.dtype}, got shape {tuple(result.shape)} and dtype {result.dtype}"
         )
     return result
+
+
+def check_init_args(init_fn: Any, init_fn_kwargs: dict[str, Any], rng: Any) -> None:
+    """``init_fn`` callable or None; no keyword arguments for an ``init_fn`` not given."""
+    check_callable("init_fn", init_fn, optional=True)
+    if init_fn is None and (init_fn_kwargs or rng is not None):
+        given = sorted(init_fn_kwargs) + (["rng"] if rng is not None else [])
+        raise TypeError(
+            f"no init_fn was given, but the init_fn keyword arguments {given} were: pass "
+            "init_fn (e.g. uniform_like_l1_n_ball) or drop them"
+        )
+
+
+def check_new_delta(value: Any, old: Any) -> Any:
+    """A replacement ``delta``: an array of the old one's library, device and shape."""
+    if isinstance(value, float) and hasattr(value, "dtype") and hasattr(value, "shape"):
+        # 0-d numpy arithmetic returns numpy scalars (a float subclass), not arrays
+        value = backends.namespace_and_device(old)[0].asarray(value)
+    check_array(value, name="delta", complex_ok=True)
+    backends.namespace_and_device(value, old)  # same library and device
+    if tuple(value.shape) != tuple(old.shape):
+        raise ValueError(f"delta must keep the shape {tuple(old.shape)}, got {tuple(value.shape)}")
+    return value

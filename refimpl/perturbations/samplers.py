@@ -77,8 +77,8 @@ def uniform_like_l1_n_ball(
     ----------
     x : array, shape (..., )
         Template: the result has its shape, dtype (real floating), namespace and device.
-    epsilon : float > 0
-        Radius of the ball.
+    epsilon : float >= 0
+        Radius of the ball (0: the degenerate ball {0}, all zeros).
     param_ndim : int | None
         Which sub-arrays are rows (default -1: ``x[i]`` are independent rows).
     rng : None | int | generator | backends.Rng

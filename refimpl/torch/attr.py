@@ -63,7 +63,7 @@ class _Autograd:
 
     forward_func: Any
 
-    def _gradients(self, xs: tuple, target: Any, args: tuple) -> tuple:
+    def gradients(self, xs: tuple, target: Any, args: tuple) -> tuple:
         with torch.enable_grad():
             leaves = tuple(x.detach().requires_grad_(True) for x in xs)
             out = _output(self.forward_func(*leaves, *args), xs[0].shape[0])
@@ -71,7 +71,7 @@ class _Autograd:
             grads = torch.autograd.grad(out, leaves, grad_outputs=u, allow_unused=True)
         return tuple(torch.zeros_like(x) if g is None else g.detach() for x, g in zip(xs, grads))
 
-    def _scores(self, xs: tuple, target: Any, args: tuple) -> torch.Tensor:
+    def scores(self, xs: tuple, target: Any, args: tuple) -> torch.Tensor:
         with torch.no_grad():
             out = _output(self.forward_func(*xs, *args), xs[0].shape[0])
             return target_scores(out, target_cotangent(out, target))

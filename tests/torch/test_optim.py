@@ -1,19 +1,62 @@
-"""refimpl.torch.optim: bit-identical to rai_toolbox 0.2.1 over 50 steps, torch.optim API.
+"""refimpl.torch.optim: bit-identical to rai_toolbox 0.2.1 over 50 steps, torch.optim API
+(parameter groups, validation on every entry, state dicts, sparse and empty gradients, on every
+front end), bad input.
 
 Torch-only: parametrised by the ``torch_device`` / ``torch_dtype`` fixtures (tests/conftest.py).
 """
 
 from __future__ import annotations
 
+import copy
+import math
 import warnings
 
+import numpy as np
 import pytest
 
+torch = pytest.importorskip("torch")
 
-def _rai():
+import refimpl.torch as bt  # noqa: E402
+import refimpl.torch.optim as bo  # noqa: E402
+
+#: every torch.optim front end of seed 001 with constructor keywords that make it step
+SEVEN = {
+    "L1FrankWolfe": dict(epsilon=1.0),
+    "L2FrankWolfe": dict(epsilon=1.0),
+    "LinfFrankWolfe": dict(epsilon=1.0),
+    "L1qFrankWolfe": dict(q=0.3, epsilon=1.0),
+    "FrankWolfe": dict(),
+    "L2ProjectedOptim": dict(epsilon=1.0, lr=0.1),
+    "LinfProjectedOptim": dict(epsilon=1.0, lr=0.1),
+}
+#: the rest of rai_toolbox.optim (tests/torch/test_transforming.py)
+REST = {
+    "SignedGradientOptim": dict(lr=0.1),
+    "L1NormedGradientOptim": dict(lr=0.1),
+    "L2NormedGradientOptim": dict(lr=0.1),
+    "L1qNormedGradientOptim": dict(q=0.3, lr=0.1),
+    "TopQGradientOptimizer": dict(q=0.3, lr=0.1),
+    "ClampedGradientOptimizer": dict(clamp_min=-1.0, clamp_max=1.0, lr=0.1),
+    "ClampedParameterOptimizer": dict(clamp_min=-1.0, clamp_max=1.0, lr=0.1),
+    "ParamTransformingOptimizer": dict(lr=0.1),
+}
+ALL = {**SEVEN, **REST}
+
+
+def rai_optim():
     rai = pytest.importorskip("rai_toolbox.optim")
     warnings.filterwarnings("ignore", message="TypedStorage is deprecated")
     return rai
+
+
+def make(name, params, **extra):
+    return getattr(bo, name)(params, **{**ALL[name], **extra})
+
+
+def set_grads(params, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for p in params:
+        p.grad = torch.randn(p.shape, generator=g, dtype=p.dtype).to(p.device)
 
 
 CASES = [
@@ -40,7 +83,7 @@ def test_fifty_steps_bit_identical_to_rai_toolbox(torch_device, torch_dtype, nam
 
     import refimpl.torch.optim as bo
 
-    rai = _rai()
+    rai = rai_optim()
     if torch_device.type != "cpu" and kw.get("dq", 0) > 0:
         pytest.skip("the dq draws use a CPU generator here; compared on CPU")
     dtype = torch_dtype
@@ -202,3 +245,168 @@ def test_groups_added_later_are_validated(torch_device):
             opt.add_param_group({"params": [torch.zeros(3, requires_grad=True)], "epsilon": -1.0})
         with pytest.raises(ValueError, match="param_ndim"):
             opt.add_param_group({"params": [torch.zeros(3, requires_grad=True)], "param_ndim": 4})
+
+
+# -- the torch.optim API on every front end (ALL) -----------------------------------------------
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_generators_in_group_dicts_keep_every_parameter(torch_device, name):
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2, device=torch_device)
+    opt = make(name, [{"params": model.parameters()}])
+    assert len(opt.param_groups) == 1 and len(opt.param_groups[0]["params"]) == 2
+    extra = torch.nn.Linear(2, 2, device=torch_device)
+    opt.add_param_group({"params": extra.parameters()})
+    assert len(opt.param_groups[1]["params"]) == 2
+    params = [*model.parameters(), *extra.parameters()]
+    before = [p.detach().clone() for p in params]
+    set_grads(params)
+    opt.step()
+    assert all(not torch.equal(b, p) for b, p in zip(before, params)), "a parameter did not move"
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_hyper_parameters_validated_on_every_entry(torch_device, name):
+    p = torch.ones(2, 3, device=torch_device, requires_grad=True)
+    key = "epsilon" if "epsilon" in ALL[name] else "lr"
+    with pytest.raises(ValueError, match=key):
+        make(name, [p], **{key: math.nan})
+    opt = make(name, [p])
+    with pytest.raises(ValueError, match=key):
+        opt.add_param_group({"params": [torch.ones(2, device=torch_device)], key: -1.0})
+    sd = opt.state_dict()
+    sd["param_groups"][0][key] = math.nan
+    with pytest.raises(ValueError, match=key):
+        make(name, [p]).load_state_dict(sd)
+    opt.param_groups[0][key] = math.nan  # edited in place: caught at step, before any change
+    set_grads([p])
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match=key):
+        opt.step()
+    assert torch.equal(p.detach(), before)
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_empty_rows_step(torch_device, name):
+    """``nn.Linear(0, 5).weight`` has rows of length 0 (rai: IndexError in the L1 paths)."""
+    with warnings.catch_warnings():  # torch warns that initialising an empty weight is a no-op
+        warnings.simplefilter("ignore", UserWarning)
+        layer = torch.nn.Linear(0, 5, device=torch_device)
+    opt = make(name, layer.parameters())
+    (layer(torch.ones(2, 0, device=torch_device)) ** 2).sum().backward()
+    assert layer.weight.grad.shape == (5, 0)
+    opt.step()
+    assert layer.weight.shape == (5, 0) and torch.isfinite(layer.bias).all()
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_sparse_gradients_raise_a_clear_type_error(torch_device, name):
+    emb = torch.nn.Embedding(5, 3, sparse=True, device=torch_device)
+    opt = make(name, emb.parameters())
+    emb(torch.tensor([1, 2], device=torch_device)).sum().backward()
+    before = emb.weight.detach().clone()
+    with pytest.raises(TypeError, match="sparse"):
+        opt.step()
+    assert torch.equal(emb.weight.detach(), before)
+
+
+def test_foreign_state_dict_is_refused(torch_device):
+    p = torch.ones(3, device=torch_device, requires_grad=True)
+    fw = bo.LinfFrankWolfe([p], epsilon=1.0)
+    p.grad = torch.ones(3, device=torch_device)
+    fw.step()
+    with pytest.raises(ValueError, match="L2ProjectedOptim"):
+        bo.L2ProjectedOptim([p], epsilon=1.0, lr=0.1).load_state_dict(fw.state_dict())
+    sgd = torch.optim.SGD([p], lr=0.1)
+    with pytest.raises(ValueError, match="epsilon"):
+        bo.L1qFrankWolfe([p], q=0.5, epsilon=1.0).load_state_dict(sgd.state_dict())
+    bad = copy.deepcopy(fw.state_dict())  # state_dict() shares the live per-parameter state
+    bad["state"][0]["step"] = -1
+    with pytest.raises(ValueError, match="step"):
+        bo.LinfFrankWolfe([p], epsilon=1.0).load_state_dict(bad)
+    # a matching state dict still loads (and a scheduler's extra keys are fine)
+    sd = fw.state_dict()
+    sd["param_groups"][0]["initial_lr"] = 2.0
+    again = bo.LinfFrankWolfe([p], epsilon=1.0)
+    again.load_state_dict(sd)
+    assert again.state[p]["step"] == 1
+
+
+def test_errors_name_the_bad_argument(torch_device):
+    p = torch.ones(3, device=torch_device, requires_grad=True)
+    with pytest.raises(TypeError, match="InnerOpt"):
+        bo.L2ProjectedOptim([p], InnerOpt="SGD", epsilon=1.0, lr=0.1)
+    with pytest.raises(TypeError, match="InnerOpt"):
+        bo.SignedGradientOptim([p], InnerOpt=len, lr=0.1)
+    opt = bo.L1FrankWolfe([p], epsilon=1.0)
+    with pytest.raises(ValueError, match="params"):
+        opt.add_param_group({"lr": 1.0})
+    for name in sorted(ALL):
+        with pytest.raises(TypeError, match="params"):
+            make(name, [np.zeros(3)])
+    with pytest.raises(TypeError, match="data_or_shape"):
+        bt.AdditivePerturbation(np.ones(3))
+    pm = bt.AdditivePerturbation(torch.zeros(3, device=torch_device))
+    with pytest.raises(TypeError, match="data"):
+        pm(np.ones(3))
+
+
+# -- a bound beyond float16, epsilon = 0 --------------------------------------------------------
+def test_large_epsilon_in_float16_clips_without_overflow(torch_device):
+    from refimpl.optim import project_linf_ball
+
+    x = torch.tensor([-3e4, 1.0, float("inf")], dtype=torch.float16, device=torch_device)
+    y = project_linf_ball(x, 1e5)
+    assert y.dtype == torch.float16
+    assert torch.equal(y[:2], x[:2]) and y[2] == 65504
+    p = torch.full((3,), 100.0, dtype=torch.float16, device=torch_device, requires_grad=True)
+    opt = bo.LinfProjectedOptim([p], epsilon=1e5, lr=1.0)  # rai: clamp raises (overflow)
+    p.grad = torch.ones_like(p)
+    opt.step()
+    assert torch.equal(p.detach(), torch.full_like(p, 99.0).detach())
+
+
+@pytest.mark.parametrize(
+    "name", ["L2ProjectedOptim", "LinfProjectedOptim", "L1qFrankWolfe", "L2FrankWolfe"]
+)
+def test_epsilon_zero_like_rai(torch_device, torch_dtype, name):
+    rai = rai_optim()
+    x0 = torch.randn(4, 5, dtype=torch_dtype, generator=torch.Generator().manual_seed(0))
+    out = []
+    for mod in (bo, rai):
+        x = x0.clone().to(torch_device).requires_grad_(True)
+        opt = getattr(mod, name)([x], **{**ALL[name], "epsilon": 0.0})
+        for i in range(3):
+            set_grads([x], seed=i)
+            opt.step()
+        out.append(x.detach())
+    assert torch.equal(out[0], out[1]) and not out[0].abs().any()
+
+
+# -- the projected optimizers are ParamTransformingOptimizers ------------------------------------
+@pytest.mark.parametrize("name", ["L2ProjectedOptim", "LinfProjectedOptim"])
+def test_projected_optimizers_are_param_transforming(torch_device, name):
+    p = torch.full((2, 3), 5.0, device=torch_device, requires_grad=True)
+    opt = make(name, [p], momentum=0.5)
+    assert isinstance(opt, bo.ParamTransformingOptimizer)
+    assert opt.defaults["lr"] == 0.1 and opt.defaults["momentum"] == 0.5
+    assert opt.defaults is opt.inner_opt.defaults
+    assert opt.param_groups is opt.inner_opt.param_groups and opt.state is opt.inner_opt.state
+    assert "[SGD]" in repr(opt)
+    opt._apply_post_step_transform_()  # projects without a step
+    ball = {"L2ProjectedOptim": 2, "LinfProjectedOptim": math.inf}[name]
+    assert float(torch.linalg.vector_norm(p[0].detach(), ord=ball)) <= 1.0 + 1e-6
+    with pytest.warns(FutureWarning, match="_apply_post_step_transform_"):
+        opt.project()
+    if name == "L2ProjectedOptim":
+        assert opt.p == 2 and bo.L1NormedGradientOptim([p], lr=0.1).p == 1
+
+
+def test_projected_optimizer_defaults_and_groups_match_rai(torch_device):
+    rai = rai_optim()
+    p = torch.ones(3, requires_grad=True)
+    ours = bo.LinfProjectedOptim([p], epsilon=0.5, lr=0.1, momentum=0.9)
+    theirs = rai.LinfProjectedOptim([p], epsilon=0.5, lr=0.1, momentum=0.9)
+    assert ours.defaults == theirs.defaults
+    assert {k: v for k, v in ours.param_groups[0].items() if k != "params"} == {
+        k: v for k, v in theirs.param_groups[0].items() if k != "params"
+    }

@@ -10,6 +10,11 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from scipy import stats
+
+torch = pytest.importorskip("torch")
+
+import refimpl.torch as bt  # noqa: E402
 
 KINDS = ("l1", "l2", "linf")
 CASES = [  # shape, param_ndim
@@ -233,6 +238,62 @@ def test_init_fn_variants(torch_device):
     assert torch.equal(q.delta.detach(), expected)
 
 
+# -- complex dtypes -----------------------------------------------------------------------------
+@pytest.mark.parametrize("cdt", ["complex64", "complex128"])
+def test_complex_additive_perturbation_like_rai(torch_device, cdt):
+    rai = pytest.importorskip("rai_toolbox.perturbations")
+    dt = getattr(torch, cdt)
+    data = torch.randn(3, 2, dtype=dt, generator=torch.Generator().manual_seed(0)).to(torch_device)
+    out = []
+    for mod in (bt, rai):
+        pm = mod.AdditivePerturbation(data, delta_ndim=-1)
+        with torch.no_grad():
+            pm.delta.copy_(torch.tensor([0.5 - 1j, 2j], dtype=dt))
+        y = pm(data)
+        (y.abs() ** 2).sum().backward()
+        out.append((y.detach(), pm.delta.grad))
+    assert torch.equal(out[0][0], out[1][0]) and torch.equal(out[0][1], out[1][1])
+    # the explicit protocol agrees with autograd: torch's gradient of |y|^2 at y is 2 y
+    pm = bt.AdditivePerturbation(data, delta_ndim=-1)
+    y = pm(data)
+    (y.abs() ** 2).sum().backward()
+    torch.testing.assert_close(pm.vjp_delta(data, 2 * y.detach()), pm.delta.grad)
+
+
+@pytest.mark.parametrize("kind", ["l2", "linf"])
+def test_complex_samplers_are_uniform_in_the_ball(torch_device, kind):
+    """||z||_2 / eps has CDF t^(2D) (l2); |z_i| / eps has CDF t^2 (linf); each KS test has
+    false-failure probability 1e-4 for a random seed (fixed here)."""
+    n, d, eps = 4000, 3, 1.5
+    x = torch.zeros(n, d, dtype=torch.complex64, device=torch_device)
+    getattr(bt, f"uniform_like_{kind}_n_ball_")(
+        x, eps, generator=torch.Generator(device=torch_device).manual_seed(1)
+    )
+    z = x.cpu().numpy().astype(np.complex128)
+    if kind == "l2":
+        r, cdf = np.linalg.norm(z, axis=1) / eps, lambda t: np.clip(t, 0, 1) ** (2 * d)
+    else:
+        r, cdf = np.abs(z[:, 0]) / eps, lambda t: np.clip(t, 0, 1) ** 2
+    assert np.all(r < 1)
+    assert stats.kstest(r, cdf).pvalue > 1e-4
+
+
+def test_rai_complex_samplers_are_not_uniform_in_the_ball():
+    """Why the complex samplers differ from rai_toolbox 0.2.1: its Linf draws leave the ball
+    (real and imaginary parts drawn separately) and its L2 radius follows t^(2D) (D + 1 - D t^2)
+    (two complex coordinates dropped) rather than t^(2D); each KS test below rejects with
+    p < 1e-12."""
+    rai = pytest.importorskip("rai_toolbox.perturbations")
+    n, d = 4000, 3
+    x = torch.zeros(n, d, dtype=torch.complex64)
+    rai.uniform_like_linf_n_ball_(x, 1.0, generator=torch.Generator().manual_seed(0))
+    assert (x.abs() >= 1).any()
+    rai.uniform_like_l2_n_ball_(x, 1.0, generator=torch.Generator().manual_seed(0))
+    r = np.linalg.norm(x.numpy().astype(np.complex128), axis=1)
+    assert stats.kstest(r, lambda t: np.clip(t, 0, 1) ** (2 * d)).pvalue < 1e-12
+    assert stats.kstest(r, lambda t: t ** (2 * d) * (d + 1 - d * t**2)).pvalue > 1e-4
+
+
 # -- bad input ---------------------------------------------------------------------------------
 def test_front_end_bad_input(torch_device):
     import torch
@@ -266,3 +327,16 @@ def test_front_end_bad_input(torch_device):
         bt.AdditivePerturbation(3)
     with pytest.raises(ValueError, match="init_fn returned"):
         bt.AdditivePerturbation(x, init_fn=lambda d: torch.zeros(2))
+
+
+def test_vjp_checks_the_cotangent_shape(torch_device):
+    x = torch.zeros(3, 2, device=torch_device)
+    pm = bt.AdditivePerturbation(x, delta_ndim=-1)
+    for f in (pm.vjp, pm.vjp_delta):
+        with pytest.raises(ValueError, match=r"u must have the shape"):
+            f(x, torch.ones(2, 3, device=torch_device))  # 6 elements, the wrong shape
+        with pytest.raises(TypeError, match="u"):
+            f(x, np.ones((3, 2), np.float32))
+    ok = pm.vjp_delta(x, torch.ones(4, 3, 2, device=torch_device))  # a leading batch
+    assert torch.equal(ok, torch.full((4, 2), 3.0, device=torch_device))
+    assert torch.equal(pm.vjp(x, torch.ones(3, 2, device=torch_device)), torch.ones(3, 2))

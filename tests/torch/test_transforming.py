@@ -150,6 +150,14 @@ def test_documented_chain_example(rai, torch_device):
     assert reprs[0] == reprs[1] == "ClampedGradientOptimizer ○ TopQGradientOptimizer [SGD]("
 
 
+def test_chain_members_must_be_param_transforming(torch_device):
+    p = torch.ones(3, device=torch_device, requires_grad=True)
+    with pytest.raises(TypeError, match="transforming_optimizers"):
+        bo.ChainedParamTransformingOptimizer(torch.optim.SGD, params=[p], lr=0.1)
+    with pytest.raises(TypeError, match="transforming_optimizers"):
+        bo.ChainedParamTransformingOptimizer(partial(len), params=[p], lr=0.1)
+
+
 def _user_optimizers(base):
     """The three ParamTransformingOptimizer subclasses of rai_toolbox's docstring."""
 
