@@ -33,8 +33,10 @@ class EigendistortionOptions:
     lanczos: str = "auto"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.method, str) or self.method not in METHODS:
+            # plenoptic's wording, which its documentation and our conformance case quote
+            raise ValueError(f"method must be in {list(METHODS)}, got {self.method!r}")
         checked = dict(
-            method=check_choice("method", self.method, METHODS),
             k=check_int("k", self.k, low=1),
             max_iter=check_int("max_iter", self.max_iter, low=1),
             p=check_int("p", self.p, low=0),
