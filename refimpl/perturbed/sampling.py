@@ -1,11 +1,8 @@
 """The noise of samples 0, 1, ..., N-1 in a fixed order, whatever the chunk size.
 
-Monte Carlo loops consume noise in chunks sized by memory, but the noise itself is drawn in
-*blocks*, exactly one generator call each, whose size depends only on the problem (values
-per sample and N), never on the chunk size: a chunk is cut from the current block, or glued
-from several. The generator therefore sees the same sequence of calls for every chunk size,
-and a fixed seed gives the same noise on every backend, whatever its stream rules (torch's
-normal sampler depends on the call size; JAX keys split per call).
+The noise is drawn in *blocks* of ``block_size(...)`` samples, exactly one generator call
+each, whose size depends only on the problem (values per sample and N), never on the chunk
+size (``refimpl.streams``): for a fixed seed every ``chunk_size`` sees the same noise.
 
 Sample n of the stream has shape ``sample_shape`` (batch, *event): noise is i.i.d. over
 samples, batch elements and coordinates (for ``antithetic``, samples 2k and 2k+1 are a pair,

@@ -1,5 +1,5 @@
-"""Issue 11 item 16: the two command lines refuse bad arguments up front (exit code 2, a usage
-message naming the argument and the valid choices) instead of running, or passing, silently."""
+"""The two command lines (python -m conformance, python -m benchmarks) refuse bad arguments
+up front: exit code 2 and a usage message naming the argument and the valid choices."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from benchmarks.harness import Harness
 from conformance import Case, exact
 from conformance.runner import main
 
-SRC = "synthetic (tests/test_hardening_cli.py)"
+SRC = "synthetic (tests/test_cli.py)"
 
 
 def _ok(ctx):
