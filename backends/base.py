@@ -334,8 +334,13 @@ class Rng:
         return g
 
     def integers(self, low: int, high: int, shape: Any, *, device: Any = None) -> Any:
-        """int64 integers in ``[low, high)``."""
+        """int64 integers in ``[low, high)``; both bounds must be int64 values."""
         (low,), (high,) = _ints("low", low), _ints("high", high)
+        if not (-(2**63) <= low and high <= 2**63 - 1):
+            raise ValueError(
+                "integers draws int64 values: low and high must be in [-2**63, 2**63 - 1], "
+                f"got low={low}, high={high}"
+            )
         if not (low < high):
             raise ValueError(f"integers needs low < high, got low={low}, high={high}")
         return self._integers(low, high, _shape(shape), self._dev(device))

@@ -3,17 +3,18 @@
 * Namespace: ``jax.numpy``, which implements the array API standard (2024.12) itself.
   Importing it through this backend turns on ``jax_enable_x64``, so that float64 means
   float64 as on every other backend (JAX's default silently computes in float32).
-* Devices: ``"cpu"``, ``"gpu"`` / ``"cuda"`` (optionally ``":i"``), or a ``jax.Device``.
+* Devices: ``"cpu"``, ``"gpu"`` / ``"cuda"`` (optionally ``":i"``), an int index into
+  ``jax.devices()`` (as the cupy adapter takes one), or a ``jax.Device``.
   Arrays are created on the device asked for; refimpl keeps every result there.
-* Random numbers: ``jax.random`` keys. An int seed ``s`` means ``jax.random.key(s)``; a key
-  (``jax.random.key`` or a legacy ``jax.random.PRNGKey``, which holds the same data) may be
-  passed as ``rng=`` directly. JAX keys are values, not generators: the adapter turns
-  a key into counter-based streams (value i of a stream comes from ``fold_in(key, i //
-  1024)``), so the same seed and the same sequence of calls give the same arrays, and drawing
-  n then m values equals drawing n + m for every distribution: the block rule that makes
-  refimpl's chunked Monte Carlo independent of the chunk size holds here too (exponential
-  and Gumbel draws to within an ulp: XLA's vectorised ``log`` rounds an array's tail
-  differently).
+* Random numbers: ``jax.random`` keys. An int seed ``s`` means ``jax.random.key(s)``; one
+  key (``jax.random.key`` or a legacy ``jax.random.PRNGKey``, which holds the same data) may
+  be passed as ``rng=`` directly; a batch of keys (``jax.random.split(key)``) is refused.
+  JAX keys are values, not generators: the adapter turns a key into counter-based streams
+  (value i of a stream comes from ``fold_in(key, i // 1024)``), so the same seed and the
+  same sequence of calls give the same arrays, and drawing n then m values equals drawing
+  n + m for every distribution: the block rule that makes refimpl's chunked Monte Carlo
+  independent of the chunk size holds here too (exponential and Gumbel draws to within an
+  ulp: XLA's vectorised ``log`` rounds an array's tail differently).
 * XLA on CPU flushes subnormal numbers to zero and divides by multiplying with the
   reciprocal, so float32 values within a factor 1e38 of the overflow threshold lose what the
   other backends keep (``x / max|x|`` at 3e38 is 0 here): the one test that differs on
@@ -62,8 +63,12 @@ class JaxBackend(Backend):
         return list(jax.devices())
 
     def _device(self, spec: Any) -> Any:
+        """A ``jax.Device`` from ``"cpu"``, ``"gpu"`` / ``"cuda"`` (optionally ``":i"``), an
+        int index into ``jax.devices()`` (as cupy's adapter takes one), or a device itself."""
         import jax
 
+        if isinstance(spec, jax.Device | jax.sharding.Sharding):
+            return spec
         if isinstance(spec, str):
             kind, _, index = spec.partition(":")
             kind = {"cuda": "gpu"}.get(kind, kind)
@@ -71,11 +76,13 @@ class JaxBackend(Backend):
                 found = jax.devices(kind)
             except RuntimeError as exc:
                 raise ValueError(f"JAX has no {kind!r} device here ({exc})") from None
-            i = int(index or 0)
-            if not 0 <= i < len(found):
-                raise ValueError(f"JAX has {len(found)} {kind} device(s); {spec!r} is out of range")
-            return found[i]
-        return spec
+            return _pick(found, _index(index, spec), spec, kind)
+        if isinstance(spec, int) and not isinstance(spec, bool):
+            return _pick(jax.devices(), spec, spec, "default")
+        raise TypeError(
+            "device must be a str ('cpu', 'gpu', 'gpu:0'), an int index into jax.devices() "
+            f"or a jax.Device, got {spec!r} ({type(spec).__name__})"
+        )
 
     def owns(self, xp: Any) -> bool:
         return array_api_compat.is_jax_namespace(xp)
@@ -93,8 +100,16 @@ class JaxBackend(Backend):
         return is_jax_key(obj)
 
     def wrap_generator(self, generator: Any, device: Any) -> Any:
+        """An adapter for one key; a batch of keys (``jax.random.split(key)``) is refused:
+        a stream is drawn from one key."""
         import jax
 
+        batch = _key_batch_shape(generator)
+        if batch:
+            raise TypeError(
+                f"rng must be one JAX key, got a batch of keys of shape {batch}; "
+                "pass one of them (keys[0]) or a key from jax.random.key"
+            )
         if not jax.dtypes.issubdtype(generator.dtype, jax.dtypes.prng_key):
             generator = jax.random.wrap_key_data(generator)  # PRNGKey(s): the data of key(s)
         return JaxRng(generator, self, device)
@@ -114,18 +129,44 @@ class JaxBackend(Backend):
         return JaxRng(key, self, device)
 
 
+def _index(text: str, spec: str) -> int:
+    """The device index after the colon of ``spec`` (0 when there is none)."""
+    if not text:
+        return 0
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"the device index must be an int (as in 'gpu:0'), got {spec!r}") from None
+
+
+def _pick(found: list, i: int, spec: Any, kind: str) -> Any:
+    """``found[i]``, or a ValueError naming ``spec`` when ``i`` is out of range."""
+    if not 0 <= i < len(found):
+        raise ValueError(f"JAX has {len(found)} {kind} device(s); {spec!r} is out of range")
+    return found[i]
+
+
 def is_jax_key(obj: Any) -> bool:
-    """Whether ``obj`` is a JAX PRNG key: a typed key (``jax.random.key``) or a legacy raw
-    threefry key (``jax.random.PRNGKey``: a uint32 array of shape (2,))."""
+    """Whether ``obj`` is a JAX PRNG key, or a batch of them: a typed key (``jax.random.key``)
+    or a legacy raw threefry key (``jax.random.PRNGKey``: a uint32 array of shape (2,);
+    a batch of them has the shape (..., 2))."""
+    return _key_batch_shape(obj) is not None
+
+
+def _key_batch_shape(obj: Any) -> tuple[int, ...] | None:
+    """None when ``obj`` is no key; else the shape of its batch of keys (``()``: one key)."""
     t = type(obj)
     if not t.__module__.startswith("jax"):
-        return False
+        return None
     import jax
 
     dtype = getattr(obj, "dtype", None)
+    shape = tuple(getattr(obj, "shape", ()))
     if jax.dtypes.issubdtype(dtype, jax.dtypes.prng_key):
-        return True
-    return dtype == np.uint32 and tuple(getattr(obj, "shape", ())) == (2,)
+        return shape
+    if dtype == np.uint32 and shape[-1:] == (2,):
+        return shape[:-1]
+    return None
 
 
 #: values per block of a stream (see :class:`_Streams`)

@@ -66,7 +66,7 @@ def as_rng(
     is a TypeError.
     """
     if like is not None:
-        xp, device = namespace_and_device(like)
+        xp, device = _namespace_of_like(like)
         adapter = backend_of(xp)
     else:
         adapter, device = resolve(backend, device)
@@ -77,3 +77,16 @@ def as_rng(
             "pass an int seed or a generator of that library"
         )
     return adapter.rng(rng, device)
+
+
+def _namespace_of_like(like: Any) -> tuple[Any, Any]:
+    """``(xp, device)`` of the array ``like``; a TypeError naming it for anything else."""
+    if not isinstance(like, bool | int | float | complex):
+        try:
+            return namespace_and_device(like)
+        except TypeError:
+            pass
+    raise TypeError(
+        "like must be an array (its library and device choose the generator), got "
+        f"{like!r} ({type(like).__name__})"
+    )

@@ -177,8 +177,13 @@ _REGISTRY: dict[str, Case] = {}
 
 
 def register(case: Case) -> Case:
+    """Add ``case`` to the suite; a ValueError naming the module that registered its id
+    first when the id is taken (a plugin cannot replace a built-in case)."""
     if case.id in _REGISTRY:
-        raise ValueError(f"conformance case {case.id!r} is registered twice")
+        first = getattr(_REGISTRY[case.id].run, "__module__", None) or "?"
+        raise ValueError(
+            f"conformance case {case.id!r} is already registered (by {first}); choose another id"
+        )
     _REGISTRY[case.id] = case
     return case
 
@@ -209,13 +214,20 @@ def _first_paragraph(doc: str | None) -> str:
     return " ".join((doc or "").strip().split("\n\n")[0].split())
 
 
-def all_cases(pattern: str | None = None) -> list[Case]:
-    """Every registered case (importing ``conformance.cases.*``), optionally filtered by a
-    glob ``pattern`` on the id."""
+def load_builtin_cases() -> None:
+    """Import every module of ``conformance.cases`` (each registers its cases). The runner
+    does this before it imports plugins, so a plugin case whose id is taken is refused when
+    the plugin is imported."""
     import conformance.cases as pkg
 
     for mod in pkgutil.iter_modules(pkg.__path__):
         importlib.import_module(f"{pkg.__name__}.{mod.name}")
+
+
+def all_cases(pattern: str | None = None) -> list[Case]:
+    """Every registered case (importing ``conformance.cases.*``), optionally filtered by a
+    glob ``pattern`` on the id."""
+    load_builtin_cases()
     return filter_cases(sorted(_REGISTRY.values(), key=lambda c: c.id), pattern)
 
 

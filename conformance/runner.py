@@ -17,16 +17,26 @@ import time
 import traceback
 from dataclasses import dataclass
 
-from conformance.registry import Case, Context, SkipCase, all_cases, filter_cases
+from conformance.registry import (
+    Case,
+    Context,
+    SkipCase,
+    all_cases,
+    filter_cases,
+    load_builtin_cases,
+)
 from conformance.targets import (
+    ALIASES,
     ENTRY_POINT_GROUP,
+    GROUPS,
     ORIGINALS,
     PluginError,
     Target,
+    build_target,
     builtin_targets,
+    import_plugin,
     load_entry_points,
-    original_targets,
-    refimpl_targets,
+    registered_names,
     registered_targets,
 )
 
@@ -55,11 +65,11 @@ def default_targets() -> list[tuple[str, Target]]:
 
 def run_one(case: Case, target: Target) -> Result:
     label = target.label
-    reason = target.unavailable()
-    if reason is not None:
-        return Result(case.id, label, "SKIP", reason)
     t0 = time.perf_counter()
     try:
+        reason = target.unavailable()
+        if reason is not None:
+            return Result(case.id, label, "SKIP", reason)
         target.prepare()
         case.run(Context(case, target))
     except SkipCase as exc:
@@ -190,8 +200,12 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    # Every selection is checked before anything runs: selecting nothing is a usage error
-    # (exit 2), so a typo in a CI script cannot pass as "0 passed, 0 failed".
+    # Every argument is checked before anything runs: selecting nothing is a usage error
+    # (exit 2), so a typo in a CI script cannot pass as "0 passed, 0 failed"; the output
+    # files are tried first; the built-in cases are loaded before the plugins, so that a
+    # plugin case cannot take a built-in id.
+    _check_outputs(parser, args.json, args.report, args.list)
+    load_builtin_cases()
     _load_plugins(parser, args.plugin)
     targets = _select_targets(parser, args.backend, args.target)
     every = all_cases() if cases is None else cases
@@ -209,12 +223,6 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
     if args.list:
         print(format_list(selected, targets))
         return 0
-    for flag, path in (("--json", args.json), ("--report", args.report)):
-        problem = path and _unwritable(path)
-        if problem:
-            parser.error(f"{flag} {path!r}: {problem}")
-    if args.report and not args.report.endswith((".md", ".html")):
-        parser.error(f"--report {args.report!r}: the name must end in .md or .html")
 
     t0 = time.perf_counter()
     results = run_cases(selected, targets)
@@ -279,36 +287,47 @@ def _ids(cases: list[Case]) -> str:
 
 
 def _load_plugins(parser: argparse.ArgumentParser, modules: list[str]) -> None:
-    """Import the entry points of ``ENTRY_POINT_GROUP``, then the ``--plugin`` modules."""
-    import importlib
-
+    """Import the entry points of ``ENTRY_POINT_GROUP``, then the ``--plugin`` modules; a
+    plugin that fails in any way (an exception, ``SystemExit``, a refused registration) is a
+    usage error naming it."""
+    if any(not name.strip() for name in modules):
+        parser.error("--plugin needs a module name, e.g. --plugin my_port.conformance")
     try:
         load_entry_points()
-    except PluginError as exc:  # a broken installed plugin: a usage error naming it
+        for name in modules:
+            import_plugin(name)
+    except PluginError as exc:
         parser.error(str(exc))
-    for name in modules:
-        if not name.strip():
-            parser.error("--plugin needs a module name, e.g. --plugin my_port.conformance")
-        try:
-            importlib.import_module(name)
-        except Exception as exc:  # not importable, or its registration is refused
-            parser.error(f"--plugin {name!r} cannot be imported: {type(exc).__name__}: {exc}")
 
 
 def _select_targets(
     parser: argparse.ArgumentParser, backend: list[str] | None, target: list[str] | None = None
 ) -> list[tuple[str, Target]]:
-    """The columns named by ``--backend`` and ``--target`` (all without either); usage errors
-    for unknown or no names."""
-    targets = default_targets()
+    """The columns named by ``--backend`` and ``--target`` (all but ``OPT_IN`` without
+    either); usage errors for unknown or no names. Only the selected registered targets are
+    built, and a plugin target that cannot be built is a usage error naming its plugin."""
+    builtin = builtin_targets()
+    known = [t.label for t in builtin] + registered_names()
     if backend is None and target is None:
-        return [(lab, t) for lab, t in targets if lab not in OPT_IN]
-    known = [lab for lab, _ in targets]
-    groups = {
-        "refimpl": [t.label for t in refimpl_targets()],
-        "original": [t.label for t in original_targets()],
-    }
-    aliases = {"strict": "array_api_strict", "torch:cpu": "torch", "np": "numpy"}
+        wanted = [lab for lab in known if lab not in OPT_IN]
+    else:
+        wanted = _wanted(parser, known, builtin, backend, target)
+    try:
+        plugged = [build_target(name) for name in registered_names() if name in wanted]
+    except PluginError as exc:
+        parser.error(str(exc))
+    return [(t.label, t) for t in builtin if t.label in wanted] + [(t.label, t) for t in plugged]
+
+
+def _wanted(
+    parser: argparse.ArgumentParser,
+    known: list[str],
+    builtin: list[Target],
+    backend: list[str] | None,
+    target: list[str] | None,
+) -> list[str]:
+    """The labels named by ``--backend`` and ``--target`` (groups and aliases resolved)."""
+    groups = {g: [t.label for t in builtin if t.kind == g] for g in GROUPS}
     wanted: list[str] = []
     for flag, given, names in (("--backend", backend, {}), ("--target", target, groups)):
         if given is None:
@@ -320,7 +339,7 @@ def _select_targets(
                 f"choose from {', '.join(sorted(known))}"
             )
         for w in words:
-            w = aliases.get(w, w)
+            w = ALIASES.get(w, w)
             if w in names:
                 wanted += names[w]
             elif w in known:
@@ -329,19 +348,69 @@ def _select_targets(
                 what = "backend" if flag == "--backend" else "target"
                 extra = ", refimpl, original" if flag == "--target" else ""
                 parser.error(f"unknown {what} {w!r}; choose from {', '.join(sorted(known))}{extra}")
-    return [(lab, t) for lab, t in targets if lab in wanted]
+    return wanted
+
+
+def _check_outputs(
+    parser: argparse.ArgumentParser, json_path: str | None, report: str | None, listing: bool
+) -> None:
+    """Usage errors for the output files: with ``--list`` (which runs nothing), an empty
+    name, a report name without .md/.html, both flags naming one file, or a file that cannot
+    be written (:func:`_unwritable` tries the real write)."""
+    given = [(f, p) for f, p in (("--json", json_path), ("--report", report)) if p is not None]
+    if listing and given:
+        flags = " and ".join(f for f, _ in given)
+        parser.error(
+            f"--list prints the cases and runs nothing, so {flags} would write no results; "
+            f"drop --list or {flags}"
+        )
+    for flag, path in given:
+        if not path:
+            example = "results.json" if flag == "--json" else "report.md"
+            parser.error(f"{flag} {path!r} names no file; give a path, e.g. {flag} {example}")
+    if report is not None and not report.endswith((".md", ".html")):
+        parser.error(f"--report {report!r}: the name must end in .md or .html")
+    if json_path is not None and report is not None and _same_file(json_path, report):
+        parser.error(
+            f"--json {json_path!r} and --report {report!r} name the same file; the report "
+            "would overwrite the JSON: give two names"
+        )
+    for flag, path in given:
+        problem = _unwritable(path)
+        if problem:
+            parser.error(f"{flag} {path!r}: {problem}")
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether the paths name one file (after symlinks, ``..`` and hard links)."""
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
+    return os.path.exists(a) and os.path.exists(b) and os.path.samefile(a, b)
 
 
 def _unwritable(path: str) -> str | None:
-    """Why the results could not be written to ``path`` (None if they can)."""
+    """Why the results could not be written to ``path`` (None if they can). Tries the real
+    write: opens the file for appending (an existing file is left as it was, a new one is
+    created, written and removed again) and writes to it, which also catches the files that
+    open but refuse data (``/dev/full``, ``/proc``, ``/sys``) and root's writable-looking
+    directories."""
     p = pathlib.Path(path)
-    parent = p.parent
     if p.is_dir():
         return "is a directory; give a file name"
-    if not parent.is_dir():
-        return f"the directory {str(parent)!r} does not exist (create it first)"
-    if not os.access(parent, os.W_OK) or (p.exists() and not os.access(p, os.W_OK)):
-        return "is not writable"
+    if not p.parent.is_dir():
+        return f"the directory {str(p.parent)!r} does not exist (create it first)"
+    existed = p.exists()
+    try:
+        fd = os.open(p, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, b"" if existed else b"{}")
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return f"cannot be written ({exc.strerror or exc})"
+    finally:
+        if not existed and p.exists():  # created here (through a dangling link, maybe)
+            os.remove(os.path.realpath(p))
     return None
 
 

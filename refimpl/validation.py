@@ -8,8 +8,9 @@ a frozen dataclass (``PerturbedOptions``, ``FrankWolfeOptions``, ``NoiseTunnelOp
 ``EigendistortionOptions``), and the algorithms then trust them.
 
 Numbers: :func:`check_real`, :func:`check_int`, :func:`check_bool`, :func:`check_choice`,
-:func:`check_callable`, :func:`check_rng`. Arrays: :func:`check_array`,
-:func:`check_finite`, :func:`check_same_place`, :func:`check_like`, :func:`check_fits`, :func:`leading_batch`,
+:func:`check_callable`, :func:`check_rng`. Dtypes: :func:`check_dtype`. Arrays:
+:func:`check_array`, :func:`check_finite`, :func:`check_same_place`, :func:`check_like`, :func:`check_fits`,
+:func:`check_noise_scale`, :func:`leading_batch`,
 :func:`check_shape`, :func:`check_param_ndim`.
 """
 
@@ -29,10 +30,12 @@ __all__ = [
     "check_bool",
     "check_callable",
     "check_choice",
+    "check_dtype",
     "check_finite",
     "check_fits",
     "check_int",
     "check_like",
+    "check_noise_scale",
     "check_param_ndim",
     "check_real",
     "check_rng",
@@ -190,6 +193,32 @@ def check_like(arr: Any, ref: Any, *, name: str, ref_name: str) -> None:
         )
 
 
+def check_dtype(name: str, dtype: Any, adapter: Any, *, complex_ok: bool = False) -> Any:
+    """The dtype object of ``adapter``'s namespace that ``dtype`` stands for (a name such as
+    ``"float32"`` or ``"bfloat16"``, a numpy dtype, or one of the namespace's dtypes);
+    TypeError unless it is a real floating dtype that backend has (or a complex floating one,
+    with ``complex_ok``). Names are looked up in the namespace first, so ``"bfloat16"`` works
+    wherever the library has it, whether or not numpy knows the name."""
+    xp = adapter.xp
+    names = ("float16", "bfloat16", "float32", "float64")
+    names += ("complex64", "complex128") if complex_ok else ()
+    have = [getattr(xp, n) for n in names if getattr(xp, n, None) is not None]
+    found = getattr(xp, dtype, None) if isinstance(dtype, str) and dtype in names else None
+    if found is None:
+        try:
+            found = adapter.dtype(dtype)
+        except (TypeError, ValueError, AttributeError):
+            found = None
+    for candidate in have:
+        if found is not None and found == candidate:
+            return candidate
+    kind = "real or complex floating" if complex_ok else "real floating"
+    accepted = ", ".join(adapter.dtype_name(d) for d in have)
+    raise TypeError(
+        f"{name} must be a {kind} dtype of backend {adapter.name!r} ({accepted}), got {dtype!r}"
+    )
+
+
 def check_fits(name: str, value: float, dtype: Any, xp: Any) -> None:
     """ValueError unless ``value`` is finite in ``dtype`` (a scale of noise or of a ball
     beyond the dtype's largest value would turn every draw into an infinity)."""
@@ -198,6 +227,31 @@ def check_fits(name: str, value: float, dtype: Any, xp: Any) -> None:
         raise ValueError(
             f"{name}={value!r} exceeds the largest finite value of the dtype {dtype} "
             f"({top:g}): draws scaled by it would overflow"
+        )
+
+
+def check_noise_scale(
+    name: str, scale: float, x: Any, *, x_name: str = "x", z_max: float = 40.0
+) -> None:
+    """ValueError unless ``x + scale * z`` stays finite in ``x``'s dtype for every noise draw
+    ``|z| <= z_max``: ``max|x| + z_max * |scale|`` must not exceed the dtype's largest finite
+    value (a call-start check, one host synchronisation; non-finite entries of ``x`` are not
+    counted, and an empty ``x`` counts as 0). ``z_max = 40`` bounds every standard draw of
+    the samplers in every dtype (the normal's inverse CDF at float64's smallest normal
+    number is -37.5, the Gumbel's largest draw ``-log(eps)`` 36.04 in float64)."""
+    xp, _ = namespace_and_device(x)
+    top = float(xp.finfo(x.dtype).max)
+    peak = 0.0
+    if math.prod(x.shape):
+        size = xp.abs(x)
+        peak = float(xp.max(xp.where(xp.isfinite(size), size, xp.zeros_like(size))))
+    limit = (top - peak) / z_max
+    if abs(scale) > limit:
+        raise ValueError(
+            f"{name}={scale!r} is too large for the dtype {x.dtype}: {x_name} + {name} * z "
+            f"must stay finite for noise draws |z| <= {z_max:g}, so {name} must be <= "
+            f"{limit:g} here (the dtype's largest value {top:g}, less max|{x_name}| = "
+            f"{peak:g}, over {z_max:g})"
         )
 
 

@@ -265,3 +265,74 @@ def test_bad_inputs_and_baselines(backend):
     if backend.name != "numpy":  # a numpy baseline with another library's inputs
         with pytest.raises(TypeError, match="use arrays of one library"):
             ig.attribute(x, baselines=np.zeros((1, 5)), target=0)
+
+
+def test_complex_baselines_are_refused(backend):
+    """A complex baseline used to be cast to the inputs' dtype, its imaginary part dropped."""
+    x = backend.asarray(X, dtype="float64")
+    ig = ra.IntegratedGradients(mlp(backend, "float64"))
+    for b in (backend.asarray(np.zeros((3, 5)), dtype="complex128"), 1j, np.complex64(0.5)):
+        with pytest.raises(TypeError, match="baselines must be real"):
+            ig.attribute(x, baselines=b, target=0)
+    zero = backend.asarray(np.zeros((1, 5)), dtype="complex128")
+    with pytest.raises(TypeError, match=r"baselines\[1\] must be real"):
+        ig.attribute((x, x), baselines=(0.0, zero), target=0)
+
+
+@pytest.mark.parametrize(
+    "scalar",
+    [np.float32(0.5), np.float64(0.5), "0-d", "0-d numpy", 0.5],
+    ids=["np.float32", "np.float64", "0-d", "0-d numpy", "float"],
+)
+def test_zero_d_baselines_are_scalars(backend, dtype, scalar):
+    """A numpy scalar or a 0-d array is a number: the same attributions as baselines=0.5."""
+    x = backend.asarray(X, dtype=dtype)
+    ig = ra.IntegratedGradients(mlp(backend, dtype), n_steps=8)
+    if scalar == "0-d":
+        scalar = backend.asarray(0.5, dtype=dtype)
+    elif scalar == "0-d numpy":
+        scalar = np.asarray(0.5)
+    ref = ig.attribute(x, baselines=0.5, target=1)
+    out = ig.attribute(x, baselines=scalar, target=1)
+    backend.assert_same_place(out, dtype)
+    np.testing.assert_array_equal(backend.to_numpy(out), backend.to_numpy(ref))
+    ints = ig.attribute(x, baselines=np.int64(0), target=1)
+    np.testing.assert_array_equal(
+        backend.to_numpy(ints), backend.to_numpy(ig.attribute(x, target=1))
+    )
+
+
+@given(
+    batch=st.sampled_from([0, 2]),
+    features=st.sampled_from([0, 5]),
+    internal=st.sampled_from([None, 1, 4]),
+)
+def test_empty_inputs_give_empty_attributions(backend, batch, features, internal):
+    """No examples (or no features): every method returns attributions of the inputs' shape
+    (and integrated gradients one delta per example), never a ZeroDivisionError."""
+    x = backend.asarray(np.ones((batch, features)), dtype="float64")
+    w = backend.asarray(np.ones((3, features)), dtype="float64")
+    model = rm.Linear(w)
+    target = [0] * batch
+    for method in (ra.Saliency(model), ra.InputXGradient(model)):
+        out = method.attribute(x, target=target)
+        backend.assert_same_place(out, x.dtype)
+        assert tuple(out.shape) == (batch, features)
+    ig = ra.IntegratedGradients(model, n_steps=5)
+    out, delta = ig.attribute(x, target=0, internal_batch_size=internal,
+                              return_convergence_delta=True)  # fmt: skip
+    assert tuple(out.shape) == (batch, features) and tuple(delta.shape) == (batch,)
+    np.testing.assert_allclose(backend.to_numpy(delta), 0.0, atol=1e-12)
+
+
+def test_refimpl_models_take_no_additional_forward_args(backend):
+    """A refimpl model is one array in, one array out: extra forward arguments are a
+    TypeError before any work (Python's own 'linearize() takes 2 positional arguments'
+    came from inside the model); the torch front end's forward_func takes them."""
+    x = backend.asarray(X, dtype="float64")
+    model = mlp(backend, "float64")
+    for method in (ra.Saliency(model), ra.InputXGradient(model), ra.IntegratedGradients(model)):
+        with pytest.raises(TypeError, match="refimpl models take no additional_forward_args"):
+            method.attribute(x, target=0, additional_forward_args=(1.0,))
+        method.attribute(x, target=0, additional_forward_args=None)  # None and () are none
+        method.attribute(x, target=0, additional_forward_args=())

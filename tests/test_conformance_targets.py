@@ -76,6 +76,7 @@ def test_every_operation_of_the_checklist_skips_by_default():
     # every public method a case may call is in the checklist
     plumbing = {"unavailable", "prepare", "implementations", "supports", "applies_to"}
     plumbing |= {"asarray", "to_numpy", "assert_native", "not_supported", "label"}
+    plumbing |= {"default_label"}
     public = {n for n in vars(Target) if not n.startswith("_") and callable(getattr(Target, n))}
     assert public - plumbing == set(OPERATIONS)
 
@@ -112,6 +113,57 @@ def test_register_target_validates():
         register_target("a,b", _Empty)
     with pytest.raises(TypeError, match="callable"):
         register_target("thing", 3)
+
+
+@pytest.mark.parametrize("name", ["refimpl", "original", "strict", "np", "torch:cpu", " mine"])
+def test_register_target_refuses_names_that_cannot_be_selected(monkeypatch, name):
+    """Group names and aliases of ``--target``/``--backend`` (and names with surrounding
+    spaces) would be accepted but never select the target."""
+    monkeypatch.setattr(targets.base, "_FACTORIES", {})
+    with pytest.raises(ValueError, match=f"target name {name!r}") as info:
+        register_target(name, _Empty)
+    assert "refimpl, original" in str(info.value) or "spaces" in str(info.value)
+
+
+def test_register_target_refuses_a_second_factory_for_a_name(monkeypatch):
+    monkeypatch.setattr(targets.base, "_FACTORIES", {})
+    register_target("twice", _Empty)
+    register_target("twice", _Empty)  # the same factory again: harmless
+    with pytest.raises(ValueError, match="'twice' is already registered"):
+        register_target("twice", lambda: _Radius("twice", 1.0))
+
+
+class _Library(_Radius):
+    """A port of a documented library's kind, built without a name."""
+
+    kind = "original"
+
+    def __init__(self) -> None:
+        super().__init__("", 1.0)
+
+
+@pytest.mark.parametrize("factory", [_Library, lambda: RefimplTarget("numpy")])
+def test_the_registered_name_selects_and_labels_the_target(monkeypatch, capsys, tmp_path, factory):
+    monkeypatch.setattr(targets.base, "_FACTORIES", {})
+    register_target("mine", factory)
+    out = tmp_path / "mine.json"
+    assert main(["--target", "numpy,mine", "--json", str(out)], cases=[BALL]) == 0
+    assert capsys.readouterr().out.splitlines()[0].split() == ["case", "numpy", "mine"]
+    data = json.loads(out.read_text())
+    assert [t["label"] for t in data["targets"]] == ["numpy", "mine"]
+    assert [r["target"] for r in data["results"]] == ["numpy", "mine"]
+
+
+def test_an_unavailable_probe_that_raises_during_the_run_is_a_fail_cell():
+    """Checked before the run for a plugin target (tests/test_cli.py); should it raise later
+    all the same, the cell FAILs with the error instead of ending the run."""
+
+    class Flaky(_Radius):
+        def unavailable(self):
+            raise RuntimeError("probe broke")
+
+    r = run_one(BALL, Flaky("flaky", 1.0))
+    assert r.status == "FAIL" and r.detail.startswith("RuntimeError: probe broke")
 
 
 def _runs_on(capsys, argv, cases):

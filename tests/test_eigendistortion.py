@@ -404,7 +404,7 @@ def test_save_load_round_trip_and_refusals(backend, dtype, tmp_path):
 def test_load_refuses_other_files_and_dtypes(tmp_path):
     case = LinearCase(_np(), "float64", 16)
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
-    with pytest.raises(ValueError, match="not an Eigendistortion file"):
+    with pytest.raises(ValueError, match="junk.npz': not an .npz archive"):
         Eigendistortion(case.image, case.model).load(tmp_path / "junk.npz")
     np.savez(tmp_path / "plain.npz", a=np.zeros(3))
     with pytest.raises(ValueError, match="no metadata.json"):
@@ -510,6 +510,90 @@ def test_bad_input(backend):
     with pytest.raises(ValueError, match="No eigendistortions synthesized"):
         eig.indexer(0)
     assert eig.eigenvalues is None  # nothing was computed by the failed calls
+
+
+def test_indexer_and_display_refuse_bools_where_an_int_is_expected(backend):
+    case = LinearCase(backend, backend.dtype("float64"), 16)
+    eig = run(Eigendistortion(case.image, case.model), "eigsh", k=2)
+    from refimpl.eigendistortion import display_eigendistortions as show
+
+    assert eig.indexer(1) == 1 and eig.indexer(-1) == 3 and eig.indexer(np.int64(255)) == 3
+    for bad in (True, False):
+        with pytest.raises(TypeError, match="idx must be an int, got the bool"):
+            eig.indexer(bad)
+        with pytest.raises(TypeError, match="eigenindex must be an int or a list of ints"):
+            show(eig, bad)
+        with pytest.raises(TypeError, match="eigenindex must be an int, got the bool"):
+            show(eig, [0, bad])
+        with pytest.raises(TypeError, match="distortion_scale must be a real number"):
+            show(eig, 0, distortion_scale=bad)
+        with pytest.raises(TypeError, match="distortion_scale must be a real number"):
+            show(eig, [0, -1], distortion_scale=[1.0, bad])
+    with pytest.raises(TypeError, match="idx must be an int"):
+        eig.indexer(1.0)
+    with pytest.raises(TypeError, match="eigenindex must be an int or a list"):
+        show(eig, "0")
+    with pytest.raises(ValueError, match="distortion_scale must be a finite number"):
+        show(eig, 0, distortion_scale=float("nan"))
+    with pytest.raises(TypeError, match="process_image must be callable or None"):
+        show(eig, 0, process_image="log")
+
+
+def test_load_refuses_bad_tolerances_before_reading(backend, tmp_path):
+    """A negative, NaN or infinite tolerance is refused, not reported as another image."""
+    case = LinearCase(backend, backend.dtype("float64"), 8)
+    path = tmp_path / "eig.npz"
+    run(Eigendistortion(case.image, case.model), "exact").save(path)
+    eig = Eigendistortion(case.image, case.model)
+    bad = st.floats().filter(lambda v: not 0 <= v < float("inf"))
+
+    @settings(max_examples=20)
+    @given(value=bad, which=st.sampled_from(["atol", "rtol"]))
+    def check(value, which):
+        with pytest.raises(ValueError, match=f"{which} must be a finite number >= 0, got"):
+            eig.load(path, **{which: value})
+
+    check()
+    eig.load(path)  # the defaults load the file's own image
+    assert eig.method == "exact"
+
+
+def test_load_refuses_bad_arguments(backend, tmp_path):
+    case = LinearCase(backend, backend.dtype("float64"), 8)
+    path = tmp_path / "eig.npz"
+    run(Eigendistortion(case.image, case.model), "exact").save(path)
+    eig = Eigendistortion(case.image, case.model)
+    with pytest.raises(TypeError, match="raise_on_checks must be True or False, got 1"):
+        eig.load(path, raise_on_checks=1)
+    with pytest.raises(TypeError, match="atol must be a real number, got '1e-8'"):
+        eig.load(path, atol="1e-8")
+    with pytest.raises(TypeError, match="rtol must be a real number, got True"):
+        eig.load(path, rtol=True)
+    with pytest.raises(ValueError, match=r"method must be in \['power', 'exact'"):
+        eig.load(path, method="bogus")
+    with pytest.raises(ValueError, match="load: path must name a file, got ''"):
+        eig.load("")
+    with pytest.raises(ValueError, match="load: path must name a file, got .*a directory"):
+        eig.load(tmp_path)
+    with pytest.raises(TypeError, match="load: path must be a str or an os.PathLike, got 3"):
+        eig.load(3)
+    assert eig.result is None
+    eig.load(path)
+
+
+def test_save_refuses_an_empty_path_and_a_directory(backend, tmp_path, monkeypatch):
+    case = LinearCase(backend, backend.dtype("float64"), 8)
+    eig = run(Eigendistortion(case.image, case.model), "exact")
+    (tmp_path / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "sub")
+    with pytest.raises(ValueError, match="save: path must name a file, got ''"):
+        eig.save("")
+    for directory in (tmp_path, str(tmp_path) + os.sep, "."):
+        with pytest.raises(ValueError, match=f"save: path must name a file, got '{directory}'"):
+            eig.save(directory)
+    with pytest.raises(TypeError, match="save: path must be a str or an os.PathLike, got None"):
+        eig.save(None)
+    assert sorted(os.listdir(tmp_path)) == ["sub"] and os.listdir(tmp_path / "sub") == []
 
 
 # -- plots -----------------------------------------------------------------------------------

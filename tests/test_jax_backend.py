@@ -130,3 +130,32 @@ def test_seed004_exact_eigendistortions_of_a_linear_model():
     expected = np.linalg.eigvalsh(W.T @ W)[::-1].clip(0, None)
     np.testing.assert_allclose(B.to_numpy(eig.eigenvalues), expected, atol=1e-10)
     assert backends.backend_of(eig.eigendistortions) is B
+
+
+# -- bad input ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("make", [jax.random.key, jax.random.PRNGKey], ids=["key", "PRNGKey"])
+def test_a_batch_of_keys_is_refused_as_rng(make):
+    """``jax.random.split(key)`` is a batch of keys: one stream needs one key."""
+    batch = jax.random.split(make(0), 3)
+    with pytest.raises(TypeError, match=r"rng must be one JAX key, got a batch of keys"):
+        as_rng(batch, like=arr([0.0]))
+    with pytest.raises(TypeError, match=r"rng must be one JAX key, got a batch of keys"):
+        as_rng(batch, backend="jax")
+
+
+def test_device_specs():
+    """An int is an index into ``jax.devices()`` (as cupy's adapter takes one); a malformed
+    index or another kind of spec is refused naming the spec."""
+    assert B.device(0) == jax.devices()[0]
+    x = B.asarray([1.0], device=0)
+    assert x.device == jax.devices()[0]
+    assert as_rng(0, backend="jax", device=0).uniform((2,), dtype="float32").shape == (2,)
+    with pytest.raises(ValueError, match=r"device index must be an int.*'cpu:x'"):
+        B.device("cpu:x")
+    with pytest.raises(ValueError, match=r"out of range"):
+        B.device(len(jax.devices()))
+    with pytest.raises(ValueError, match=r"out of range"):
+        B.device(-1)
+    for bad in (True, 1.0, [0]):
+        with pytest.raises(TypeError, match=r"device must be"):
+            B.device(bad)

@@ -199,3 +199,47 @@ def test_products_check_their_arguments(backend, dtype):
         jacobian(model, x, chunk_size=2.0)
     with pytest.raises(TypeError, match="JacobianOperator or a FisherOperator"):
         aslinearoperator(model)
+
+
+# -- bad input: empty blocks, FisherOperator.apply ------------------------------------------------
+@pytest.mark.parametrize("name", ["linear", "conv-circular-fft-stride2", "sequential"])
+def test_blocks_of_zero_columns_give_empty_results(backend, dtype, name):
+    """k = 0 columns: matmat and rmatmat return (m, 0) and (n, 0), FisherOperator.apply a
+    (0, *x.shape) batch, and nothing is counted."""
+    model, shape, lo, hi = build(name, backend)
+    _, x = inputs(backend, dtype, shape, lo, hi)
+    J, F = JacobianOperator(model, x), FisherOperator(model, x)
+    m, n = J.shape
+    xp = backend.xp
+    empty = lambda *s: xp.zeros(s, dtype=dtype, device=backend.device)  # noqa: E731
+    for got, want in (
+        (J.matmat(empty(n, 0)), (m, 0)),
+        (J.rmatmat(empty(m, 0)), (n, 0)),
+        (F.matmat(empty(n, 0)), (n, 0)),
+        (F.apply(empty(0, *shape)), (0, *shape)),
+    ):
+        assert tuple(got.shape) == want
+        backend.assert_same_place(got, dtype)
+    assert J.n_products == F.n_products == 0
+    one = JacobianOperator(CubeOneVector(), inputs(backend, dtype, (3, 2), 0.5, 2.0)[1])
+    assert tuple(one.matmat(empty(6, 0)).shape) == tuple(one.rmatmat(empty(6, 0)).shape) == (6, 0)
+
+
+def test_fisher_apply_checks_its_argument(backend, dtype):
+    """apply(v) checks v as matvec and matmat do, before any product: an array of x's
+    library, device and dtype, shaped like x with an optional leading batch axis."""
+    model, shape, lo, hi = build("lgc", backend)
+    _, x = inputs(backend, dtype, shape, lo, hi)
+    F = FisherOperator(model, x)
+    with pytest.raises(TypeError, match="v must be an array, got list"):
+        F.apply(backend.to_numpy(x).tolist())
+    for bad in ((1, 1, 11, 11), (1, 1, 11 * 10), (2, 2, *shape)):
+        with pytest.raises(ValueError, match=r"v must have the shape of x \(1, 1, 11, 10\)"):
+            F.apply(arr(backend, np.ones(bad), dtype))
+    other = backend.dtype("float64" if backend.dtype_name(dtype) == "float32" else "float32")
+    with pytest.raises(TypeError, match="v has dtype"):
+        F.apply(arr(backend, np.ones(shape), other))
+    if backend.name != "numpy":
+        with pytest.raises(TypeError, match="use arrays of one library"):
+            F.apply(np.ones(shape, dtype=backend.dtype_name(dtype)))
+    assert F.n_products == 0

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import backends
 from refimpl import models as rm
-from tests.conftest import tol
+from refimpl.models.conv import PAD_MODES, fft_size
+from tests.conftest import as64, has_dtype, tol
 
 RNG = np.random.default_rng
 
@@ -364,3 +367,184 @@ def test_model_weights_of_another_library_are_rejected(backend, dtype):
     m = rm.Conv2d(np.ones((3, 3)))
     with pytest.raises(TypeError, match="build the model with weights of x's library"):
         m(arr(backend, np.ones((1, 1, 5, 5)), dtype))
+
+
+# -- bad input: empty arrays, non-finite images, dtypes, integer-like options --------------------
+CONV_OPTIONS = dict(
+    pad_mode=st.sampled_from(PAD_MODES),
+    kernel=st.tuples(st.integers(1, 6), st.integers(1, 6)),
+    stride=st.integers(1, 3),
+)
+
+
+@settings(max_examples=20)
+@given(**CONV_OPTIONS, hw=st.tuples(st.integers(6, 9), st.integers(6, 9)), batch=st.integers(0, 2))
+def test_empty_batches_give_empty_results(backend, pad_mode, kernel, stride, hw, batch):
+    """A leading axis of size 0 gives the empty result of the right shape, from both methods
+    and every padding mode, for the output and both products; so does Flatten."""
+    f64 = backend.dtype("float64")
+    w = arr(backend, RNG(0).standard_normal((2, 3, *kernel)), f64)
+    shape = (0, batch, 3, *hw)
+    x = backend.xp.zeros(shape, dtype=f64, device=backend.device)
+    out = (0, batch, 2, -(-hw[0] // stride), -(-hw[1] // stride))
+    for method in ("direct", "fft"):
+        m = rm.Conv2d(w, pad_mode=pad_mode, stride=stride, method=method)
+        y, lin = m(x), m.linearize(x)
+        assert tuple(y.shape) == tuple(lin.y.shape) == out
+        backend.assert_same_place(y, f64)
+        assert tuple(lin.jvp(x).shape) == out
+        assert (
+            tuple(lin.vjp(backend.xp.zeros(out, dtype=f64, device=backend.device)).shape) == shape
+        )
+    flat = rm.Flatten(3)
+    assert tuple(flat(x).shape) == (0, batch, 3 * hw[0] * hw[1])
+    assert tuple(flat.vjp(x, flat(x)).shape) == shape
+    no_rows = backend.xp.zeros((0, 3, 4), dtype=f64, device=backend.device)
+    assert tuple(rm.Flatten(2)(no_rows).shape) == (0, 12)
+
+
+@settings(max_examples=20)
+@given(**CONV_OPTIONS, hw=st.sampled_from([(0, 4), (4, 0), (0, 0), (0, 9)]))
+def test_images_without_pixels_are_rejected_by_both_methods(backend, pad_mode, kernel, stride, hw):
+    """H = 0 or W = 0: one ValueError from both methods and every padding mode (same padding
+    has nothing to pad from; torch refuses such an image too)."""
+    f64 = backend.dtype("float64")
+    w = arr(backend, np.ones((1, 1, *kernel)), f64)
+    x = backend.xp.zeros((1, 1, *hw), dtype=f64, device=backend.device)
+    for method in ("direct", "fft"):
+        m = rm.Conv2d(w, pad_mode=pad_mode, stride=stride, method=method)
+        for call in (m, m.linearize):
+            with pytest.raises(ValueError, match=r"x must have H >= 1 and W >= 1, got shape"):
+                call(x)
+
+
+@given(n=st.integers(0, 2000))
+def test_fft_size_is_the_next_5_smooth_length(n):
+    """fft_size terminates for every n >= 0 (0 and 1 give 1) with the smallest 2-3-5 length."""
+    size = fft_size(n)
+
+    def smooth(m):
+        for p in (2, 3, 5):
+            while m % p == 0:
+                m //= p
+        return m == 1
+
+    assert size >= max(n, 1) and smooth(size)
+    assert not any(smooth(m) for m in range(max(n, 1), size))
+
+
+@settings(max_examples=15)
+@given(
+    pixels=st.lists(st.tuples(st.integers(0, 8), st.integers(0, 8)), min_size=1, max_size=4),
+    value=st.sampled_from([np.inf, -np.inf, np.nan]),
+    kernel=st.sampled_from([(3, 3), (7, 5)]),
+)
+def test_non_finite_images_are_rejected_by_both_methods(backend, dtype, pixels, value, kernel):
+    """An inf or NaN pixel would poison every FFT output pixel but only the direct method's
+    neighbours: both methods refuse such an image with one ValueError, as LuminanceGainControl
+    (FFT for its 31 x 31 kernels) does."""
+    a = RNG(0).uniform(0, 1, (1, 1, 9, 9))
+    for i, j in pixels:
+        a[0, 0, i, j] = value
+    x = arr(backend, a, dtype)
+    w = arr(backend, np.ones((1, 1, *kernel)), dtype)
+    models = [rm.Conv2d(w, method=method) for method in ("direct", "fft")]
+    models.append(rm.LuminanceGainControl(5, pad_mode="circular", method="fft", **where(backend)))
+    for m in models:
+        for call in (m, m.linearize):
+            with pytest.raises(ValueError, match="x contains NaN or infinite values"):
+                call(x)
+
+
+def _floats(backend):
+    return [n for n in ("float16", "bfloat16", "float32", "float64") if has_dtype(backend, n)]
+
+
+def test_filters_accept_every_floating_dtype_of_the_backend(backend):
+    """bfloat16 (torch, jax) and float16 (where the backend has it) as names or dtype objects:
+    the kernel comes in that dtype, whether or not jax (which registers bfloat16 with numpy)
+    has been imported."""
+    for name in _floats(backend):
+        dt = backend.dtype(name) if name != "bfloat16" else backend.xp.bfloat16
+        for spec in (name, dt):
+            g = rm.gaussian_kernel(5, 1.0, **where(backend), dtype=spec)
+            backend.assert_same_place(g, dt)
+            np.testing.assert_allclose(as64(backend, g).sum(), 1.0, rtol=1e-2)
+            cs = rm.center_surround(5, **where(backend), dtype=spec)
+            backend.assert_same_place(cs, dt)
+        lgc = rm.LuminanceGainControl(5, **where(backend), dtype=name)
+        assert lgc.filters.weight.dtype == dt
+
+
+@pytest.mark.parametrize("spec", ["int64", "int32", "bool", "uint8", "complex128", "bfloat16"])
+def test_filters_refuse_non_floating_dtypes(backend, spec):
+    """Integer, bool and complex dtypes (and bfloat16 where the backend has none) raise
+    TypeError naming the floating dtypes the backend has, never a silent float64."""
+    if spec in _floats(backend):
+        pytest.skip(f"{backend.name} has {spec}")
+    makers = (
+        lambda **kw: rm.gaussian_kernel(5, 1.0, **kw),
+        lambda **kw: rm.center_surround(5, **kw),
+        lambda **kw: rm.LuminanceGainControl(5, **kw),
+    )
+    for make in makers:
+        with pytest.raises(TypeError, match=r"dtype must be a real floating dtype of backend"):
+            make(**where(backend), dtype=spec)
+    with pytest.raises(TypeError, match=r"dtype must be a real floating dtype"):
+        rm.gaussian_kernel(5, 1.0, **where(backend), dtype="not-a-dtype")
+
+
+@pytest.mark.parametrize("make", [int, np.int64, np.int32, np.uint8])
+def test_integral_stride_and_ndim_are_accepted(backend, dtype, make):
+    """Any integral number (numpy integers included; not bool) is a stride or an ndim."""
+    w = arr(backend, RNG(1).standard_normal((3, 3)), dtype)
+    x = arr(backend, RNG(2).standard_normal((1, 1, 7, 8)), dtype)
+    conv = rm.Conv2d(w, stride=make(2))
+    assert conv.stride == 2 and type(conv.stride) is int
+    ref = backend.to_numpy(rm.Conv2d(w, stride=2)(x))
+    np.testing.assert_array_equal(backend.to_numpy(conv(x)), ref)
+    flat = rm.Flatten(make(2))
+    assert flat.ndim == 2 and tuple(flat(x).shape) == (1, 1, 56)
+
+
+def test_non_integral_stride_and_ndim_are_refused(backend, dtype):
+    w = arr(backend, np.ones((3, 3)), dtype)
+    for bad in (2.0, True, "2", None):
+        with pytest.raises(TypeError, match="stride must be an int >= 1"):
+            rm.Conv2d(w, stride=bad)
+        with pytest.raises(TypeError, match="ndim must be an int >= 1"):
+            rm.Flatten(bad)
+    with pytest.raises(ValueError, match="stride must be an int >= 1, got 0"):
+        rm.Conv2d(w, stride=np.int64(0))
+    with pytest.raises(ValueError, match="ndim must be an int >= 1, got 0"):
+        rm.Flatten(0)
+
+
+def test_additional_forward_args_are_refused_clearly(backend, dtype):
+    """A model of this package takes x only: extra forward arguments (captum's
+    additional_forward_args) raise a TypeError naming the model, before any work, however
+    the model is reached (refimpl.attr refuses them up front too: tests/test_attr_methods.py);
+    a user's model of the protocol gets them passed on by ``linearize``."""
+    model = rm.Sequential(rm.Linear(arr(backend, RNG(0).standard_normal((2, 3)), dtype)))
+    x = arr(backend, RNG(1).standard_normal((4, 3)), dtype)
+    msg = r"Sequential\(Linear\(3 -> 2\)\) takes no additional forward arguments .*got 1 more"
+    with pytest.raises(TypeError, match=msg):
+        model(x, 2.0)
+    with pytest.raises(TypeError, match=msg):
+        model.linearize(x, 2.0)
+    with pytest.raises(TypeError, match=msg):
+        rm.linearize(model, x, 2.0)
+
+    class Scaled:  # y = c x, c an extra forward argument
+        def __call__(self, x, c):
+            return c * x
+
+        def jvp(self, x, v, c):
+            return c * v
+
+        def vjp(self, x, u, c):
+            return c * u
+
+    lin = rm.linearize(Scaled(), x, 3.0)
+    np.testing.assert_allclose(backend.to_numpy(lin.y), 3 * backend.to_numpy(x), rtol=1e-6)
+    np.testing.assert_allclose(backend.to_numpy(lin.vjp(x)), 3 * backend.to_numpy(x), rtol=1e-6)

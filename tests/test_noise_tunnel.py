@@ -23,7 +23,7 @@ from conformance.cases.seed003 import quadratic_bounds
 from refimpl import attr as ra
 from refimpl import models as rm
 from refimpl.attr import noise as noise_mod
-from tests.conftest import tol
+from tests.conftest import arr, tol
 
 RNG = np.random.default_rng(0)
 W1 = RNG.standard_normal((4, 5)) * 0.8
@@ -504,3 +504,88 @@ def test_validation_survives_python_O():
     )
     res = subprocess.run([sys.executable, "-O", "-c", code], capture_output=True, text=True)
     assert res.returncode == 0 and res.stdout.startswith("ValueError nt_type"), res.stderr
+
+
+@pytest.mark.parametrize(
+    "dtype_name, kwargs",
+    [("float32", dict(stdevs=1e39)), ("float32", dict(stdevs=1e37)),
+     ("float16", dict(stdevs=1e5)), ("float64", dict(stdevs=(0.1, 1e307))),
+     ("float32", dict(stdevs=3e36, relative=True))],
+)  # fmt: skip
+def test_stdevs_must_keep_the_noisy_inputs_finite(backend, dtype_name, kwargs):
+    """max|x| + 40 sigma must be finite in the inputs' dtype (40 bounds every normal draw),
+    checked before any noise or call: stdevs=1e39 on float32 gave all-NaN attributions. With
+    relative=True sigma is the level times each example's range (here 3)."""
+    x = arr(backend, np.tile(np.linspace(-1.5, 1.5, 5), (3, 1)), dtype_name)
+    inputs = (x, x) if isinstance(kwargs["stdevs"], tuple) else x
+    probe = Identity()
+    with pytest.raises(ValueError, match=r"stdevs.*=.* is too large for the dtype"):
+        ra.NoiseTunnel(probe).attribute(inputs, nt_samples=2, rng=0, **kwargs)
+    assert probe.calls == []
+
+
+def test_the_largest_accepted_stdevs_gives_finite_noise(backend):
+    x = backend.asarray(np.zeros((3, 5)), dtype="float32")
+    out = ra.NoiseTunnel(Identity()).attribute(x, stdevs=3.4e38 / 40 * 0.999, rng=0)
+    assert np.all(np.isfinite(backend.to_numpy(out)))
+
+
+@pytest.mark.parametrize("nt_samples_batch_size", [None, 1, 3])
+def test_a_bad_target_entry_is_named_as_the_user_gave_it(backend, nt_samples_batch_size):
+    """The per-example target list is repeated per sample: errors name the entry of the
+    caller's list (target[2]), not of the expanded one (it said target[4]); an entry of the
+    wrong kind fails before any noise or call."""
+    x = backend.asarray(X, dtype="float64")
+    kw = dict(nt_samples=2, nt_samples_batch_size=nt_samples_batch_size, rng=0)
+    probe = Identity()
+    with pytest.raises(TypeError, match=r"target\[2\] must be an int or a tuple of ints, got None"):
+        ra.NoiseTunnel(probe).attribute(x, target=[0, 1, None], **kw)
+    assert probe.calls == []
+    model = mlp(backend, "float64")
+    for method in (ra.Saliency(model), ra.IntegratedGradients(model, n_steps=4)):
+        with pytest.raises(ValueError, match=r"target\[2\]=5 is out of range"):
+            ra.NoiseTunnel(method).attribute(x, target=[0, 1, 5], **kw)
+        with pytest.raises(ValueError, match=r"target\[1\]=-4 is out of range"):
+            ra.NoiseTunnel(method).attribute(x, target=[0, -4, 1], **kw)
+    with pytest.raises(ValueError, match=r"target\[2\]=5 is out of range"):
+        ra.IntegratedGradients(model, n_steps=4).attribute(x, target=[0, 1, 5],
+                                                           internal_batch_size=4)  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (4, 0), (0, 0)])
+@pytest.mark.parametrize("relative", [False, True])
+def test_empty_inputs_give_empty_results(backend, shape, relative):
+    """No examples or no features: attributions of the inputs' shape (and B * n deltas)."""
+    x = backend.asarray(np.ones(shape), dtype="float64")
+    out = ra.NoiseTunnel(Identity()).attribute(x, nt_samples=3, relative=relative, rng=0)
+    backend.assert_same_place(out, x.dtype)
+    assert tuple(out.shape) == shape
+    model = rm.Linear(backend.asarray(np.ones((2, shape[1])), dtype="float64"))
+    nt = ra.NoiseTunnel(ra.IntegratedGradients(model, n_steps=3))
+    attr, delta = nt.attribute(x, nt_samples=3, nt_samples_batch_size=2, relative=relative,
+                               target=0, rng=0, return_convergence_delta=True)  # fmt: skip
+    assert tuple(attr.shape) == shape and tuple(delta.shape) == (shape[0] * 3,)
+
+
+def test_refimpl_models_take_no_additional_forward_args_before_any_noise(backend):
+    x = backend.asarray(X, dtype="float64")
+    rng = np.random.default_rng(0) if backend.name == "numpy" else 0
+    state = getattr(rng, "bit_generator", None)
+    before = None if state is None else state.state
+    with pytest.raises(TypeError, match="refimpl models take no additional_forward_args"):
+        ra.NoiseTunnel(ra.Saliency(mlp(backend, "float64"))).attribute(
+            x, target=0, additional_forward_args=(2.0,), rng=rng
+        )
+    assert before is None or rng.bit_generator.state == before  # no noise drawn
+
+
+@pytest.mark.parametrize("draw", [False, True])
+def test_zero_d_baselines_pass_as_scalars(backend, draw):
+    """A numpy scalar or a 0-d array is a scalar baseline: it passes unexpanded (also when
+    baselines are drawn from their distribution) and gives what the number gives."""
+    x = backend.asarray(X, dtype="float64")
+    nt = ra.NoiseTunnel(ra.IntegratedGradients(mlp(backend, "float64"), n_steps=4))
+    kw = dict(nt_samples=3, target=0, rng=2, draw_baseline_from_distrib=draw)
+    ref = backend.to_numpy(nt.attribute(x, baselines=0.5, **kw))
+    for b in (np.float32(0.5), np.asarray(0.5), backend.asarray(0.5, dtype="float64")):
+        np.testing.assert_array_equal(backend.to_numpy(nt.attribute(x, baselines=b, **kw)), ref)

@@ -284,6 +284,54 @@ def test_bad_arrays(backend):
         opt.update([other], state, [x])
 
 
+@given(
+    shapes=st.sampled_from(
+        [((3,), (2, 3)), ((2, 3), (3,)), ((2, 1), (2, 3)), ((), (2,)), ((2, 3), ())]
+    )
+)
+def test_frank_wolfe_update_refuses_mismatched_shapes(backend, shapes):
+    """``param`` and ``direction`` must have one shape: no silent broadcasting."""
+    param = backend.asarray(np.ones(shapes[0]), dtype="float64")
+    direction = backend.asarray(np.ones(shapes[1]), dtype="float64")
+    with pytest.raises(ValueError, match=r"direction must have the shape of param"):
+        ro.frank_wolfe_update(param, direction, 0.5, 1.0)
+    with pytest.raises(TypeError, match=r"direction has dtype"):
+        ro.frank_wolfe_update(param, backend.asarray(np.ones(shapes[0]), dtype="float32"), 0.5, 1)
+    with pytest.raises(TypeError, match=r"alpha must be a real number"):
+        ro.frank_wolfe_update(param, param, "0.5", 1.0)
+
+
+def test_l1q_with_dq_refuses_a_state_of_another_optimizer(backend):
+    """With dq > 0 the draws come from the state's Rng: a state without one (dq = 0, another
+    optimizer, or built by hand) or made by another optimizer is refused, not silently
+    replaced by fresh entropy."""
+    x = arr(backend, [[1.0, -2.0, 3.0]])
+    opt = ro.l1q_frank_wolfe(q=0.5, dq=0.3, epsilon=1.0, rng=0)
+    others = {
+        r"l1q_frank_wolfe draws from the state's rng \(a backends.Rng\), but state.rng is None": [
+            ro.l1q_frank_wolfe(q=0.5, epsilon=1.0).init([x]),
+            ro.OptimizerState(step=(0,)),
+        ],
+        "state was made by l2_frank_wolfe's init, not l1q_frank_wolfe's": [
+            ro.l2_frank_wolfe(epsilon=1.0).init([x])
+        ],
+        "state was made by l2_projected's init, not l1q_frank_wolfe's": [
+            ro.l2_projected(epsilon=1.0, lr=0.1).init([x])
+        ],
+    }
+    for words, states in others.items():
+        for state in states:
+            with pytest.raises(ValueError, match=words):
+                opt.update([x], state, [x])
+    with pytest.raises(ValueError, match="made by l1q_frank_wolfe's init, not l1_frank_wolfe's"):
+        ro.l1_frank_wolfe(epsilon=1.0).update([x], opt.init([x]), [x])
+    own = opt.init([x])
+    assert own.made_by == "l1q_frank_wolfe"
+    ro.l1q_frank_wolfe(q=0.2, dq=0.1, epsilon=2.0).update([x], own, [x])  # same optimizer kind
+    ro.l1q_frank_wolfe(q=0.2, epsilon=2.0).update([x], own, [x])  # dq = 0: rng unused
+    ro.l1_frank_wolfe(epsilon=1.0).update([x], ro.OptimizerState(step=(3,)), [x])  # by hand
+
+
 def _torch_or_skip():
     torch = pytest.importorskip("torch")
     return torch.ones((2, 3), dtype=torch.float64)

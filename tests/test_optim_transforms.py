@@ -159,6 +159,12 @@ def test_top_q_beyond_2_to_24_elements(backend):
         (lambda g: top_q_gradient(g, "0.5"), TypeError, "q"),
         (lambda g: top_q_gradient(g, 0.5, param_ndim=3), ValueError, "param_ndim"),
         (lambda g: normalize_gradient(g, 3), ValueError, "ord"),
+        (lambda g: normalize_gradient(g, True), TypeError, "ord must be 1 or 2, got the bool"),
+        (lambda g: sample_q(5, 0.0, None, like=g), ValueError, r"q must be .* in \[0, 1\]"),
+        (lambda g: sample_q(0.5, -0.1, None, like=g), ValueError, r"dq must be .* in \[0, 1\]"),
+        (lambda g: sample_q(0.5, 1.5, None, like=g), ValueError, "dq"),
+        (lambda g: sample_q(0.5, 0.1, True, like=g), TypeError, "rng"),
+        (lambda g: sample_q(0.5, 0.1, 0, like=[1.0]), TypeError, "like"),
         (lambda g: normalize_gradient(g, 2, div_by_zero_eps=-1.0), ValueError, "div_by_zero_eps"),
     ],
 )
@@ -166,3 +172,40 @@ def test_bad_input(backend, call, exc, words):
     g = backend.asarray(np.ones((2, 3)), dtype="float64")
     with pytest.raises(exc, match=words):
         call(g)
+
+
+@given(
+    d=st.integers(0, 6),
+    shape=st.sampled_from([(), (4,), (2, 3, 4)]),
+    k=st.integers(-1, 7),
+)
+def test_top_q_drop_mask_takes_rows(backend, d, shape, k):
+    """``top_q_drop_mask`` works on (N, D) rows: any other rank is refused naming the shape."""
+    from refimpl.optim import top_q_drop_mask
+
+    rows = backend.asarray(np.abs(np.arange(3.0 * d).reshape(3, d)), dtype="float64")
+    drop = backend.to_numpy(top_q_drop_mask(rows, k))
+    assert drop.shape == (3, d)
+    assert np.all((~drop).sum(axis=1) == min(max(k, 0), d))
+    for bad_shape in (shape, (d,)):  # 1-d rows (one row of length d) included
+        bad = backend.asarray(np.ones(bad_shape), dtype="float64")
+        with pytest.raises(ValueError, match=r"a must be an \(N, D\) array of rows .* got shape"):
+            top_q_drop_mask(bad, k)
+
+
+def test_sample_q_documented_rng_kinds(backend):
+    """An int seed draws the same q at every call; an Rng or a generator advances; None
+    draws fresh entropy; dq = 0 returns q itself, as a float, without drawing."""
+    from backends import as_rng
+
+    g = backend.asarray([1.0, 2.0], dtype="float32")
+    seeded = {sample_q(0.5, 0.2, 7, like=g) for _ in range(3)}
+    assert len(seeded) == 1
+    rng = as_rng(7, like=g)
+    advancing = [sample_q(0.5, 0.2, rng, like=g) for _ in range(3)]
+    assert advancing[0] == seeded.pop() and len(set(advancing)) == 3
+    fresh = {sample_q(0.5, 0.2, None, like=g) for _ in range(5)}
+    assert len(fresh) > 1 and all(0.3 <= q <= 0.7 for q in fresh)
+    for q in (0, 1, 0.25):
+        out = sample_q(q, 0, None, like=g)
+        assert type(out) is float and out == q

@@ -274,6 +274,36 @@ def test_bad_call_arguments(backend):
         p.delta = rand(backend, (3,), f32)
 
 
+@given(
+    shape=st.sampled_from([(), (3,), (2, 3)]),
+    scalar=st.sampled_from([np.float16, np.float32, np.float64]),
+    value=st.floats(-10, 10),
+)
+def test_a_new_delta_keeps_dtype_library_and_shape(backend, dtype, shape, scalar, value):
+    """``p.delta = new`` takes an array of the current delta's library, device, dtype and
+    shape. A numpy scalar (what 0-d numpy arithmetic returns) gets the same checks and is
+    stored as a 0-d array."""
+    p = AdditivePerturbation(backend.xp.zeros(shape, dtype=dtype, device=backend.device))
+    name = backend.dtype_name(dtype)
+    if shape == () and backend.name == "numpy":
+        if np.dtype(scalar).name == name:
+            p.delta = scalar(value)
+            assert hasattr(p.delta, "__setitem__") and p.delta.dtype == dtype  # a 0-d array
+            assert float(p.delta) == float(scalar(value))
+        else:
+            with pytest.raises(TypeError, match=f"delta has dtype {np.dtype(scalar).name}"):
+                p.delta = scalar(value)
+    elif shape == ():
+        with pytest.raises(TypeError, match="use arrays of one library"):
+            p.delta = scalar(value)
+    other = "float64" if name == "float32" else "float32"
+    with pytest.raises(TypeError, match=f"delta has dtype .*{other}.* but the current delta"):
+        p.delta = backend.xp.zeros(shape, dtype=backend.dtype(other), device=backend.device)
+    with pytest.raises(ValueError, match="delta must keep the shape"):
+        p.delta = backend.xp.zeros((*shape, 1), dtype=dtype, device=backend.device)
+    assert p.delta.dtype == dtype and tuple(p.delta.shape) == shape
+
+
 def test_jvp_and_vjp_check_namespace_and_device(backend):
     x = arr(backend, np.ones((3, 2)), "float32")
     p = AdditivePerturbation(x, delta_ndim=-1)

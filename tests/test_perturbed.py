@@ -11,6 +11,7 @@ per entry (ALPHA = 1e-7; with <= 60 entries a test fails falsely with probabilit
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 
 from refimpl.perturbed import argmax_one_hot, hard_or, perturbed
 from refimpl.perturbed.sampling import block_size
+from tests.conftest import arr
 
 THETA_BATCH = [[-0.6, 1.9, -0.2, 1.1, -1.0], [-0.6, 1.0, -0.2, 1.8, -1.0]]
 EULER_GAMMA = 0.5772156649015329
@@ -587,3 +589,121 @@ def test_bad_tangents_and_cotangents(backend):
         p.vjp(theta, xp.ones((2, 4), dtype=theta.dtype, device=backend.device))
     with pytest.raises(TypeError, match="unknown option"):
         p.replace(samples=3)
+
+
+class CallCounter:
+    """A solver (argmax one-hot) that counts the rows it was called on."""
+
+    def __init__(self):
+        self.rows = []
+
+    def __call__(self, x):
+        self.rows.append(x.shape[0])
+        return argmax_one_hot(x)
+
+
+@given(
+    shape=st.lists(st.integers(1, 4), min_size=0, max_size=3),
+    batched=st.booleans(),
+    chunk=st.sampled_from([None, 1, 7, 100]),
+)
+def test_samples_never_reach_the_solver_on_an_event_axis(backend, shape, batched, chunk):
+    """func receives (rows, *event): theta of rank 0 unbatched (rank < 2 batched) would put
+    the samples on func's last axis, so it is refused; otherwise every chunk size gives the
+    same mean, whose one-hot slices sum to 1 over the event's last axis."""
+    theta_np = np.random.default_rng(len(shape)).standard_normal(shape)
+    theta = backend.asarray(theta_np, dtype="float64")
+    p = perturbed(argmax_one_hot, num_samples=60, sigma=0.5, batched=batched, rng=0,
+                  chunk_size=chunk)  # fmt: skip
+    if len(shape) < (2 if batched else 1):
+        with pytest.raises(ValueError, match=r"batched=(True|False) needs theta of rank >= "):
+            p(theta)
+        return
+    value = as_np(backend, p(theta))
+    assert value.shape == tuple(shape)
+    np.testing.assert_allclose(value.sum(axis=-1), 1.0, atol=1e-12)
+    ref = as_np(backend, p.replace(chunk_size=None)(theta))
+    np.testing.assert_array_equal(value, ref)
+    scalar = perturbed(hard_or, num_samples=60, sigma=0.5, batched=batched, rng=0,
+                       chunk_size=chunk)  # fmt: skip
+    assert tuple(scalar(theta).shape) == tuple(shape[:-1])
+
+
+def test_unbatched_scalar_theta_is_refused_before_any_call(backend):
+    """The issue's case: a 0-d theta gave 0.001, 1.0, 0.1, 0.01 for chunk sizes None, 1, 10,
+    100 (the arg-max mixed the samples)."""
+    rec = CallCounter()
+    for chunk in (None, 1, 10, 100):
+        p = perturbed(rec, batched=False, num_samples=1000, sigma=0.5, rng=0, chunk_size=chunk)
+        with pytest.raises(ValueError, match=r"batched=False needs theta of rank >= 1"):
+            p(backend.asarray(0.3, dtype="float64"))
+    assert rec.rows == []
+
+
+@pytest.mark.parametrize(
+    "dtype_name, sigma, theta_value",
+    [("float32", 1e39, 0.0), ("float32", 1e37, 0.0), ("float32", 8e36, 3e38),
+     ("float16", 1e5, 0.0), ("float16", 1700.0, 0.0), ("float64", 1e307, 0.0)],
+)  # fmt: skip
+def test_sigma_must_keep_the_perturbed_theta_finite(backend, dtype_name, sigma, theta_value):
+    """max|theta| + 40 sigma must be finite in theta's dtype (40 bounds every noise draw),
+    checked when the call starts: sigma=1e39 on float32 made every draw infinite and the
+    ties went to index 0 ([0.53, 0.25, ...] instead of about 0.2 each)."""
+    theta = arr(backend, np.full((1, 5), theta_value), dtype_name)
+    for noise in ("normal", "gumbel"):
+        rec = CallCounter()
+        p = perturbed(rec, sigma=sigma, noise=noise, num_samples=10, rng=0)
+        with pytest.raises(ValueError, match=re.escape(f"sigma={sigma!r} is too large for")):
+            p(theta)
+        with pytest.raises(ValueError, match="sigma="):
+            p.vjp(theta, backend.xp.ones_like(theta))
+        assert rec.rows == []
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "float32", "float64"])
+@pytest.mark.parametrize("noise", ["normal", "gumbel"])
+def test_the_largest_accepted_sigma_gives_finite_results(backend, dtype_name, noise):
+    """Just inside the bound, every perturbed theta (and so every estimate) is finite and the
+    perturbed arg-max is close to uniform."""
+    theta = arr(backend, np.zeros((1, 5)), dtype_name)
+    top = float(np.finfo(dtype_name).max)
+    seen = []
+
+    def argmax(x):
+        seen.append(bool(backend.xp.all(backend.xp.isfinite(x))))
+        return argmax_one_hot(x)
+
+    p = perturbed(argmax, sigma=top / 40 * 0.999, noise=noise, num_samples=400, rng=0)
+    value = as_np(backend, p(theta))
+    assert all(seen) and np.all(np.isfinite(value))
+    if noise == "normal":  # the Gumbel's location shift (sigma gamma) is huge but harmless
+        np.testing.assert_allclose(value, 0.2, atol=0.1)
+
+
+def test_directions_are_checked_before_sampling(backend):
+    """u and v: None, complex (the imaginary part used to be dropped), another library or a
+    wrong shape fail before any sample is drawn: v entirely before any call of func, u's
+    shape as soon as func's output shape is known (the baseline call, else the first chunk)."""
+    xp = backend.xp
+    theta = backend.asarray(THETA_BATCH, dtype="float64")
+    ones = xp.ones_like(theta)
+    bad = [
+        (None, TypeError, "{} must be an array, got NoneType"),
+        ([[1.0] * 5] * 2, TypeError, "{} must be an array, got list"),
+        (xp.astype(ones, xp.complex128), TypeError, "{} must have a real floating dtype"),
+        (xp.ones((2, 4), dtype=theta.dtype, device=backend.device), ValueError,
+         r"{} must have the shape of"),
+    ]  # fmt: skip
+    if backend.name != "numpy":
+        bad.append((np.ones((2, 5)), TypeError, "{} is a numpy.ndarray.*one library"))
+    for baseline in (True, False):
+        rec = CallCounter()
+        p = perturbed(rec, num_samples=50, chunk_size=10, sigma=0.5, rng=0, baseline=baseline)
+        for direction, exc, match in bad:
+            for name, call in (("v", p.jvp), ("u", p.vjp), ("u", p.value_and_vjp)):
+                del rec.rows[:]
+                with pytest.raises(exc, match=match.format(name)):
+                    call(theta, direction)
+                late = name == "u" and exc is ValueError  # u's shape needs func's output
+                expected = ([2] if baseline else [20]) if late else []
+                assert rec.rows == expected, (name, rec.rows)

@@ -73,7 +73,7 @@ def test_solver_bad_input(backend):
         argmax_one_hot(x, axis=2)
     with pytest.raises(TypeError, match="axis must be an int"):
         ranks(x, axis=1.0)
-    with pytest.raises(ValueError, match=r"k must satisfy 0 <= k <= 2"):
+    with pytest.raises(ValueError, match=r"k must be an int in \[0, 2\], got 3"):
         top_k_one_hot(x, 3)
     with pytest.raises(TypeError, match="k must be an int"):
         top_k_one_hot(x, 1.0)
@@ -87,6 +87,48 @@ def test_solver_bad_input(backend):
         shortest_path(backend.asarray(np.ones((3, 3)), dtype="float64"), target=3)
     with pytest.raises(TypeError, match="source must be an int"):
         shortest_path(backend.asarray(np.ones((3, 3)), dtype="float64"), source=0.0)
+
+
+@given(
+    k=st.integers(0, 4),
+    kind=st.sampled_from([int, np.int8, np.int32, np.int64, np.uint16]),
+    axis=st.sampled_from([-1, 1, np.int64(-1), np.int32(1)]),
+)
+def test_numpy_integers_are_ints(backend, k, kind, axis):
+    """k and axis: any integer that is not a bool (numpy's included), as check_int accepts."""
+    x = backend.asarray(np.arange(8.0).reshape(2, 4)[:, ::-1].copy(), dtype="float64")
+    expected = as_np(backend, top_k_one_hot(x, k))
+    np.testing.assert_array_equal(as_np(backend, top_k_one_hot(x, kind(k), axis=axis)), expected)
+    np.testing.assert_array_equal(as_np(backend, argmax_one_hot(x, axis=axis)),
+                                  as_np(backend, argmax_one_hot(x)))  # fmt: skip
+    np.testing.assert_array_equal(as_np(backend, ranks(x, axis=axis)), as_np(backend, ranks(x)))
+
+
+def test_shortest_path_symmetrize_must_be_a_bool(backend):
+    w = backend.asarray(np.ones((3, 3)), dtype="float64")
+    for bad in ("no", 0, None):
+        with pytest.raises(TypeError, match="symmetrize must be True or False"):
+            shortest_path(w, symmetrize=bad)
+
+
+@pytest.mark.parametrize("shape", [(3, 0), (0, 0), (2, 0, 4)])
+def test_solvers_on_an_empty_axis(backend, shape):
+    """Reducing an axis of length 0: the arg-max of nothing is undefined (ValueError naming
+    the axis); ranks and top-0 of nothing are empty; the OR of nothing is False (-1)."""
+    x = backend.asarray(np.zeros(shape), dtype="float64")
+    axis = 1 if len(shape) == 3 else -1
+    with pytest.raises(
+        ValueError, match=f"argmax_one_hot needs at least one entry along axis {axis}"
+    ):
+        argmax_one_hot(x, axis=axis)
+    assert tuple(ranks(x, axis=axis).shape) == shape
+    assert tuple(top_k_one_hot(x, 0, axis=axis).shape) == shape
+    with pytest.raises(ValueError, match=r"k must be an int in \[0, 0\], got 1"):
+        top_k_one_hot(x, 1, axis=axis)
+    if axis == -1:
+        np.testing.assert_array_equal(as_np(backend, hard_or(x)), -np.ones(shape[:-1]))
+    empty_rows = backend.asarray(np.zeros((0, 3)), dtype="float64")
+    assert tuple(argmax_one_hot(empty_rows).shape) == (0, 3)  # no slice to reduce: empty
 
 
 # -- shortest path ---------------------------------------------------------------------------------
@@ -228,6 +270,39 @@ def test_fy_bad_input(backend):
         fenchel_young_loss(argmax_one_hot, maximize="yes")
     with pytest.raises(TypeError, match="func must be callable"):
         fenchel_young_loss(None)
+
+
+def test_fy_target_is_checked_before_sampling(backend):
+    """y: None (an AttributeError after the whole pass), complex (the imaginary part used to
+    be dropped), another library or shape fail before func is called; integer and bool
+    labels are real values, cast to theta's dtype."""
+    theta = backend.asarray([[0.3, -0.2, 1.0], [0.0, 0.5, -1.0]], dtype="float64")
+    calls = []
+
+    def solver(x):
+        calls.append(x.shape[0])
+        return argmax_one_hot(x)
+
+    fy = fenchel_young_loss(solver, num_samples=20, rng=0, sigma=0.5)
+    one_hot = np.eye(3)[[2, 1]]
+    bad = [
+        (None, TypeError, "y must be an array, got NoneType"),
+        (one_hot.tolist(), TypeError, "y must be an array, got list"),
+        (backend.asarray(one_hot, dtype="complex128"), TypeError, "y must be real"),
+        (backend.asarray(one_hot[:1], dtype="float64"), ValueError, "y must have the shape"),
+    ]
+    if backend.name != "numpy":
+        bad.append((one_hot, TypeError, "y is a numpy.ndarray.*one library"))
+    for y, exc, match in bad:
+        for call in (fy, fy.grad, fy.value_and_grad):
+            with pytest.raises(exc, match=match):
+                call(theta, y)
+    assert calls == []
+    ref = as_np(backend, fy(theta, backend.asarray(one_hot, dtype="float64")))
+    for dt in ("int64", "bool"):
+        got = fy(theta, backend.asarray(one_hot, dtype=dt))
+        backend.assert_same_place(got, theta.dtype)
+        np.testing.assert_array_equal(as_np(backend, got), ref)
 
 
 # -- backends.qmc ----------------------------------------------------------------------------------

@@ -149,6 +149,40 @@ def test_float16_l1_projection_stays_in_the_ball(backend, method):
     np.testing.assert_allclose(np.abs(y).sum(axis=1), 3.0, rtol=2e-3)
 
 
+# -- L1 projection: rows whose L1 norm overflows the dtype ---------------------------------------
+@pytest.mark.parametrize("method", ["sort", "michelot"])
+@example(fracs=[0.88, 0.88, -0.88], eps_frac=1.2)  # [3e38] * 3, radius 4e38, in float32
+@example(fracs=[1.0, 1.0], eps_frac=1.0)
+@example(fracs=[0.9, -0.5, 0.1], eps_frac=1e-3)
+@given(
+    fracs=st.lists(st.floats(-1, 1, allow_nan=False), min_size=2, max_size=9).filter(
+        lambda f: sum(abs(v) for v in f) > 1.01
+    ),
+    eps_frac=st.floats(1e-3, 4.0),
+)
+def test_l1_projection_of_rows_whose_norm_overflows(backend, dtype, method, fracs, eps_frac):
+    """Entries near the dtype's largest value (the L1 norm overflows), radii up to 4 times
+    that value (beyond float32's range, as a Python float): exact to a few ulps of ``||x||_1``
+    against rational arithmetic, finite, and in the ball to that accuracy (as on ordinary
+    rows: ``|x_i| - theta`` cancels when ``epsilon << ||x||_1``)."""
+    name = backend.dtype_name(dtype)
+    top = float(np.finfo(name).max)
+    x = (np.asarray(fracs) * top).astype(name)
+    eps = min(eps_frac * top, np.finfo(np.float64).max)
+    xa = backend.asarray(x, dtype=dtype)
+    y = project_l1_ball(xa, eps, method=method)
+    backend.assert_same_place(y, dtype)
+    y = as64(backend, y) / top  # in units of top: the rationals below stay in float range
+    exact = _exact_l1([Fraction(float(v)) for v in x], Fraction(eps))
+    norm = float(sum(Fraction(abs(float(v))) for v in x) / Fraction(top))
+    ulp = float(np.finfo(name).eps)
+    assert np.all(np.isfinite(y))
+    np.testing.assert_allclose(
+        y, [float(v / Fraction(top)) for v in exact], rtol=0, atol=8 * ulp * norm
+    )
+    assert np.abs(y).sum() <= eps / top + 8 * ulp * norm, "outside the ball"
+
+
 @given(x=vec, z=vec, eps=radius)
 def test_projections_idempotent_and_non_expansive(backend, x, z, eps):
     n = min(len(x), len(z))

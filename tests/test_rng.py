@@ -228,6 +228,28 @@ def test_bad_draw_arguments(backend):
         r.integers(0, 3.5, (2,))
 
 
+@pytest.mark.parametrize(
+    "low, high", [(0, 2**70), (-(2**64), 0), (0, 2**63), (-(2**63) - 1, 5), (2**63, 2**64)]
+)
+def test_integers_bounds_beyond_int64_are_refused(backend, low, high):
+    """Draws are int64: bounds outside its range are a ValueError naming them, on every
+    backend (torch: 'Overflow when unpacking long long'; numpy: its own message)."""
+    r = backend.adapter.rng(0, device=backend.device)
+    with pytest.raises(ValueError, match=r"integers draws int64 values: low and high must be"):
+        r.integers(low, high, (2,))
+    edge = as64(backend, r.integers(-(2**63), 2**63 - 1, (64,)))
+    assert edge.shape == (64,)
+
+
+@pytest.mark.parametrize("like", [1.0, 3, "x", [1.0, 2.0], None])
+def test_as_rng_like_must_be_an_array(like):
+    if like is None:
+        assert isinstance(as_rng(0, like=None), Rng)  # None: the backend switch decides
+        return
+    with pytest.raises(TypeError, match=r"like must be an array .*, got "):
+        as_rng(0, like=like)
+
+
 def test_seed_range_optimizer_state_and_sample_q_rng(backend):
     x = arr(backend, np.ones((2, 3)), "float32")
     for bad in (2**64, 2**70):

@@ -30,7 +30,9 @@ operation runs.
 from __future__ import annotations
 
 from conformance.targets.base import (
+    ALIASES,
     ENTRY_POINT_GROUP,
+    GROUPS,
     OPERATIONS,
     AdditiveRun,
     EigendistortionRun,
@@ -39,8 +41,11 @@ from conformance.targets.base import (
     OriginalTarget,
     PluginError,
     Target,
+    build_target,
+    import_plugin,
     load_entry_points,
     register_target,
+    registered_names,
     registered_targets,
 )
 from conformance.targets.captum import Captum
@@ -69,7 +74,9 @@ def builtin_targets() -> list[Target]:
 
 
 __all__ = [
+    "ALIASES",
     "ENTRY_POINT_GROUP",
+    "GROUPS",
     "OPERATIONS",
     "ORIGINALS",
     "AdditiveRun",
@@ -85,10 +92,13 @@ __all__ = [
     "RefimplTarget",
     "Target",
     "TorchFrontEnd",
+    "build_target",
     "builtin_targets",
+    "import_plugin",
     "load_entry_points",
     "original_targets",
     "refimpl_targets",
     "register_target",
+    "registered_names",
     "registered_targets",
 ]

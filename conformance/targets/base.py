@@ -102,13 +102,21 @@ class Target:
     packages: tuple[str, ...] = ()
     #: why the target lacks an operation (op name -> reason), for the SKIP message
     why_not: dict[str, str] = {}
+    #: the name it was registered under (:func:`register_target`; set when it is built)
+    registered_as: str | None = None
 
     def __init__(self, name: str = "") -> None:
         self.name = name or type(self).__name__
 
     @property
     def label(self) -> str:
-        """The column label (and the implementation's name in failure messages)."""
+        """The column label (and the implementation's name in failure messages): the name
+        the target was registered under, else :meth:`default_label`."""
+        return self.registered_as or self.default_label()
+
+    def default_label(self) -> str:
+        """The label of a target that is not registered: ``name`` (a subclass may refine
+        it, as the refimpl columns add the device)."""
         return self.name
 
     # -- plumbing -------------------------------------------------------------------------
@@ -319,46 +327,138 @@ class EigendistortionRun:
 # ==========================================================================================
 # the registry of targets
 # ==========================================================================================
+#: the names ``--target`` gives to groups of columns (every backend; every documented library)
+GROUPS = ("refimpl", "original")
+#: other spellings of built-in columns that ``--backend`` and ``--target`` accept
+ALIASES = {"strict": "array_api_strict", "torch:cpu": "torch", "np": "numpy"}
+
 #: the factories registered by plugins, by target name
 _FACTORIES: dict[str, Callable[[], Target]] = {}
+#: where each registered target comes from (``--plugin 'mod'``, ``entry point ...``), by name
+_ORIGINS: dict[str, str] = {}
+#: the plugin being imported (:func:`import_plugin`), which registrations are attributed to
+_loading: list[str] = []
+
+
+class PluginError(RuntimeError):
+    """A plugin failed: its module does not import, or a target it registered cannot be built
+    (the runner reports it as a usage error naming the plugin)."""
 
 
 def register_target(name: str, factory: Callable[[], Target]) -> None:
-    """Make ``factory()`` (a :class:`Target`) selectable as ``--target name``; it is not a
-    default column. A plugin module (``--plugin``, or an entry point in the group
-    ``refimpl.conformance``) calls this when imported."""
+    """Make ``factory()`` (a :class:`Target`) selectable as ``--target name``; ``name`` labels
+    its column whatever the target's kind. A plugin module (``--plugin``, or an entry point in
+    the group ``refimpl.conformance``) calls this when imported. The factory runs only when
+    the target is selected (:func:`build_target`).
+
+    Refused (ValueError): a name that is empty, has commas or surrounding spaces, is a
+    built-in column, a group (``refimpl``, ``original``) or an alias (``strict``, ``np``,
+    ``torch:cpu``) of ``--target``, or is registered already with another factory."""
+    from refimpl.validation import check_callable
+
+    if not isinstance(name, str):
+        raise TypeError(f"target name must be a str, got {name!r} ({type(name).__name__})")
+    if not name.strip() or "," in name or name != name.strip():
+        raise ValueError(
+            f"target name {name!r}: must be a non-empty string without commas or surrounding spaces"
+        )
+    _check_not_reserved(name)
+    check_callable(f"the factory of target {name!r}", factory)
+    if _FACTORIES.get(name, factory) is not factory:
+        raise ValueError(
+            f"target name {name!r} is already registered ({_origin(name)}); choose another name"
+        )
+    _FACTORIES[name] = factory
+    _ORIGINS[name] = _loading[-1] if _loading else _where(factory)
+
+
+def _check_not_reserved(name: str) -> None:
+    """A ValueError when ``--target name`` would select something else than the target."""
     from conformance.targets import builtin_targets  # the shipped columns, built on Target
 
-    if not isinstance(name, str) or not name or "," in name:
-        raise ValueError(f"target name must be a non-empty string without commas, got {name!r}")
     if name in {t.label for t in builtin_targets()}:
         raise ValueError(f"target name {name!r} is taken by a built-in column")
-    if not callable(factory):
-        raise TypeError(f"factory for target {name!r} must be callable, got {factory!r}")
-    _FACTORIES[name] = factory
+    if name in GROUPS or name in ALIASES:
+        raise ValueError(
+            f"target name {name!r} is reserved: {', '.join(GROUPS)} name groups of columns "
+            f"and {', '.join(ALIASES)} are aliases of built-in columns; choose another name"
+        )
+
+
+def _where(factory: Callable[[], Target]) -> str:
+    """Where a target registered outside a plugin comes from: the module of its factory."""
+    return f"registered in module {getattr(factory, '__module__', None) or '?'}"
+
+
+def _origin(name: str) -> str:
+    """The plugin (or module) that registered the target ``name``."""
+    return _ORIGINS.get(name) or _where(_FACTORIES[name])
+
+
+def registered_names() -> list[str]:
+    """The names of the targets registered by plugins, in registration order."""
+    return list(_FACTORIES)
+
+
+def build_target(name: str) -> Target:
+    """The target registered as ``name``, labelled ``name``. :class:`PluginError` naming the
+    target and its plugin when the factory raises or returns no :class:`Target`, or when the
+    target's ``unavailable()`` raises or returns neither None nor a string."""
+    where = f"target {name!r} ({_origin(name)})"
+    with _plugin_errors(f"{where}: its factory raised"):
+        t = _FACTORIES[name]()
+    if not isinstance(t, Target):
+        raise PluginError(f"{where}: its factory returned {t!r}, not a conformance Target")
+    t.registered_as = name
+    if t.kind == "port":
+        t.name = name
+    if t.label != name:
+        raise PluginError(
+            f"{where}: its label is {t.label!r}; a registered target is labelled by its "
+            "name (override default_label, not label)"
+        )
+    with _plugin_errors(f"{where}: its unavailable() raised"):
+        reason = t.unavailable()
+    if reason is not None and not isinstance(reason, str):
+        raise PluginError(f"{where}: its unavailable() returned {reason!r}, not None or a str")
+    return t
 
 
 def registered_targets() -> list[Target]:
-    """The targets registered by plugins, in registration order."""
-    out = []
-    for name, factory in _FACTORIES.items():
-        t = factory()
-        if not isinstance(t, Target):
-            raise TypeError(f"the factory of target {name!r} returned {t!r}, not a Target")
-        t.name = name if t.kind == "port" else t.name
-        out.append(t)
-    return out
+    """The targets registered by plugins, in registration order (:func:`build_target`)."""
+    return [build_target(name) for name in _FACTORIES]
+
+
+class _plugin_errors:  # noqa: N801 - a context manager, used like a function
+    """Turn any exception in the block (``SystemExit`` included: a plugin cannot end the run;
+    ``KeyboardInterrupt`` excepted) into a :class:`PluginError`: ``what``, then the error.
+    (A class, not ``@contextmanager``, which would turn a ``StopIteration`` back.)"""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> None:
+        if exc is None or isinstance(exc, KeyboardInterrupt | PluginError):
+            return
+        raise PluginError(f"{self.what} {type(exc).__name__}: {exc}") from exc
 
 
 # ==========================================================================================
-# plugins installed with an entry point
+# plugins: --plugin modules and installed entry points
 # ==========================================================================================
 #: the entry-point group whose modules are imported like ``--plugin`` modules
 ENTRY_POINT_GROUP = "refimpl.conformance"
 
 
-class PluginError(RuntimeError):
-    """An installed plugin (an entry point of :data:`ENTRY_POINT_GROUP`) failed to load."""
+def import_plugin(module: str) -> None:
+    """Import the ``--plugin`` module ``module`` (it registers its targets and cases);
+    :class:`PluginError` naming it when the import fails in any way."""
+    import importlib
+
+    _load_plugin(f"--plugin {module!r}", lambda: importlib.import_module(module))
 
 
 def load_entry_points() -> None:
@@ -367,12 +467,19 @@ def load_entry_points() -> None:
     from importlib.metadata import entry_points
 
     for ep in entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            ep.load()
-        except Exception as exc:  # a broken installed plugin
-            raise PluginError(
-                f"entry point {ep.name!r} ({ep.value}) failed to load: {exc}"
-            ) from exc
+        _load_plugin(f"entry point {ep.name!r} ({ep.value})", ep.load)
+
+
+def _load_plugin(origin: str, load: Callable[[], Any]) -> None:
+    """Run ``load`` (an import); the targets it registers come from the plugin ``origin``,
+    and its failures (any exception, ``SystemExit`` included) are a :class:`PluginError`
+    naming it."""
+    _loading.append(origin)
+    try:
+        with _plugin_errors(f"{origin} cannot be imported:"):
+            load()
+    finally:
+        _loading.pop()
 
 
 # ==========================================================================================

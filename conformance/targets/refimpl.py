@@ -32,8 +32,8 @@ class RefimplTarget(Target):
         self._unavailable = unavailable
         self.draws_like_torch = backend == "torch"
 
-    @property
-    def label(self) -> str:
+    def default_label(self) -> str:
+        """The backend, with the device where it is not the backend's default."""
         if self.name == "array_api_strict" or (self.name == "torch" and self.device_spec == "cpu"):
             return self.name
         return self.name if self.device_spec is None else f"{self.name}:{self.device_spec}"

@@ -9,14 +9,17 @@ The rules (captum 0.9's, with its accidents made errors or pass-throughs; see
 docs/noise_tunnel.md):
 
 * ``target``: a list must have one item per example (ValueError otherwise; captum does not
-  check), each item repeated; an integer array of shape ``(B,)`` repeated; ``None``, an int,
-  a tuple, a 0-d or 1-element array broadcast and stay as they are.
+  check), each an int or a tuple of ints (TypeError naming the caller's entry), each item
+  repeated (as a :class:`RowTargets`, which remembers the caller's index of every row, so
+  errors raised later name ``target[b]`` as the caller gave it); an integer array of shape
+  ``(B,)`` repeated; ``None``, an int, a tuple, a 0-d or 1-element array broadcast and stay
+  as they are.
 * ``additional_forward_args``: a non-tuple is wrapped into a 1-tuple (as captum); each
   top-level array whose axis 0 has the batch size is repeated; every other item passes
   unchanged (captum repeats *every* array of ndim >= 1, whatever its leading size).
-* ``baselines`` (only when given): a scalar or None passes; an array of the input's shape is
-  repeated when B > 1; shape ``(1, *input.shape[1:])`` broadcasts; any other shape is a
-  ValueError. With ``draw_baseline_from_distrib`` each row gets the baseline row
+* ``baselines`` (only when given): a scalar (a number, a numpy scalar or a 0-d array) or
+  None passes; an array of the input's shape is repeated when B > 1; shape
+  ``(1, *input.shape[1:])`` broadcasts; any other shape is a ValueError. With ``draw_baseline_from_distrib`` each row gets the baseline row
   ``baseline[index[row]]`` (``index`` drawn by the caller).
 * ``feature_mask`` (only when given and not None): a mask with the input's number of axes
   and the batch size on axis 0 (B > 1) is repeated; any other mask (one without a batch
@@ -30,9 +33,19 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import namespace_and_device
+from refimpl.attr.targets import check_target_entry, entry_indices
 from refimpl.validation import check_same_place, is_array
 
-__all__ = ["expand_kwargs", "repeat_rows", "tile_rows"]
+__all__ = ["RowTargets", "expand_kwargs", "repeat_rows", "tile_rows"]
+
+
+class RowTargets(list):
+    """A per-row target list expanded from the caller's per-example list; ``entries[r]`` is
+    the index, in the caller's list, of row ``r``'s target (error messages name it)."""
+
+    def __init__(self, items: list, entries: list[int]) -> None:
+        super().__init__(items)
+        self.entries = entries
 
 
 def repeat_rows(xp: Any, a: Any, k: int) -> Any:
@@ -60,9 +73,14 @@ def expand_target(target: Any, batch: int, k: int, *, tile: bool = False, ref: A
                 f"target is a list of {len(target)} items but the inputs have {batch} examples; "
                 "give one target per example, or one int/tuple for all"
             )
+        entries = entry_indices(target)
+        for t, entry in zip(target, entries):
+            check_target_entry(t, what=f"target[{entry}]")
         if tile:
-            return target * k
-        return [t for t in target for _ in range(k)]
+            rows = [b for _ in range(k) for b in range(batch)]
+        else:
+            rows = [b for b in range(batch) for _ in range(k)]
+        return RowTargets([target[r] for r in rows], [entries[r] for r in rows])
     if is_array(target):
         check_same_place(target, ref, name="target", ref_name="the inputs")
         if target.ndim == 0 or (target.ndim == 1 and target.shape[0] == 1 and batch != 1):
@@ -120,7 +138,7 @@ def expand_baselines(
     out = []
     for i, (b, x) in enumerate(zip(bs, xs)):
         name = f"baselines[{i}]" if is_tuple else "baselines"
-        if b is None or not is_array(b):
+        if b is None or not is_array(b) or b.ndim == 0:  # a scalar, for the method to check
             out.append(b)
             continue
         check_same_place(b, x, name=name, ref_name="the inputs")

@@ -18,11 +18,13 @@ the result has the same form.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from backends import namespace_and_device
 from refimpl.attr.inputs import as_args_tuple, as_input_tuple
 from refimpl.attr.targets import forward_scores, target_gradients
+from refimpl.models.base import Model
 from refimpl.validation import check_bool
 
 __all__ = ["Attribution", "InputXGradient", "Saliency"]
@@ -56,6 +58,27 @@ class Attribution:
     def has_convergence_delta(self) -> bool:
         return False
 
+    def check_forward_args(self, args: tuple[Any, ...]) -> None:
+        """TypeError, before any work, when the model cannot take the extra arguments
+        ``args``: the refimpl models map one array to its output (``linearize(x)``) and take
+        no ``additional_forward_args``; a model of several arguments implements
+        ``model(x, *args)`` and ``model.vjp(x, u, *args)`` (or ``model.linearize(x, *args)``).
+        """
+        if args and not _takes_extra_args(self.forward_func, len(args)):
+            raise TypeError(
+                f"additional_forward_args were given ({len(args)}), but "
+                f"{type(self.forward_func).__name__} takes none: refimpl models take no "
+                "additional_forward_args (a model of several arguments implements "
+                "model(x, *args) and model.vjp(x, u, *args); the torch front end's "
+                "forward_func takes them)"
+            )
+
+    def forward_args(self, additional_forward_args: Any) -> tuple[Any, ...]:
+        """``additional_forward_args`` as a tuple, checked by :meth:`check_forward_args`."""
+        args = as_args_tuple(additional_forward_args)
+        self.check_forward_args(args)
+        return args
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.forward_func!r})"
 
@@ -84,7 +107,7 @@ class Saliency(Attribution):
     ) -> Any:
         is_tuple, xs = as_input_tuple(inputs)
         use_abs = self.abs if abs is None else check_bool("abs", abs)
-        grads = self.gradients(xs, target, as_args_tuple(additional_forward_args))
+        grads = self.gradients(xs, target, self.forward_args(additional_forward_args))
         if use_abs:
             xp, _ = namespace_and_device(*grads)
             grads = tuple(xp.abs(g) for g in grads)
@@ -101,5 +124,32 @@ class InputXGradient(Attribution):
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None
     ) -> Any:
         is_tuple, xs = as_input_tuple(inputs)
-        grads = self.gradients(xs, target, as_args_tuple(additional_forward_args))
+        grads = self.gradients(xs, target, self.forward_args(additional_forward_args))
         return mirror(is_tuple, tuple(x * g for x, g in zip(xs, grads)))
+
+
+def _takes_extra_args(model: Any, n: int) -> bool:
+    """Whether ``model`` can take ``n`` extra forward arguments: never for the refimpl models
+    (their ``linearize(x, *args)`` refuses any); otherwise as the signature of the method
+    that ``target_gradients`` calls (``linearize``, else ``vjp``) allows."""
+    if isinstance(model, Model):
+        return False
+    if callable(getattr(model, "linearize", None)):
+        return _accepts(model.linearize, 1 + n)
+    if callable(getattr(model, "vjp", None)):
+        return _accepts(model.vjp, 2 + n)
+    return True  # target_gradients says what such a model lacks
+
+
+def _accepts(fn: Any, n_args: int) -> bool:
+    """Whether ``fn`` can be called with ``n_args`` positional arguments (True when its
+    signature cannot be read)."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(*([None] * n_args))
+    except TypeError:
+        return False
+    return True

@@ -21,6 +21,8 @@ each batch costs one vector-Jacobian product of the derivative protocol.
 
 from __future__ import annotations
 
+import math
+import numbers
 from typing import Any
 
 from backends import namespace_and_device
@@ -31,6 +33,20 @@ from refimpl.attr.quadrature import METHODS, quadrature
 from refimpl.validation import check_bool, check_int, check_same_place, is_array
 
 __all__ = ["IntegratedGradients"]
+
+
+def _real(b: Any, name: str) -> Any:
+    """``b`` when it is a real number or an array of a real dtype (a complex one would lose
+    its imaginary part when cast to the inputs' dtype); a numpy scalar or a 0-d array (of any
+    library) is a number: ``float(b)``."""
+    if isinstance(b, numbers.Complex) and not isinstance(b, numbers.Real):
+        raise TypeError(f"{name} must be real, got {b!r} ({type(b).__name__})")
+    if not is_array(b):
+        return b
+    xp, _ = namespace_and_device(b)
+    if xp.isdtype(b.dtype, "complex floating"):
+        raise TypeError(f"{name} must be real, got an array of dtype {b.dtype}")
+    return float(b) if b.ndim == 0 else b
 
 
 def _baselines(baselines: Any, xs: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -46,8 +62,7 @@ def _baselines(baselines: Any, xs: tuple[Any, ...]) -> tuple[Any, ...]:
     out = []
     for i, (b, x) in enumerate(zip(bs, xs)):
         name = f"baselines[{i}]" if is_tuple else "baselines"
-        if b is None:
-            b = 0.0
+        b = 0.0 if b is None else _real(b, name)
         if is_array(b):
             check_same_place(b, x, name=name, ref_name="the inputs")
             ok = tuple(b.shape) == tuple(x.shape) or (
@@ -61,7 +76,7 @@ def _baselines(baselines: Any, xs: tuple[Any, ...]) -> tuple[Any, ...]:
             if b.dtype != x.dtype:
                 b = xp.astype(b, x.dtype)
             out.append(xp.broadcast_to(b, x.shape))
-        elif isinstance(b, int | float) and not isinstance(b, bool):
+        elif isinstance(b, numbers.Real) and not isinstance(b, bool):
             out.append(xp.full(x.shape, float(b), dtype=x.dtype, device=dev))
         else:
             raise TypeError(f"{name} must be None, a number or an array, got {type(b).__name__}")
@@ -74,7 +89,9 @@ class IntegratedGradients(Attribution):
     additional_forward_args=None, n_steps=None, method=None, internal_batch_size=None,
     return_convergence_delta=False)``; ``n_steps``/``method`` of the call override the
     constructor's. ``baselines``: None (zeros), a number, or an array of the input's shape or
-    of shape ``(1, *input.shape[1:])``, one per input."""
+    of shape ``(1, *input.shape[1:])``, one per input; real (a complex baseline is a
+    TypeError); a numpy scalar or a 0-d array is a number. No examples (``B = 0``): empty
+    attributions and deltas."""
 
     def __init__(
         self,
@@ -110,7 +127,7 @@ class IntegratedGradients(Attribution):
         is_tuple, xs = as_input_tuple(inputs)
         xp, dev = namespace_and_device(*xs)
         batch = xs[0].shape[0]
-        args = as_args_tuple(additional_forward_args)
+        args = self.forward_args(additional_forward_args)
         check_bool("return_convergence_delta", return_convergence_delta)
         if method is not None and method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}; got {method!r}")
@@ -121,7 +138,7 @@ class IntegratedGradients(Attribution):
         per_call = n
         if internal_batch_size is not None:
             rows = check_int("internal_batch_size", internal_batch_size, low=1)
-            per_call = max(1, rows // batch)
+            per_call = max(1, rows // batch) if batch else n  # no examples: one empty call
         base = _baselines(baselines, xs)
         diffs = tuple(x - b for x, b in zip(xs, base))
 
@@ -152,6 +169,6 @@ class IntegratedGradients(Attribution):
         if not return_convergence_delta:
             return mirror(is_tuple, attrs)
         # completeness error: sum_i IG_i - (s(x) - s(x'))
-        total = sum(xp.sum(xp.reshape(a, (batch, -1)), axis=1) for a in attrs)
+        total = sum(xp.sum(xp.reshape(a, (batch, math.prod(a.shape[1:]))), axis=1) for a in attrs)
         gap = self.scores(xs, target, args) - self.scores(base, target, args)
         return mirror(is_tuple, attrs), total - xp.astype(gap, total.dtype)

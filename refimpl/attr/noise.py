@@ -45,12 +45,16 @@ def noise_stream(rng: Any, xs: tuple[Any, ...], n_samples: int) -> BlockStream:
 def relative_stdevs(xs: tuple[Any, ...], levels: tuple[float, ...]) -> tuple[Any, ...]:
     r"""Per-example noise scales :math:`\sigma_{i,b} = \text{level}_i\,(\max x^{(i)}_b -
     \min x^{(i)}_b)`, the SmoothGrad paper's "noise level" (Smilkov et al. 2017, section 3;
-    PAIR saliency's ``stdev_spread``), over each example's own values. Shape
-    ``(B, 1, 1, ...)`` to broadcast against a ``(B, k, ...)`` chunk."""
-    xp, _ = namespace_and_device(*xs)
+    PAIR saliency's ``stdev_spread``), over each example's own values (0 for an example of
+    one value or none). Shape ``(B, 1, 1, ...)`` to broadcast against a ``(B, k, ...)``
+    chunk."""
+    xp, dev = namespace_and_device(*xs)
     out = []
     for x, level in zip(xs, levels):
         axes = tuple(range(1, x.ndim))
-        span = xp.max(x, axis=axes) - xp.min(x, axis=axes) if axes else xp.zeros_like(x)
+        if axes and math.prod(x.shape[1:]):
+            span = xp.max(x, axis=axes) - xp.min(x, axis=axes)
+        else:  # one value, or none, per example: no range
+            span = xp.zeros((x.shape[0],), dtype=x.dtype, device=dev)
         out.append(xp.reshape(level * span, (x.shape[0],) + (1,) * x.ndim))
     return tuple(out)

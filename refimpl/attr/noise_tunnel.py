@@ -124,7 +124,9 @@ class NoiseTunnel:
             None: all at once. The result does not depend on it.
         stdevs: the noise standard deviation, one number for all inputs or one per input
             (ints and numpy scalars accepted); with ``relative=True`` a noise *level*:
-            sigma = level * (max - min) of each example of each input.
+            sigma = level * (max - min) of each example of each input. ``max|x| + 40
+            sigma`` must be finite in each input's dtype (40 bounds every normal draw), so
+            that every noisy input is finite: sigma <= 8.5e36 for float32.
         draw_baseline_from_distrib: each (example, sample) draws its baseline row uniformly
             from the ``baselines`` array(s) given in kwargs.
         rng: None (fresh entropy), an int seed, a native generator or a ``backends.Rng``;

@@ -19,8 +19,9 @@ class NoiseTunnelOptions:
     ``nt_samples_batch_size`` >= 1 samples per call of the wrapped method (None: all n);
     ``stdevs``: the noise's standard deviation(s), finite and >= 0, one number for all inputs
     or a tuple of one per input (with ``relative``, noise *levels*: a fraction of each
-    example's range); ``draw_baseline_from_distrib``; ``relative``; ``progress`` (None:
-    a bar for long runs only)."""
+    example's range; at each call ``max|x| + 40 sigma`` must also be finite in each input's
+    dtype, see ``refimpl.validation.check_noise_scale``); ``draw_baseline_from_distrib``;
+    ``relative``; ``progress`` (None: a bar for long runs only)."""
 
     nt_type: str = "smoothgrad"
     nt_samples: int = 5

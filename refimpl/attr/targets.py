@@ -33,7 +33,22 @@ from backends import namespace_and_device
 from refimpl.models.base import linearize
 from refimpl.validation import check_array, check_same_place, is_array
 
-__all__ = ["target_cotangent", "target_gradients", "target_scores"]
+__all__ = ["check_target_entry", "target_cotangent", "target_gradients", "target_scores"]
+
+
+def check_target_entry(t: Any, *, what: str) -> None:
+    """One example's target in a list: an int (numpy integers too; not a bool) or a tuple of
+    them (its range needs the model output: :func:`target_cotangent` checks it)."""
+    parts = t if isinstance(t, tuple) else (t,)
+    if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in parts):
+        raise TypeError(f"{what} must be an int or a tuple of ints, got {t!r} ({type(t).__name__})")
+
+
+def entry_indices(target: list) -> Any:
+    """The index, in the caller's list, of each item of ``target``: a per-row list expanded
+    from a per-example one (``refimpl.attr.expand.RowTargets``) remembers them, so errors name
+    the entry the caller gave."""
+    return getattr(target, "entries", range(len(target)))
 
 
 def _index(i: Any, n: int, *, what: str) -> int:
@@ -113,7 +128,10 @@ def target_cotangent(y: Any, target: Any) -> Any:
                 f"target is a list of {len(target)} items but the batch has {batch} examples; "
                 "give one target per example, or one int/tuple for all"
             )
-        flat = [_flat_index(t, out, what=f"target[{b}]") for b, t in enumerate(target)]
+        flat = []
+        for t, entry in zip(target, entry_indices(target)):
+            check_target_entry(t, what=f"target[{entry}]")
+            flat.append(_flat_index(t, out, what=f"target[{entry}]"))
         pos = xp.asarray(flat, dtype=xp.int64, device=dev)
     elif isinstance(target, tuple | numbers.Integral) and not isinstance(target, bool):
         flat = _flat_index(target, out, what="target")
@@ -131,7 +149,7 @@ def target_cotangent(y: Any, target: Any) -> Any:
 def target_scores(y: Any, u: Any) -> Any:
     """:math:`s_b = \\langle u_b, y_b\\rangle`, shape ``(B,)``."""
     xp, _ = namespace_and_device(y, u)
-    return xp.sum(xp.reshape(y * u, (y.shape[0], -1)), axis=1)
+    return xp.sum(xp.reshape(y * u, (y.shape[0], math.prod(y.shape[1:]))), axis=1)
 
 
 def _check_output(y: Any, x: Any, batch: int) -> None:

@@ -1,6 +1,8 @@
 """One call of ``NoiseTunnel.attribute``, validated before any noise is drawn or any model
-call is made: the inputs, the options, one noise scale per input, and the keyword arguments
-of the wrapped method (its per-example ones checked by expanding them once)."""
+call is made: the inputs, the options, one noise scale per input (``max|x| + 40 sigma``
+finite in the input's dtype: ``refimpl.validation.check_noise_scale``), and the keyword
+arguments of the wrapped method (its per-example ones checked by expanding them once, its
+``additional_forward_args`` by the method's ``check_forward_args`` when it has one)."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ from typing import Any
 from backends import namespace_and_device
 from backends.progress import progress_bar
 from refimpl.attr.expand import expand_kwargs
-from refimpl.attr.inputs import as_input_tuple
+from refimpl.attr.inputs import as_args_tuple, as_input_tuple
+from refimpl.attr.noise import relative_stdevs
 from refimpl.attr.options import NoiseTunnelOptions
-from refimpl.validation import check_bool
+from refimpl.validation import check_bool, check_noise_scale, is_array
 
 __all__ = ["PROGRESS_VALUES", "TunnelCall", "check_rows", "prepare_call", "progress_bar_for"]
 
@@ -52,6 +55,10 @@ def prepare_call(
     if not tunnel.is_delta_supported:
         kwargs.pop("return_convergence_delta", None)  # an explicit False is harmless
     call = TunnelCall(is_tuple, xs, options, options.stdevs_for(len(xs)), want_delta, kwargs)
+    _check_scales(call)
+    check_args = getattr(tunnel.attribution_method, "check_forward_args", None)
+    if callable(check_args):
+        check_args(as_args_tuple(kwargs.get("additional_forward_args")))
     xp, dev = namespace_and_device(*xs)
     bs = options.chunks[0]
     rows = xs[0].shape[0] * bs
@@ -60,6 +67,20 @@ def prepare_call(
         dummy = lambda i, K: xp.zeros((rows,), dtype=xp.int64, device=dev)  # noqa: E731
     expand_kwargs(kwargs, xs, bs, draw=dummy)  # fails now on bad targets, baselines, ...
     return call
+
+
+def _check_scales(call: TunnelCall) -> None:
+    """Every input's noise scale keeps ``x + sigma z`` finite in its dtype (with
+    ``relative``, sigma is the level times each example's range: the largest is checked)."""
+    xs, relative = call.inputs, call.options.relative
+    scales = relative_stdevs(xs, call.stdevs) if relative else call.stdevs
+    for i, (x, s) in enumerate(zip(xs, scales)):
+        index = f"[{i}]" if isinstance(call.options.stdevs, tuple) else ""
+        name = f"stdevs{index} * (max - min)" if relative else f"stdevs{index}"
+        if is_array(s):
+            xp, _ = namespace_and_device(s)
+            s = float(xp.max(s)) if math.prod(s.shape) else 0.0
+        check_noise_scale(name, s, x, x_name=f"inputs[{i}]" if call.is_tuple else "inputs")
 
 
 def check_rows(a: Any, batch: int, k: int, what: str) -> Any:

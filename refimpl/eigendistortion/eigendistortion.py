@@ -382,12 +382,14 @@ class Eigendistortion:
     # -- indexing, persistence --------------------------------------------------------------
     def indexer(self, idx: int) -> int:
         """Position in ``eigenvalues`` of the eigenvalue with index ``idx`` of the full
-        spectrum (negative: from the end, ``-1`` is the smallest, index n - 1)."""
+        spectrum (negative: from the end, ``-1`` is the smallest, index n - 1); TypeError for
+        anything but an int (a bool is not an index)."""
+        idx = check_int("idx", idx)
         if self._result is None:
             raise ValueError("No eigendistortions synthesized")
         try:
             i = range(self._n)[idx]
-        except (IndexError, TypeError):
+        except IndexError:
             raise ValueError(
                 f"eigenindex must be the index of one of the vectors, got {idx!r} (n = {self._n})"
             ) from None
@@ -417,7 +419,9 @@ class Eigendistortion:
 
         Refuses (ValueError) a file made from another image, another model output, or, when
         ``method`` is given, another method. ``raise_on_checks=False`` turns the value
-        checks into warnings (shapes and dtypes must still match).
+        checks into warnings (shapes and dtypes must still match). ``atol``, ``rtol``: finite,
+        >= 0. A damaged or crafted file raises ValueError naming the path and what is wrong;
+        nothing is assigned until every check has passed.
         """
         io.load(self, path, method=method, raise_on_checks=raise_on_checks, atol=atol, rtol=rtol)
 

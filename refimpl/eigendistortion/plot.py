@@ -11,6 +11,7 @@ import numbers
 from typing import Any
 
 import backends
+from refimpl.validation import check_callable, check_int, check_real
 
 __all__ = ["display_eigendistortions", "plot_eigenvalues"]
 
@@ -41,6 +42,48 @@ def _as_picture(a: Any) -> Any:
     return a
 
 
+def _items(value: Any, single: type) -> list | None:
+    """``[value]`` for one ``single`` (a bool is not a number), ``list(value)`` for a
+    sequence (list, tuple, range, 1-d array), None (the caller's TypeError) otherwise."""
+    if isinstance(value, single) and not isinstance(value, bool):
+        return [value]
+    if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+        return None
+    return list(value)
+
+
+def _indices(eigenindex: Any) -> list[int]:
+    """One index or a non-empty list of them, each an int (not a bool)."""
+    items = _items(eigenindex, numbers.Integral)
+    if items is None:
+        raise TypeError(
+            f"eigenindex must be an int or a list of ints, got {eigenindex!r} "
+            f"({type(eigenindex).__name__})"
+        )
+    if not items:
+        raise ValueError("eigenindex must name at least one eigendistortion")
+    return [check_int("eigenindex", i) for i in items]
+
+
+def _scales(distortion_scale: Any, count: int) -> list[float]:
+    """One finite amplitude for every index, or a list with one per index."""
+    items = _items(distortion_scale, numbers.Real)
+    if items is None:
+        raise TypeError(
+            "distortion_scale must be a real number or a list of them, got "
+            f"{distortion_scale!r} ({type(distortion_scale).__name__})"
+        )
+    scales = [check_real("distortion_scale", s) for s in items]
+    if isinstance(distortion_scale, numbers.Real):
+        return scales * count
+    if len(scales) != count:
+        raise ValueError(
+            "If distortion_scale is a list, it must have one entry per eigenindex: got "
+            f"{len(scales)} scales for {count} indices"
+        )
+    return scales
+
+
 def display_eigendistortions(
     eig: Any,
     eigenindex: int | list[int] = (0, -1),
@@ -60,21 +103,12 @@ def display_eigendistortions(
     ``process_image``: applied to every image of the bottom row before display. Returns the
     figure.
     """
+    indices = _indices(eigenindex)
+    scales = _scales(distortion_scale, len(indices))
+    check_callable("process_image", process_image, optional=True)
     plt = _pyplot()
     if eig.eigendistortions is None:
         raise ValueError("No eigendistortions synthesized: call synthesize() first")
-    indices = [eigenindex] if isinstance(eigenindex, numbers.Integral) else list(eigenindex)
-    if not indices:
-        raise ValueError("eigenindex must name at least one eigendistortion")
-    if isinstance(distortion_scale, numbers.Real):
-        scales = [float(distortion_scale)] * len(indices)
-    else:
-        scales = [float(s) for s in distortion_scale]
-        if len(scales) != len(indices):
-            raise ValueError(
-                "If distortion_scale is a list, it must have one entry per eigenindex: got "
-                f"{len(scales)} scales for {len(indices)} indices"
-            )
     positions = [eig.indexer(i) for i in indices]
     n = eig.n_pixels
     full = [range(n)[i] for i in indices]

@@ -7,7 +7,7 @@ from typing import Any
 
 from backends.linalg import as_scipy_linear_operator
 from refimpl.models.base import linearize
-from refimpl.validation import check_array, check_like
+from refimpl.validation import check_array, check_like, leading_batch
 
 __all__ = ["FisherOperator", "JacobianOperator", "aslinearoperator", "jacobian"]
 
@@ -29,7 +29,8 @@ class JacobianOperator:
     reuses that. Vectors are flat, in C order: ``matvec(v)`` takes ``(n,)`` and returns
     ``(m,)``; ``matmat(V)`` takes ``(n, k)`` and makes **one** batched JVP call for the k
     columns. A model whose products cannot take a batch axis sets ``batched = False``; its k
-    products are then made one by one.
+    products are then made one by one. A block of ``k = 0`` columns gives the empty
+    ``(m, 0)`` (``(n, 0)`` for ``rmatmat``) without calling the model.
 
     Attributes: ``shape``, ``dtype``, ``x``, ``y`` (the model output at ``x``),
     ``n_jvp``/``n_vjp`` (vectors multiplied so far), ``n_products`` (their sum).
@@ -63,6 +64,8 @@ class JacobianOperator:
     def _apply(self, fn: Any, a: Any, in_shape: tuple, out_shape: tuple) -> Any:
         xp = self.xp
         single = a.ndim == len(in_shape)
+        if not single and a.shape[0] == 0:  # no vectors, no product (whatever the model takes)
+            return xp.zeros((0, *out_shape), dtype=a.dtype, device=self.device)
         if single or self.batched:
             out = fn(a)
         else:
@@ -89,7 +92,7 @@ class JacobianOperator:
         xp, k = self.xp, V.shape[1]
         self.n_jvp += k
         out = self._jvp(xp.reshape(xp.matrix_transpose(V), (k, *self.in_shape)))
-        return xp.matrix_transpose(xp.reshape(out, (k, -1)))
+        return xp.matrix_transpose(xp.reshape(out, (k, self.shape[0])))
 
     def rmatvec(self, u: Any) -> Any:
         """:math:`J^\\top u`: ``(m,) -> (n,)``."""
@@ -103,7 +106,7 @@ class JacobianOperator:
         xp, k = self.xp, U.shape[1]
         self.n_vjp += k
         out = self._vjp(xp.reshape(xp.matrix_transpose(U), (k, *self.out_shape)))
-        return xp.matrix_transpose(xp.reshape(out, (k, -1)))
+        return xp.matrix_transpose(xp.reshape(out, (k, self.shape[1])))
 
 
 class FisherOperator:
@@ -126,23 +129,31 @@ class FisherOperator:
         return f"<FisherOperator {self.shape[0]}x{self.shape[1]} {self.dtype}>"
 
     def apply(self, v: Any) -> Any:
-        """:math:`F v` for ``v`` shaped like ``x``, or ``(k, *x.shape)``."""
+        """:math:`F v` for ``v`` shaped like ``x``, or ``(k, *x.shape)`` (``k = 0`` gives the
+        empty batch); ``v`` must be an array of ``x``'s library, device and dtype."""
         J = self.jacobian
-        self.n_products += 1 if v.ndim == len(J.in_shape) else v.shape[0]
+        check_like(v, self.x, name="v", ref_name="the operator's x")
+        k = leading_batch(v, J.in_shape, name="v", expected="x")
+        return self._apply(v, k)
+
+    def _apply(self, v: Any, k: int | None) -> Any:
+        """``apply`` without the checks: ``v`` shaped like ``x`` (k None) or ``(k, *x.shape)``."""
+        J = self.jacobian
+        self.n_products += 1 if k is None else k
         return J._vjp(J._jvp(v))
 
     def matvec(self, v: Any) -> Any:
         """:math:`F v`: ``(n,) -> (n,)``."""
         _check_block(v, self.shape[0], self.x, name="v", block=False)
         xp = self.xp
-        return xp.reshape(self.apply(xp.reshape(v, self.jacobian.in_shape)), (-1,))
+        return xp.reshape(self._apply(xp.reshape(v, self.jacobian.in_shape), None), (-1,))
 
     def matmat(self, V: Any) -> Any:
         """:math:`F V`: ``(n, k) -> (n, k)``, one batched JVP and one batched VJP."""
         _check_block(V, self.shape[0], self.x, name="V", block=True)
         xp, k = self.xp, V.shape[1]
-        out = self.apply(xp.reshape(xp.matrix_transpose(V), (k, *self.jacobian.in_shape)))
-        return xp.matrix_transpose(xp.reshape(out, (k, -1)))
+        out = self._apply(xp.reshape(xp.matrix_transpose(V), (k, *self.jacobian.in_shape)), k)
+        return xp.matrix_transpose(xp.reshape(out, (k, self.shape[0])))
 
     rmatvec, rmatmat = matvec, matmat
 

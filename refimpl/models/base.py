@@ -17,6 +17,11 @@ through a linearization do not.
 The models of this package act on the *trailing* axes of their input (a ``Conv2d`` on the
 last three, ``(C, H, W)``; a ``Linear`` on the last one) and treat every leading axis as a
 batch, so a tangent batch is just one more leading axis and needs no special code.
+
+Empty arrays: a leading (batch) axis of size 0 gives the empty result of the output's shape,
+for the output and both products. The axes a model acts on must fit it (``Conv2d`` refuses
+an image with ``H = 0`` or ``W = 0`` with ValueError, as torch does); ``Flatten`` and
+``Linear`` take zero-size trailing axes too.
 """
 
 from __future__ import annotations
@@ -67,14 +72,21 @@ class Linearization:
 
 class Model:
     """Base class of the explicit-derivative models: subclasses implement ``_linearize``
-    (and may override ``_forward`` with a cheaper pass that caches nothing)."""
+    (and may override ``_forward`` with a cheaper pass that caches nothing).
 
-    def __call__(self, x: Any) -> Any:
+    A model takes ``x`` only: extra positional arguments (captum's
+    ``additional_forward_args``, passed on by ``refimpl.attr``) raise a TypeError naming the
+    model before any work.
+    """
+
+    def __call__(self, x: Any, *args: Any) -> Any:
+        self._refuse_extra_args(args)
         self._check_input(x)
         return self._forward(x)
 
-    def linearize(self, x: Any) -> Linearization:
+    def linearize(self, x: Any, *args: Any) -> Linearization:
         """The model at ``x``: output and products, computed once, reused by every product."""
+        self._refuse_extra_args(args)
         self._check_input(x)
         return self._linearize(x)
 
@@ -85,6 +97,14 @@ class Model:
     def vjp(self, x: Any, u: Any) -> Any:
         """:math:`J(x)^\\top u` (``u`` shaped like ``f(x)``, or ``(k, *f(x).shape)``)."""
         return self.linearize(x).vjp(u)
+
+    def _refuse_extra_args(self, args: tuple[Any, ...]) -> None:
+        if args:
+            raise TypeError(
+                f"{self!r} takes no additional forward arguments (refimpl models take no "
+                "additional_forward_args): it is called as model(x), model.linearize(x), "
+                f"model.jvp(x, v) and model.vjp(x, u); got {len(args)} more argument(s) after x"
+            )
 
     # -- for subclasses -------------------------------------------------------------------
     def _check_input(self, x: Any) -> None:
@@ -97,15 +117,17 @@ class Model:
         raise NotImplementedError
 
 
-def linearize(model: Any, x: Any) -> Linearization:
+def linearize(model: Any, x: Any, *args: Any) -> Linearization:
     """A :class:`Linearization` of any object implementing the protocol.
 
-    Uses ``model.linearize(x)`` when it exists; otherwise (a user's class with only
-    ``__call__``, ``jvp`` and ``vjp``) evaluates ``y = model(x)`` once and forwards the
-    products to ``model.jvp(x, .)`` and ``model.vjp(x, .)``.
+    Uses ``model.linearize(x, *args)`` when it exists; otherwise (a user's class with only
+    ``__call__``, ``jvp`` and ``vjp``) evaluates ``y = model(x, *args)`` once and forwards the
+    products to ``model.jvp(x, ., *args)`` and ``model.vjp(x, ., *args)``. ``args`` are extra
+    forward arguments (captum's ``additional_forward_args``); the models of this package take
+    none and raise TypeError.
     """
     if isinstance(model, Model) or callable(getattr(model, "linearize", None)):
-        return model.linearize(x)
+        return model.linearize(x, *args)
     missing = [] if callable(model) else ["__call__"]
     missing += [a for a in ("jvp", "vjp") if not callable(getattr(model, a, None))]
     if missing:
@@ -114,7 +136,7 @@ def linearize(model: Any, x: Any) -> Linearization:
             f"model.vjp(x, u); {type(model).__name__} lacks " + ", ".join(missing)
         )
     check_array(x, name="x")
-    y = model(x)
+    y = model(x, *args)
     try:
         namespace_and_device(x, y)
     except (TypeError, ValueError) as exc:
@@ -122,4 +144,4 @@ def linearize(model: Any, x: Any) -> Linearization:
             f"model(x) must return an array of x's library and device, got {type(y).__name__} "
             f"({exc})"
         ) from None
-    return Linearization(x, y, lambda v: model.jvp(x, v), lambda u: model.vjp(x, u))
+    return Linearization(x, y, lambda v: model.jvp(x, v, *args), lambda u: model.vjp(x, u, *args))

@@ -31,11 +31,12 @@ product of 2, 3 and 5).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from backends import fft, namespace_and_device
 from refimpl.models.base import Linearization, Model
-from refimpl.validation import check_array, check_finite, check_like
+from refimpl.validation import check_array, check_finite, check_int, check_like
 
 __all__ = ["PAD_MODES", "Conv2d", "pad2d", "pad2d_adjoint"]
 
@@ -135,12 +136,13 @@ def _correlate_direct(xp: Any, xpad: Any, w: Any) -> Any:
     lead = tuple(xpad.shape[:-3])
     mixed = not (c_in == c_out == 1)
     src = xp.moveaxis(xpad, -3, 0) if mixed else xpad  # (C, ..., Hp, Wp)
+    columns = math.prod(lead) * ho * wo  # explicit: a reshape to (C, -1) fails on 0 entries
     out = None
     for a in range(kh):
         for b in range(kw):
             patch = src[..., a : a + ho, b : b + wo]
             if mixed:
-                term = xp.matmul(w[:, :, a, b], xp.reshape(patch, (c_in, -1)))
+                term = xp.matmul(w[:, :, a, b], xp.reshape(patch, (c_in, columns)))
             else:
                 term = w[0, :, a, b] * patch
             out = term if out is None else out + term
@@ -163,11 +165,12 @@ class _Spectra:
 
 
 def fft_size(n: int) -> int:
-    """The smallest ``L >= n`` whose prime factors are 2, 3 and 5 (fast FFT lengths).
+    """The smallest ``L >= max(n, 1)`` whose prime factors are 2, 3 and 5 (fast FFT lengths;
+    1, the empty product, for ``n <= 1``).
 
     Zero-extending the padded image to ``L`` keeps the correlation exact: the indices used,
     at most ``n - 1``, still never wrap around."""
-    size = n
+    size = max(n, 1)
     while True:
         m = size
         for p in (2, 3, 5):
@@ -239,10 +242,16 @@ class Conv2d(Model):
         device are the model's; it is cast to the input's dtype on use.
     bias : array of shape (C_out,) or None
     pad_mode : "reflect" (default, as plenoptic), "constant" (zeros), "replicate", "circular"
-    stride : int >= 1
+    stride : int >= 1 (any integral number, numpy integers included)
         Keep every ``stride``-th output row and column (H' = ceil(H / stride)).
     method : "auto", "direct" or "fft"
         ``auto``: direct for kernels of at most 25 taps, else FFT.
+
+    Inputs: ``x`` must be finite (an inf or NaN pixel would reach every output pixel through
+    the FFT but only its neighbours through the direct sum, so both methods refuse it with
+    ValueError) and have ``H, W >= 1`` (same padding has nothing to pad from: ValueError, as
+    in torch). Leading (batch) axes may have size 0: the result is then the empty array of
+    the output's shape, from both methods and for both products.
     """
 
     def __init__(
@@ -273,8 +282,7 @@ class Conv2d(Model):
         mode = _ALIASES.get(pad_mode, pad_mode)
         if mode not in PAD_MODES:
             raise ValueError(f"pad_mode must be one of {PAD_MODES} (or 'zeros'), got {pad_mode!r}")
-        if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
-            raise ValueError(f"stride must be an int >= 1, got {stride!r}")
+        stride = check_int("stride", stride, low=1)
         if method not in ("auto", "direct", "fft"):
             raise ValueError(f"method must be 'auto', 'direct' or 'fft', got {method!r}")
         self.xp, self.device = xp, device
@@ -313,6 +321,8 @@ class Conv2d(Model):
                 f" got {tuple(x.shape)}"
             )
         h, w = x.shape[-2:]
+        if h == 0 or w == 0:  # same padding has no pixel to pad from (torch refuses them too)
+            raise ValueError(f"x must have H >= 1 and W >= 1, got shape {tuple(x.shape)}")
         top, bottom, left, right = self.pads
         # reflect mirrors without the edge pixel, circular wraps once: the pad must fit
         room = {"reflect": (h - 1, w - 1), "circular": (h, w)}.get(self.pad_mode)
@@ -321,6 +331,9 @@ class Conv2d(Model):
                 f"x of spatial size {h}x{w} is too small for a {self.weight.shape[-2]}x"
                 f"{self.weight.shape[-1]} kernel with pad_mode={self.pad_mode!r}"
             )
+        # an inf or NaN pixel reaches every output pixel through the FFT, only its
+        # neighbours through the direct sum: refused, so that both methods agree
+        check_finite(x, name="x")
 
     def _weights(self, dtype: Any) -> tuple[Any, Any]:
         key = str(dtype)

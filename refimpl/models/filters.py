@@ -2,7 +2,9 @@ r"""Filters of the early-vision models: a circular Gaussian and a difference of 
 
 Both are made from shapes only, so they use the current backend (``backends.use`` /
 ``set_default``), or ``backend=`` and ``device=``; ``dtype`` defaults to float64 (a model
-casts its weights to the input's dtype on use).
+casts its weights to the input's dtype on use) and may be any real floating dtype the backend
+has, by name or as a dtype object (``"bfloat16"`` on torch and jax, ``"float16"`` where it
+exists); any other dtype raises TypeError.
 
 * :func:`gaussian_kernel`: :math:`g_{ij} \propto \exp(-(y_i^2 + x_j^2) / 2\sigma^2)` on
   offsets :math:`-(k-1)/2, \dots, (k-1)/2`, normalised to sum 1 (plenoptic's
@@ -23,7 +25,7 @@ import numbers
 from typing import Any
 
 import backends
-from refimpl.validation import check_int, check_real
+from refimpl.validation import check_dtype, check_int, check_real
 
 __all__ = ["center_surround", "gaussian_kernel"]
 
@@ -47,7 +49,7 @@ def gaussian_kernel(
     """A ``(size, size)`` circular Gaussian summing to 1 (``size`` odd, ``std`` > 0)."""
     size, std = _check_size(size), _check_std(std, "std")
     adapter, dev = backends.resolve(backend, device)
-    xp, dt = adapter.xp, adapter.dtype(dtype)
+    xp, dt = adapter.xp, check_dtype("dtype", dtype, adapter)
     r = (xp.arange(size, dtype=dt, device=dev) - (size - 1) / 2) / std  # offsets in stds
     r = xp.clip(r, -64.0, 64.0)  # exp(-64^2 / 2) is 0 in every float format: no overflow
     g = xp.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / 2)  # the centre is exp(0) = 1: sum >= 1

@@ -11,11 +11,12 @@ axis of ``x`` (``(..., n) -> (..., m)``):
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from refimpl.models.base import Linearization, Model
 from refimpl.models.conv import same_weights_place
-from refimpl.validation import check_array, check_finite, check_like
+from refimpl.validation import check_array, check_finite, check_int, check_like
 
 __all__ = ["Flatten", "Linear"]
 
@@ -77,12 +78,14 @@ class Linear(Model):
 
 
 class Flatten(Model):
-    """Merge the last ``ndim`` axes into one (default 3: an image's (C, H, W))."""
+    """Merge the last ``ndim`` axes into one (default 3: an image's (C, H, W)).
+
+    ``ndim`` is any integral number >= 1 (numpy integers included). Axes of size 0 are fine:
+    ``(0, 3, 4)`` with ``ndim=2`` gives the empty ``(0, 12)``, ``(2, 0, 4)`` gives ``(2, 0)``.
+    """
 
     def __init__(self, ndim: int = 3) -> None:
-        if isinstance(ndim, bool) or not isinstance(ndim, int) or ndim < 1:
-            raise ValueError(f"ndim must be an int >= 1, got {ndim!r}")
-        self.ndim = ndim
+        self.ndim = check_int("ndim", ndim, low=1)
 
     def __repr__(self) -> str:
         return f"Flatten(ndim={self.ndim})"
@@ -92,17 +95,22 @@ class Flatten(Model):
         if x.ndim < self.ndim:
             raise ValueError(f"x must have at least {self.ndim} axes, got shape {tuple(x.shape)}")
 
+    def _merge(self, xp: Any, a: Any) -> Any:
+        """``a`` with its last ``ndim`` axes merged (their size spelled out: a reshape to
+        ``(*lead, -1)`` is ambiguous when a leading axis has size 0)."""
+        cut = a.ndim - self.ndim
+        return xp.reshape(a, (*a.shape[:cut], math.prod(a.shape[cut:])))
+
     def _forward(self, x: Any) -> Any:
         xp, _ = check_array(x, name="x")
-        lead = tuple(x.shape[: x.ndim - self.ndim])
-        return xp.reshape(x, (*lead, -1))
+        return self._merge(xp, x)
 
     def _linearize(self, x: Any) -> Linearization:
         xp, _ = check_array(x, name="x")
         tail = tuple(x.shape[x.ndim - self.ndim :])
 
         def jvp(v: Any) -> Any:
-            return xp.reshape(v, (*v.shape[: v.ndim - self.ndim], -1))
+            return self._merge(xp, v)
 
         def vjp(u: Any) -> Any:
             return xp.reshape(u, (*u.shape[:-1], *tail))

@@ -9,8 +9,9 @@ An optimizer is a pair of pure functions (optax's ``GradientTransformation`` sha
 ``grads`` mirrors ``params``; a ``None`` gradient leaves its parameter (and its step count)
 unchanged, as torch optimizers skip parameters whose ``.grad`` is None. The state is a
 NamedTuple: per-parameter step counts as Python ints (the step size ``alpha`` is computed in
-float64 on the host, as the documented library does) and, for randomised optimizers, the
-``Rng`` adapter that the draws advance.
+float64 on the host, as the documented library does), for randomised optimizers the
+``Rng`` adapter that the draws advance, and the name of the optimizer that made it:
+``update`` refuses another optimizer's state.
 """
 
 from __future__ import annotations
@@ -27,10 +28,14 @@ Params = Any  # an array or a sequence of arrays
 
 class OptimizerState(NamedTuple):
     """``step[i]``: how many updates parameter ``i`` has received (the k of ``lr/(lr+k)``);
-    ``rng``: the generator of the random draws (None when the optimizer draws nothing)."""
+    ``rng``: the generator of the random draws (None when the optimizer draws nothing);
+    ``made_by``: the name of the optimizer whose ``init`` made it (None: made by hand).
+    ``update`` refuses a state made by another optimizer, and a randomised optimizer refuses
+    a state without an ``Rng``: resuming from it would draw from an unrelated stream."""
 
     step: tuple[int, ...]
     rng: Rng | None = None
+    made_by: str | None = None
 
 
 class Optimizer(NamedTuple):
@@ -51,14 +56,33 @@ def check_params(params: Params, param_ndim: int | None, *, name: str = "params"
     return plist
 
 
-def pairs(grads: Any, state: OptimizerState, params: Params) -> tuple[list, list, bool]:
-    """``(grads, params, single)`` as aligned lists after checking lengths, shapes, dtypes,
-    namespaces and devices. ``single``: ``params`` was a lone array."""
+def check_state(state: Any, made_by: str, *, needs_rng: bool = False) -> None:
+    """``state`` must be an ``OptimizerState`` made by the ``init`` of the optimizer named
+    ``made_by`` (or by hand: ``state.made_by`` None), holding an ``Rng`` when ``needs_rng``."""
     if not isinstance(state, OptimizerState):
         raise TypeError(
             f"state must be the OptimizerState returned by init(params), got {state!r} "
             f"({type(state).__name__})"
         )
+    if state.made_by is not None and state.made_by != made_by:
+        raise ValueError(
+            f"state was made by {state.made_by}'s init, not {made_by}'s; "
+            "call init(params) of this optimizer"
+        )
+    if needs_rng and not isinstance(state.rng, Rng):
+        raise ValueError(
+            f"{made_by} draws from the state's rng (a backends.Rng), but state.rng is "
+            f"{state.rng!r}; use the state returned by its init(params)"
+        )
+
+
+def pairs(
+    grads: Any, state: OptimizerState, params: Params, *, made_by: str, needs_rng: bool = False
+) -> tuple[list, list, bool]:
+    """``(grads, params, single)`` as aligned lists after checking the state
+    (:func:`check_state`), lengths, shapes, dtypes, namespaces and devices. ``single``:
+    ``params`` was a lone array."""
+    check_state(state, made_by, needs_rng=needs_rng)
     plist, single = as_list(params, "params")
     if single:
         glist = [grads]

@@ -40,8 +40,8 @@ from refimpl.batching import to_rows
 from refimpl.optim.base import Optimizer, OptimizerState, Params, check_params, pack, pairs
 from refimpl.optim.lmo import l1_direction_rows, l1q_rows, l2_rows, linf_direction
 from refimpl.optim.options import FrankWolfeOptions
-from refimpl.optim.transforms import sample_q
-from refimpl.validation import TINY, check_int, check_real
+from refimpl.optim.transforms import draw_q
+from refimpl.validation import TINY, check_array, check_int, check_like, check_real
 
 __all__ = [
     "duality_gap",
@@ -59,7 +59,22 @@ __all__ = [
 # -- one step ---------------------------------------------------------------------------------
 def frank_wolfe_update(param: Any, direction: Any, alpha: float, scale: float) -> Any:
     """``(1 - alpha) * param - (alpha * scale) * direction``, rounded as the documented
-    library rounds it: ``param * (1 - alpha) + direction * (-(alpha * scale))``."""
+    library rounds it: ``param * (1 - alpha) + direction * (-(alpha * scale))``.
+
+    ``direction`` must be an array of ``param``'s library, device, dtype and shape (never
+    broadcast); ``alpha`` and ``scale`` finite real numbers."""
+    check_array(param, name="param")
+    check_like(direction, param, name="direction", ref_name="param")
+    if tuple(direction.shape) != tuple(param.shape):
+        raise ValueError(
+            f"direction must have the shape of param {tuple(param.shape)} (no broadcasting), "
+            f"got {tuple(direction.shape)}"
+        )
+    return convex_step(param, direction, check_real("alpha", alpha), check_real("scale", scale))
+
+
+def convex_step(param: Any, direction: Any, alpha: float, scale: float) -> Any:
+    """:func:`frank_wolfe_update` for arguments already validated (the optimizers' loop)."""
     w = direction * (-(alpha * scale))
     return param * (1 - alpha) + w
 
@@ -81,6 +96,7 @@ def l1_frank_wolfe_update(
 
 
 def _optimizer(
+    name: str,
     options: FrankWolfeOptions,
     *,
     direction: Callable[[Any, Any], Any] | None = None,
@@ -91,14 +107,18 @@ def _optimizer(
     """The optax-style pair for one LMO: each parameter with a gradient ``g`` and ``k``
     updates so far moves to ``(1 - alpha_k) x - alpha_k epsilon v(g)``. The LMO is given as
     ``direction(g, rng) -> v`` (a dense ``v``) or as ``update_param(x, g, alpha)`` where a
-    sparse ``v`` has a faster update."""
+    sparse ``v`` has a faster update. ``name`` tags the states its ``init`` makes; with
+    ``make_rng``, ``update`` needs the ``Rng`` of such a state."""
 
     def init(params: Params) -> OptimizerState:
         plist = check_params(params, options.param_ndim)
-        return OptimizerState(step=(0,) * len(plist), rng=make_rng and make_rng(plist))
+        rng = None if make_rng is None else make_rng(plist)
+        return OptimizerState(step=(0,) * len(plist), rng=rng, made_by=name)
 
     def update(grads: Any, state: OptimizerState, params: Params):
-        glist, plist, single = pairs(grads, state, params)
+        glist, plist, single = pairs(
+            grads, state, params, made_by=name, needs_rng=make_rng is not None
+        )
         new, steps = [], []
         for g, x, k in zip(glist, plist, state.step):
             if g is None:  # no gradient: no step, as torch skips parameters without .grad
@@ -109,7 +129,7 @@ def _optimizer(
             if update_param is not None:
                 new.append(update_param(x, g, alpha))
             else:
-                new.append(frank_wolfe_update(x, direction(g, state.rng), alpha, options.epsilon))
+                new.append(convex_step(x, direction(g, state.rng), alpha, options.epsilon))
             steps.append(k + 1)
         return pack(new, params, single), state._replace(step=tuple(steps))
 
@@ -129,7 +149,7 @@ def frank_wolfe(
     options = FrankWolfeOptions(
         lmo_scaling_factor, lr, use_default_lr_schedule, div_by_zero_eps, None, ball=False
     )
-    return _optimizer(options, direction=lambda g, _: g)
+    return _optimizer("frank_wolfe", options, direction=lambda g, _: g)
 
 
 def l1_frank_wolfe(
@@ -148,7 +168,7 @@ def l1_frank_wolfe(
     def update_param(x: Any, g: Any, alpha: float) -> Any:
         return l1_frank_wolfe_update(x, g, alpha, o.epsilon, param_ndim=o.param_ndim)
 
-    return _optimizer(o, update_param=update_param)
+    return _optimizer("l1_frank_wolfe", o, update_param=update_param)
 
 
 def l2_frank_wolfe(
@@ -165,7 +185,7 @@ def l2_frank_wolfe(
     def direction(g: Any, _: Any) -> Any:
         return l2_rows(g, o.param_ndim, o.div_by_zero_eps)
 
-    return _optimizer(o, direction=direction, schedule_guard=TINY)
+    return _optimizer("l2_frank_wolfe", o, direction=direction, schedule_guard=TINY)
 
 
 def linf_frank_wolfe(
@@ -179,7 +199,7 @@ def linf_frank_wolfe(
     """Frank-Wolfe on the Linf ball: ``s = -epsilon sign(g)`` (``param_ndim`` is only
     validated: the LMO is element-wise)."""
     o = FrankWolfeOptions(epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim)
-    return _optimizer(o, direction=lambda g, _: linf_direction(g))
+    return _optimizer("linf_frank_wolfe", o, direction=lambda g, _: linf_direction(g))
 
 
 def l1q_frank_wolfe(
@@ -206,12 +226,18 @@ def l1q_frank_wolfe(
     o = FrankWolfeOptions(epsilon, lr, use_default_lr_schedule, div_by_zero_eps, param_ndim)
 
     def direction(g: Any, state_rng: Any) -> Any:
-        return l1q_rows(g, sample_q(q, dq, state_rng, like=g), o.param_ndim, o.div_by_zero_eps)
+        return l1q_rows(g, draw_q(q, dq, state_rng, g), o.param_ndim, o.div_by_zero_eps)
 
     def make_rng(plist: list) -> Any:
-        return as_rng(rng, like=plist[0]) if dq > 0 else None
+        return as_rng(rng, like=plist[0])
 
-    return _optimizer(o, direction=direction, schedule_guard=TINY, make_rng=make_rng)
+    return _optimizer(
+        "l1q_frank_wolfe",
+        o,
+        direction=direction,
+        schedule_guard=TINY,
+        make_rng=make_rng if dq > 0 else None,
+    )
 
 
 # -- step sizes and the duality gap -----------------------------------------------------------

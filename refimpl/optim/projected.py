@@ -27,6 +27,7 @@ RENORM_MARGIN = 1e-7
 
 
 def _make(
+    name: str,
     direction: Callable[[Any], Any],
     project: Callable[[Any], Any],
     *,
@@ -34,10 +35,11 @@ def _make(
     param_ndim: int | None,
 ) -> Optimizer:
     def init(params: Params) -> OptimizerState:
-        return OptimizerState(step=(0,) * len(check_params(params, param_ndim)))
+        n = len(check_params(params, param_ndim))
+        return OptimizerState(step=(0,) * n, made_by=name)
 
     def update(grads: Any, state: OptimizerState, params: Params):
-        glist, plist, single = pairs(grads, state, params)
+        glist, plist, single = pairs(grads, state, params, made_by=name)
         new, steps = [], []
         for g, p, k in zip(glist, plist, state.step):
             if g is not None:
@@ -65,6 +67,7 @@ def l2_projected(
     margin = check_real("margin", margin, low=0.0)
     pn = check_param_ndim(param_ndim)
     return _make(
+        "l2_projected",
         lambda g: l2_direction(g, param_ndim=pn, div_by_zero_eps=dz),
         lambda p: project_l2_ball(p, eps, pn, margin=margin),
         lr=lr,
@@ -77,4 +80,10 @@ def linf_projected(*, epsilon: float, lr: float, param_ndim: int | None = None) 
     eps = check_real("epsilon", epsilon, low=0.0)
     lr = check_real("lr", lr, low=0.0)
     pn = check_param_ndim(param_ndim)
-    return _make(linf_direction, lambda p: project_linf_ball(p, eps, pn), lr=lr, param_ndim=pn)
+    return _make(
+        "linf_projected",
+        linf_direction,
+        lambda p: project_linf_ball(p, eps, pn),
+        lr=lr,
+        param_ndim=pn,
+    )

@@ -112,7 +112,8 @@ def project_l1_ball(
     w = widen(xp, rows)
     a = xp.abs(w)
     if not bool(xp.any(xp.isinf(xp.sum(a, axis=1, keepdims=True)))):
-        y = _soft_threshold(xp, dev, w, a, eps, method)
+        # every ||x_i||_1 <= the dtype's largest value: a radius beyond it changes nothing
+        y = _soft_threshold(xp, dev, w, a, min(eps, float(xp.finfo(w.dtype).max)), method)
     else:  # an infinite entry, or a sum beyond the dtype
         y = _project_l1_extreme(xp, dev, w, eps, method)
     return xp.reshape(narrow_toward_zero(xp, y, x.dtype), x.shape)
@@ -131,21 +132,39 @@ def _soft_threshold(xp: Any, dev: Any, w: Any, a: Any, eps: Any, method: str) ->
 def _project_l1_extreme(xp: Any, dev: Any, w: Any, eps: float, method: str) -> Any:
     """Rows whose L1 norm is infinite. An infinite entry: the limit of the projection,
     ``epsilon`` shared equally by the infinite entries, with their signs. A finite sum that
-    overflowed: the row and ``epsilon`` divided by a power of two ``>= D`` (exact), projected,
-    and multiplied back."""
+    overflowed: the row and ``epsilon`` divided by a power of two ``k >= D`` (exact), projected,
+    and multiplied back.
+
+    ``epsilon`` is a Python float that may exceed the dtype's range (4e38 for float32 entries
+    near 3e38): it is divided on the host, and a radius the scaled row cannot reach is capped
+    at the dtype's largest value, so no radius rounds to inf (which would leave the row
+    outside the ball)."""
+    top = float(xp.finfo(w.dtype).max)
     isinf = xp.isinf(w)
     infinite_row = xp.any(isinf, axis=1, keepdims=True)
     zero = xp.zeros_like(w)
     pattern = xp.where(isinf, xp.sign(w), zero)
     count = xp.astype(xp.count_nonzero(pattern, axis=1, keepdims=True), w.dtype)
-    limit = pattern * (eps / xp.where(count == 0, xp.ones_like(count), count))
+    limit = pattern * _share(xp, eps, xp.where(count == 0, xp.ones_like(count), count), top)
     finite = xp.where(infinite_row, zero, w)
     over = xp.isinf(xp.sum(xp.abs(finite), axis=1, keepdims=True))
     k = 2.0 ** math.ceil(math.log2(max(w.shape[1], 2)))
-    scale = xp.where(over, xp.asarray(k, dtype=w.dtype, device=dev), xp.ones_like(count))
+    one = xp.ones_like(count)
+    scale = xp.where(over, k * one, one)
+    # the scaled rows' radii: a row that did not overflow has ||x||_1 <= top, one scaled by k
+    # has ||x / k||_1 <= D top / k <= top, so a radius above top changes nothing when capped
+    radius = xp.where(over, min(eps / k, top) * one, min(eps, top) * one)
     scaled = finite / scale
-    y = _soft_threshold(xp, dev, scaled, xp.abs(scaled), eps / scale, method) * scale
+    y = _soft_threshold(xp, dev, scaled, xp.abs(scaled), radius, method) * scale
     return xp.where(infinite_row, limit, y)
+
+
+def _share(xp: Any, eps: float, count: Any, top: float) -> Any:
+    """``eps / count`` (an (N, 1) array of counts >= 1) rounded toward 0 into the dtype's range
+    (``eps`` may exceed it)."""
+    if eps <= top:
+        return eps / count
+    return xp.clip((eps / top) / count, max=1.0) * top
 
 
 def _theta(xp: Any, a: Any, support: Any, eps: Any, count: Any = None) -> Any:

@@ -28,7 +28,7 @@ from typing import Any
 from backends import as_rng, namespace_and_device, ops
 from refimpl.batching import to_rows
 from refimpl.optim.robust import normalize_rows
-from refimpl.validation import TINY, check_array, check_int, check_real
+from refimpl.validation import TINY, check_array, check_int, check_real, check_rng
 
 
 def _rows(g: Any, param_ndim: int | None) -> tuple[Any, Any, Any]:
@@ -59,6 +59,8 @@ def normalize_gradient(
     float16, where ``div_by_zero_eps`` rounds to 0). Norms that overflow or underflow are
     rescaled, and rows with infinite entries go to their limit (``refimpl.optim.robust``).
     """
+    if isinstance(ord, bool):
+        raise TypeError(f"ord must be 1 or 2, got the bool {ord!r}")
     if ord not in (1, 2):
         raise ValueError(f"ord must be 1 or 2, got {ord!r}")
     eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
@@ -98,15 +100,31 @@ def top_q_count(q: float, d: int) -> int:
 
 
 def sample_q(q: float, dq: float, rng: Any, *, like: Any) -> float:
-    """The sparsity ``q`` of one top-q step: ``q`` itself if ``dq == 0``, else one draw.
+    """The sparsity ``q`` of one top-q step, a Python float: ``q`` itself if ``dq == 0``
+    (nothing is drawn and ``rng`` is not used), else one draw.
 
-    With ``dq > 0``: ``lo, hi = max(0, q - dq), min(1, q + dq)`` (the clipped interval, not
-    re-centred), one float32 ``u ~ U[0, 1)`` from ``rng`` (anything ``backends.as_rng``
-    accepts; an ``Rng`` or a native generator advances, an int seed draws the same ``q``
-    every call) and ``q = (hi - lo) * u + lo`` in float32, as the documented library
-    does with ``torch.rand(1, generator=...)``: the same torch generator gives the same ``q``
-    and leaves the generator in the same state. Returns a Python float (a host sync).
+    ``q`` and ``dq`` are numbers in [0, 1]; ``like`` is an array of the target library and
+    device. With ``dq > 0``: ``lo, hi = max(0, q - dq), min(1, q + dq)`` (the clipped interval,
+    not re-centred), one float32 ``u ~ U[0, 1)`` and ``q = (hi - lo) * u + lo`` in float32, as
+    the documented library does with ``torch.rand(1, generator=...)``: the same torch generator
+    gives the same ``q`` and leaves the generator in the same state. Returns after a host sync.
+
+    ``rng`` is turned into a generator by ``backends.as_rng`` at every call, so:
+
+    * an ``Rng`` or a native generator advances: successive calls draw successive values
+      (what a loop of steps needs; ``l1q_frank_wolfe`` keeps one ``Rng`` in its state);
+    * an int seed makes a new generator each call: the same ``q`` at every call;
+    * None draws from fresh entropy each call: a different, unreproducible ``q``.
     """
+    q = check_real("q", q, low=0.0, high=1.0)
+    dq = check_real("dq", dq, low=0.0, high=1.0)
+    check_rng(rng)
+    check_array(like, name="like")
+    return draw_q(q, dq, rng, like)
+
+
+def draw_q(q: float, dq: float, rng: Any, like: Any) -> float:
+    """:func:`sample_q` for arguments already validated (the optimizers' inner loop)."""
     if dq == 0.0:
         return q
     xp, dev = namespace_and_device(like)
@@ -122,9 +140,16 @@ def top_q_drop_mask(a: Any, k: int) -> Any:
     case (no tie at the cut-off) costs one O(D) selection (``backends.ops.kth_largest``)
     and a comparison; a host sync then checks that every
     row kept exactly ``k``, and only if not does a tie-breaking pass run (a
-    ``cumulative_sum`` rank among the tied entries).
+    ``cumulative_sum`` rank among the tied entries). ``a`` must be a real floating array
+    of rank 2 (``refimpl.batching.to_rows`` makes the rows of any array) and ``k`` an int.
     """
-    xp, dev = namespace_and_device(a)
+    xp, dev = check_array(a, name="a")
+    if a.ndim != 2:
+        raise ValueError(
+            f"a must be an (N, D) array of rows (refimpl.batching.to_rows makes them), "
+            f"got shape {tuple(a.shape)}"
+        )
+    k = check_int("k", k)
     d = a.shape[1]
     if k <= 0:
         return xp.ones(a.shape, dtype=xp.bool, device=dev)

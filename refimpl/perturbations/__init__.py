@@ -10,7 +10,12 @@ The torch versions with the documented signatures (an ``nn.Module`` and in-place
 taking ``generator=``) are in :mod:`refimpl.torch.perturbations`.
 """
 
-from refimpl.perturbations.additive import AdditivePerturbation, delta_shape, pullback
+from refimpl.perturbations.additive import (
+    AdditivePerturbation,
+    broadcast_shapes,
+    delta_shape,
+    pullback,
+)
 from refimpl.perturbations.samplers import (
     uniform_like_l1_n_ball,
     uniform_like_l2_n_ball,
@@ -19,6 +24,7 @@ from refimpl.perturbations.samplers import (
 
 __all__ = [
     "AdditivePerturbation",
+    "broadcast_shapes",
     "delta_shape",
     "pullback",
     "uniform_like_l1_n_ball",

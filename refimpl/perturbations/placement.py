@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import backends
-from refimpl.validation import check_array, check_callable, check_shape
+from refimpl.validation import check_array, check_callable, check_same_place, check_shape
 
 __all__ = ["check_init_args", "check_init_result", "check_new_delta", "delta_placement"]
 
@@ -89,12 +89,28 @@ def check_init_args(init_fn: Any, init_fn_kwargs: dict[str, Any], rng: Any) -> N
 
 
 def check_new_delta(value: Any, old: Any) -> Any:
-    """A replacement ``delta``: an array of the old one's library, device and shape."""
-    if isinstance(value, float) and hasattr(value, "dtype") and hasattr(value, "shape"):
-        # 0-d numpy arithmetic returns numpy scalars (a float subclass), not arrays
-        value = backends.namespace_and_device(old)[0].asarray(value)
+    """A replacement ``delta``: a floating array of the old one's library, device, dtype and
+    shape. A numpy scalar (0-d numpy arithmetic returns one, not an array) gets the same
+    checks, as the 0-d array it stands for."""
+    value = _zero_d(value)
     check_array(value, name="delta", complex_ok=True)
-    backends.namespace_and_device(value, old)  # same library and device
+    check_same_place(value, old, name="delta", ref_name="the current delta")
+    if value.dtype != old.dtype:
+        raise TypeError(
+            f"delta has dtype {value.dtype} but the current delta has dtype {old.dtype}; cast it"
+        )
     if tuple(value.shape) != tuple(old.shape):
         raise ValueError(f"delta must keep the shape {tuple(old.shape)}, got {tuple(value.shape)}")
     return value
+
+
+def _zero_d(value: Any) -> Any:
+    """A numpy scalar as a 0-d array of its own library (``numpy.float64`` subclasses
+    ``float``, which ``check_array`` refuses as a Python number); anything else unchanged."""
+    if getattr(value, "ndim", None) != 0 or type(value) in (bool, int, float, complex):
+        return value
+    try:
+        xp, _ = backends.namespace_and_device(value)
+    except TypeError:  # not an array: check_array says so
+        return value
+    return xp.asarray(value)

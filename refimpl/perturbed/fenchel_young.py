@@ -38,7 +38,7 @@ from typing import Any
 
 from backends import namespace_and_device
 from refimpl.perturbed.perturbed import Perturbed, PerturbedOptions
-from refimpl.validation import check_bool
+from refimpl.validation import check_array, check_bool, check_same_place, is_array
 
 __all__ = ["FenchelYoungLoss", "fenchel_young_loss"]
 
@@ -58,12 +58,9 @@ class FenchelYoungLoss:
 
     def value_and_grad(self, theta: Any, y: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         batched = self.perturbed.options.batched
+        _check_target(theta, y)  # before the pass over the samples
         e = self.perturbed.estimate(theta, args, kwargs, f_sigma=True)
         xp, _ = namespace_and_device(theta, y)
-        if tuple(y.shape) != tuple(theta.shape):
-            raise ValueError(
-                f"y must have the shape of theta {tuple(theta.shape)}, got {tuple(y.shape)}"
-            )
         y = xp.astype(y, theta.dtype)
         batch = theta.shape[0] if batched else 1
         linear = xp.sum(xp.reshape(theta * y, (batch, math.prod(theta.shape) // batch)), axis=1)
@@ -79,6 +76,25 @@ class FenchelYoungLoss:
 
     def __repr__(self) -> str:
         return f"fenchel_young_loss({self.perturbed!r}, maximize={self.maximize})"
+
+
+def _check_target(theta: Any, y: Any) -> None:
+    """``y``: a real array (floating, integer or bool; cast to theta's dtype) of theta's
+    library, device and shape. Complex targets are refused: casting would drop the
+    imaginary part."""
+    xp, _ = check_array(theta, name="theta")
+    if not is_array(y):
+        raise TypeError(f"y must be an array, got {type(y).__name__}")
+    check_same_place(y, theta, name="y", ref_name="theta")
+    if xp.isdtype(y.dtype, "complex floating"):
+        raise TypeError(
+            f"y must be real (a floating, integer or bool dtype), got {y.dtype}; the loss is "
+            "defined on real targets"
+        )
+    if tuple(y.shape) != tuple(theta.shape):
+        raise ValueError(
+            f"y must have the shape of theta {tuple(theta.shape)}, got {tuple(y.shape)}"
+        )
 
 
 def fenchel_young_loss(

@@ -51,6 +51,7 @@ from refimpl.validation import (
     check_array,
     check_callable,
     check_finite,
+    check_noise_scale,
     check_same_place,
     leading_batch,
 )
@@ -127,13 +128,11 @@ class _Accumulator:
         self.sums = _Sums(value=zeros((b, d_out)), out_shape=self.out_shape)
         self.cotangents = self.tangents = None
         if u is not None:  # u: value_shape or (k, *value_shape) -> (B, d_out, k)
-            check_same_place(u, theta, name="u", ref_name="theta")
             k = self.sums.k_u = leading_batch(u, value_shape, name="u", expected="p(theta)")
             ub = xp.reshape(xp.astype(u, theta.dtype), (k or 1, b, d_out))
             self.cotangents = xp.permute_dims(ub, (1, 2, 0))
             self.sums.vjp = zeros((b, k or 1, d_in))
         if v is not None:  # v: theta.shape or (k, *theta.shape) -> (B, d_in, k)
-            check_same_place(v, theta, name="v", ref_name="theta")
             k = self.sums.k_v = leading_batch(v, tuple(theta.shape), name="v", expected="theta")
             vb = xp.reshape(xp.astype(v, theta.dtype), (k or 1, b, d_in))
             self.tangents = xp.permute_dims(vb, (1, 2, 0))
@@ -186,6 +185,9 @@ class Perturbed:
       unbatched);
     * ``p.estimate(theta, ...)``: any of them (and :math:`\hat F_\sigma`) from one pass.
 
+    ``theta`` is ``(batch, *event)`` (rank >= 2) batched, one example of rank >= 1
+    unbatched; ``func`` always receives ``(rows, *event)``.
+
     ``p.options`` holds the validated :class:`PerturbedOptions`. Randomness: an int seed
     draws the same noise on every call (common random numbers: ``jvp`` and ``vjp`` are then
     exact adjoints and finite differences are tight); a generator advances from call to
@@ -220,15 +222,15 @@ class Perturbed:
 
     def jvp(self, theta: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
         r""":math:`\hat J v` (``v`` shaped like ``theta``, or ``(k, *theta.shape)``)."""
-        return self.estimate(theta, args, kwargs, v=v).jvp
+        return self.estimate(theta, args, kwargs, v=_given(v, "v")).jvp
 
     def vjp(self, theta: Any, u: Any, *args: Any, **kwargs: Any) -> Any:
         """:math:`\\hat J^\top u` (``u`` shaped like ``p(theta)``, or with a leading k)."""
-        return self.estimate(theta, args, kwargs, u=u).vjp
+        return self.estimate(theta, args, kwargs, u=_given(u, "u")).vjp
 
     def value_and_vjp(self, theta: Any, u: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
         """``(p(theta), p.vjp(theta, u))`` from one pass over the samples."""
-        e = self.estimate(theta, args, kwargs, u=u)
+        e = self.estimate(theta, args, kwargs, u=_given(u, "u"))
         return e.value, e.vjp
 
     def jacobian(self, theta: Any, *args: Any, **kwargs: Any) -> Any:
@@ -257,20 +259,31 @@ class Perturbed:
         estimating the value and what is asked for: ``jvp`` with the tangent ``v``, ``vjp``
         with the cotangent ``u``, the ``jacobian``, :math:`\hat F_\sigma` (``f_sigma``).
         With ``jacobian_limit = (total, per_example)`` the Jacobian is estimated only if it
-        has at most that many entries (else it is None)."""
+        has at most that many entries (else it is None).
+
+        Everything is checked before the first sample is drawn: theta, the noise scale
+        (``max|theta| + 40 sigma`` finite in theta's dtype), ``u`` and ``v`` (real floating
+        arrays of theta's library and device; ``v`` shaped like theta), and ``u``'s shape as
+        soon as func's output shape is known (after the baseline call, else the first chunk).
+        """
         o = self.options
         xp, tb = self._check_theta(theta)
+        check_noise_scale("sigma", o.sigma, theta, x_name="theta")
+        _check_directions(theta, u, v)
         batch, event = tb.shape[0], tuple(tb.shape[1:])
-        rng = as_rng(o.rng, like=theta)
-        sampling = resolve_sampling(o.sampling, math.prod(event))
-        stream = noise_stream(o.noise, sampling, rng, (batch, *event), theta.dtype, o.num_samples)
         solver = CheckedSolver(self.func, args, kwargs or {}, xp, theta.dtype)
         base = None
         if o.baseline and (u is not None or v is not None or jacobian):
             base = solver(tb, batch)  # the unperturbed solution b = y*(theta)
         wanted = dict(u=u, v=v, jacobian=jacobian, inner=f_sigma, limit=jacobian_limit)
+        acc = None  # built, and u's shape checked, as soon as func's output shape is known
+        if solver.out_shape is not None:
+            acc = _Accumulator(xp, theta, o.batched, solver.out_shape, base, **wanted)
+        rng = as_rng(o.rng, like=theta)
+        sampling = resolve_sampling(o.sampling, math.prod(event))
+        stream = noise_stream(o.noise, sampling, rng, (batch, *event), theta.dtype, o.num_samples)
 
-        acc, done = None, 0
+        done = 0
         chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
         bar = self._bar(batch * math.prod(event))
         while done < o.num_samples:
@@ -278,7 +291,7 @@ class Perturbed:
             z, g = stream.take(c)  # (c, batch, *event)
             x = tb[None, ...] + o.sigma * z
             y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
-            if acc is None:  # the first chunk tells the output shape
+            if acc is None:  # without a baseline call, the first chunk tells the output shape
                 acc = _Accumulator(xp, theta, o.batched, solver.out_shape, base, **wanted)
                 chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
             acc.add(y, g, x)
@@ -314,12 +327,20 @@ class Perturbed:
 
     def _check_theta(self, theta: Any) -> tuple[Any, Any]:
         """``(xp, theta as (batch, *event))`` after checking it: a finite real floating
-        array, not empty, of rank >= 2 when batched."""
+        array, not empty, with an event of rank >= 1 (theta of rank >= 2 batched, >= 1
+        unbatched): func receives ``(rows, *event)``, so with a 0-d event the samples would
+        sit on func's last axis and a solver reducing it would mix them."""
         xp, _ = check_array(theta, name="theta")
         if self.options.batched and theta.ndim < 2:
             raise ValueError(
                 f"batched=True needs theta of rank >= 2 (batch, ...), got shape "
                 f"{tuple(theta.shape)}; pass batched=False for a single example"
+            )
+        if not self.options.batched and theta.ndim < 1:
+            raise ValueError(
+                "batched=False needs theta of rank >= 1, got shape (): func receives (rows, "
+                "*theta.shape), so the samples would sit on func's last axis; pass theta[None] "
+                "for one value"
             )
         check_finite(theta, name="theta")
         if math.prod(theta.shape) == 0:
@@ -351,6 +372,26 @@ class Perturbed:
         return f"perturbed({name}, noise={o.noise.name!r}, {opts})"
 
 
+def _given(direction: Any, name: str) -> Any:
+    """``direction`` when it is not None (a missing tangent or cotangent of ``jvp``/``vjp``;
+    ``estimate`` reads None as "not asked for")."""
+    if direction is None:
+        raise TypeError(f"{name} must be an array, got NoneType")
+    return direction
+
+
+def _check_directions(theta: Any, u: Any, v: Any) -> None:
+    """``u`` and ``v`` (when given): real floating arrays of theta's library and device (a
+    complex one would lose its imaginary part); ``v`` shaped like theta (``u``'s shape needs
+    func's output shape: the accumulator checks it)."""
+    for name, d in (("u", u), ("v", v)):
+        if d is not None:
+            check_array(d, name=name)
+            check_same_place(d, theta, name=name, ref_name="theta")
+    if v is not None:
+        leading_batch(v, tuple(theta.shape), name="v", expected="theta")
+
+
 def perturbed(
     func: Callable[..., Any] | None = None,
     *,
@@ -379,7 +420,9 @@ def perturbed(
     num_samples : int >= 1
         Monte Carlo samples N per call.
     sigma : float > 0
-        Noise scale.
+        Noise scale. At each call ``max|theta| + 40 sigma`` must not exceed the largest
+        finite value of theta's dtype (40 bounds every noise draw), so that every perturbed
+        theta is finite: sigma <= 8.5e36 for float32, about 1637 for float16.
     noise : "normal" (default, as documented) or "gumbel"
         The perturbation law (see :mod:`refimpl.perturbed.noise`).
     batched : bool

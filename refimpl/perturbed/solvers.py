@@ -21,6 +21,7 @@ import operator
 from typing import Any
 
 from backends import floating_dtype, namespace_and_device
+from refimpl.validation import check_bool, check_int
 
 __all__ = ["argmax_one_hot", "hard_or", "ranks", "shortest_path", "top_k_one_hot"]
 
@@ -34,8 +35,7 @@ def _floating(x: Any, name: str = "x") -> tuple[Any, Any]:
 
 
 def _axis(x: Any, axis: Any) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        raise TypeError(f"axis must be an int, got {axis!r}")
+    axis = check_int("axis", axis)
     if x.ndim == 0 or not -x.ndim <= axis < x.ndim:
         raise ValueError(f"axis {axis} is out of range for an array of {x.ndim} dimensions")
     return axis % x.ndim
@@ -52,6 +52,11 @@ def argmax_one_hot(x: Any, axis: int = -1) -> Any:
     """One-hot of the arg-max along ``axis``: ``y[..., i, ...] = [i == argmax(x)]``."""
     xp, _ = _floating(x)
     ax = _axis(x, axis)
+    if x.shape[ax] == 0:
+        raise ValueError(
+            f"argmax_one_hot needs at least one entry along axis {axis}, got shape "
+            f"{tuple(x.shape)} (the arg-max of nothing is undefined)"
+        )
     idx = xp.argmax(x, axis=ax, keepdims=True)
     return xp.astype(_positions(xp, x, ax, idx.dtype) == idx, x.dtype)
 
@@ -82,11 +87,7 @@ def top_k_one_hot(x: Any, k: int, axis: int = -1) -> Any:
     entries the lowest indices are kept."""
     xp, _ = _floating(x)
     ax = _axis(x, axis)
-    if isinstance(k, bool) or not isinstance(k, int):
-        raise TypeError(f"k must be an int, got {k!r}")
-    n = x.shape[ax]
-    if not 0 <= k <= n:
-        raise ValueError(f"k must satisfy 0 <= k <= {n} (the axis length), got {k}")
+    k = check_int("k", k, low=0, high=x.shape[ax])  # at most the axis length
     order = xp.argsort(x, axis=ax, descending=True, stable=True)
     descending_rank = xp.argsort(order, axis=ax, stable=True)
     return xp.astype(descending_rank < k, x.dtype)
@@ -115,6 +116,7 @@ def shortest_path(
     printed numbers (its code is unpublished). Vectorised: each round is one (..., n, n) ``min``.
     """
     xp, dev = _floating(weights, name="weights")
+    symmetrize = check_bool("symmetrize", symmetrize)
     if weights.ndim < 2 or weights.shape[-1] != weights.shape[-2]:
         raise ValueError(f"weights must have shape (..., n, n), got {tuple(weights.shape)}")
     n = weights.shape[-1]

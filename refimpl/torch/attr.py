@@ -14,16 +14,21 @@ Differences from ``refimpl.attr.NoiseTunnel``:
 * ``rng=None`` draws from torch's default generator of the inputs' device, so
   ``torch.manual_seed`` makes a run reproducible (an int seed or a ``torch.Generator`` works
   too);
+* inputs must be torch tensors (a TypeError naming ``inputs`` otherwise), here and in the
+  attribution methods;
 * ``captum_compatible=True`` draws the noise exactly as captum 0.9 does (per chunk and input,
   ``stdev * randn((B*k, ...))`` as float32 from the generator, rows ``b*k + j``), accumulates
   as captum does (chunk sums, ``E[a^2] - E[a]^2``), orders deltas chunk-major, and draws
   baselines with numpy's global RNG once for all full chunks: with the same torch seed the
   result is bit for bit captum's, for every ``nt_type`` and chunk size. Use it to check
   parity; it also reproduces captum's chunk dependence and its float32 VarGrad cancellation.
+  Its ``rng`` must be None, an int seed, a ``torch.Generator`` or a ``backends.Rng`` holding
+  one (captum draws with ``torch.randn``): another generator is a TypeError.
 """
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import numpy as np
@@ -42,9 +47,25 @@ from refimpl.attr import (
     target_cotangent,
     target_scores,
 )
-from refimpl.validation import check_bool
+from refimpl.validation import check_bool, check_rng
 
 __all__ = ["InputXGradient", "IntegratedGradients", "NoiseTunnel", "Saliency"]
+
+
+def _check_tensors(inputs: Any, name: str = "inputs") -> None:
+    """``inputs``: a tensor or a tuple of tensors (autograd and torch's generators need
+    them); a TypeError naming the argument otherwise."""
+    if isinstance(inputs, tuple):
+        for i, x in enumerate(inputs):
+            if not isinstance(x, torch.Tensor):
+                raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {_kind(x)}")
+    elif not isinstance(inputs, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor or a tuple of them, got {_kind(inputs)}")
+
+
+def _kind(x: Any) -> str:
+    t = type(x)
+    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
 
 
 def _output(out: Any, batch: int) -> torch.Tensor:
@@ -62,6 +83,9 @@ class _Autograd:
     """Derivatives of ``forward_func(*inputs, *args)`` by reverse-mode autograd."""
 
     forward_func: Any
+
+    def check_forward_args(self, args: tuple) -> None:
+        """Nothing to check: ``forward_func(*inputs, *args)`` takes any extra arguments."""
 
     def gradients(self, xs: tuple, target: Any, args: tuple) -> tuple:
         with torch.enable_grad():
@@ -88,6 +112,7 @@ class Saliency(_Autograd, _attr.Saliency):
         abs: bool | None = None,
         additional_forward_args: Any = None,
     ) -> Any:
+        _check_tensors(inputs)
         with torch.no_grad():
             return super().attribute(inputs, target, abs, additional_forward_args)
 
@@ -99,6 +124,7 @@ class InputXGradient(_Autograd, _attr.InputXGradient):
     def attribute(
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None
     ) -> Any:
+        _check_tensors(inputs)
         with torch.no_grad():
             return super().attribute(inputs, target, additional_forward_args)
 
@@ -109,6 +135,7 @@ class IntegratedGradients(_Autograd, _attr.IntegratedGradients):
     method="gausslegendre", internal_batch_size=None, return_convergence_delta=False)``."""
 
     def attribute(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
+        _check_tensors(inputs)
         with torch.no_grad():
             return super().attribute(inputs, *args, **kwargs)
 
@@ -160,27 +187,36 @@ class NoiseTunnel(_attr.NoiseTunnel):
             nt_type, nt_samples, nt_samples_batch_size, stdevs,
             draw_baseline_from_distrib, relative, progress,
         )  # fmt: skip
-        call = prepare_call(self, inputs, options, kwargs)
-        with torch.no_grad():
+        _check_tensors(inputs)
+        with torch.no_grad():  # the checks too: no graph from the caller's tensors
+            call = prepare_call(self, inputs, options, kwargs)
             if self.captum_compatible:
-                return self._run_captum(call, rng)
+                return self._run_captum(call, self._generator(rng, call.inputs[0]))
             return self.run(call, rng)
 
     # -- captum 0.9's noise, accumulation and delta order ----------------------------------
     def _generator(self, rng: Any, like: torch.Tensor) -> torch.Generator:
+        """The torch generator captum's ``torch.randn`` draws from: ``rng`` None (the
+        default generator of the inputs' device), an int seed (a seeded generator), a
+        ``torch.Generator`` or a ``backends.Rng`` holding one; TypeError otherwise."""
         if rng is None:
             return default_generator(like.device)
         if isinstance(rng, torch.Generator):
             return rng
         if isinstance(rng, Rng) and isinstance(rng.generator, torch.Generator):
             return rng.generator
-        return as_rng(rng, like=like).generator  # an int seed: a seeded torch.Generator
+        if isinstance(rng, numbers.Integral) and not isinstance(rng, bool):
+            return as_rng(check_rng(rng), like=like).generator  # a seeded torch.Generator
+        raise TypeError(
+            "captum_compatible=True draws its noise with torch.randn, as captum does, so rng "
+            "must be None, an int seed, a torch.Generator or a backends.Rng holding one; got "
+            f"{_kind(rng)} (use captum_compatible=False for other generators)"
+        )
 
-    def _run_captum(self, call: TunnelCall, rng: Any) -> Any:
+    def _run_captum(self, call: TunnelCall, g: torch.Generator) -> Any:
         o = call.options
         xs, n, kwargs, nt_type = call.inputs, o.nt_samples, call.kwargs, o.nt_type
         batch = xs[0].shape[0]
-        g = self._generator(rng, xs[0])
         sigmas = relative_stdevs(xs, call.stdevs) if o.relative else call.stdevs
         sums: list[Any] = [None] * len(xs)
         sqs: list[Any] = [None] * len(xs)

@@ -26,6 +26,7 @@ import torch
 
 from refimpl.eigendistortion import Eigendistortion as _Eigendistortion
 from refimpl.torch.models import as_model
+from refimpl.validation import check_bool, check_real
 
 __all__ = ["Eigendistortion"]
 
@@ -63,6 +64,29 @@ def _validate_input(image: Any) -> None:
                 UserWarning,
                 stacklevel=3,
             )
+
+
+def _snapshot(module: torch.nn.Module) -> Any:
+    """A function that puts back the parameters (data and gradient) and buffers ``module``
+    has now, whatever ``module.to()`` does to them in between."""
+    params, buffers = [], []
+    for sub in module.modules():
+        for name, p in sub.named_parameters(recurse=False):
+            grad = p.grad
+            params.append((sub, name, p, p.data, grad, None if grad is None else grad.data))
+        buffers += [(sub, name, b) for name, b in sub.named_buffers(recurse=False)]
+
+    def undo() -> None:
+        for sub, name, p, data, grad, grad_data in params:
+            p.data = data  # Module.to sets .data of the parameter and of its gradient
+            if grad is not None:
+                grad.data = grad_data
+            p.grad = grad
+            setattr(sub, name, p)
+        for sub, name, b in buffers:
+            setattr(sub, name, b)
+
+    return undo
 
 
 class Eigendistortion:
@@ -175,22 +199,69 @@ class Eigendistortion:
     # -- device, persistence ---------------------------------------------------------------
     def to(self, *args: Any, **kwargs: Any) -> Eigendistortion:
         """Move and/or cast the image, the results and the model (``torch.Tensor.to``
-        arguments); integer results (``eigenindex``) only change device."""
+        arguments); integer results (``eigenindex``) only change device.
+
+        All or nothing: a dtype other than float32/float64 (TypeError: the eigensolvers need
+        single precision at least) or a device the image cannot reach (ValueError) is refused
+        before anything is touched, and if the model fails on the moved image (its output
+        overflows in float32, it keeps tensors on the old device, ...) the model's parameters
+        and buffers are put back as they were before the error is raised."""
+        image = self._moved_image(args, kwargs)
         old = self._ref
-        image = old.image.to(*args, **kwargs)
-        try:
-            self._model = self._model.to(*args, **kwargs)
-        except AttributeError:
-            warnings.warn("Unable to call model.to(), so we leave it as is.", stacklevel=2)
-        self._build(image)
         result = old.result
         if result is not None:
             result = result.map(
                 lambda a: a.to(*args, **kwargs), lambda i: i.to(device=image.device)
             )
         jacobian = None if old.jacobian is None else old.jacobian.to(*args, **kwargs)
-        self._ref.restore(result, jacobian)
+        model, undo = self._moved_model(args, kwargs)
+        try:
+            ref = _Eigendistortion(image, as_model(model))
+            ref.restore(result, jacobian)
+        except BaseException:
+            undo()
+            raise
+        self._model, self._ref = model, ref
         return self
+
+    def _moved_image(self, args: tuple, kwargs: dict) -> torch.Tensor:
+        """The image moved by ``.to(*args, **kwargs)`` (a copy: nothing else changes), after
+        the checks that it can be: a reachable device, float32 or float64."""
+        try:
+            image = self.image.to(*args, **kwargs)
+        except (RuntimeError, AssertionError) as exc:  # unknown or unavailable device
+            raise ValueError(
+                f"to: cannot move the image with the arguments {args}, {kwargs} ({exc}); the "
+                "object and the model are left as they were"
+            ) from None
+        if image.device.type == "meta":
+            raise ValueError(
+                "to: the device 'meta' holds no values; the object and the model are left as "
+                "they were"
+            )
+        if image.dtype not in (torch.float32, torch.float64):
+            raise TypeError(
+                f"to: the dtype must be torch.float32 or torch.float64, got {image.dtype}: the "
+                "eigensolvers (eigh, QR) need at least single precision; the object and the "
+                "model are left as they were"
+            )
+        return image
+
+    def _moved_model(self, args: tuple, kwargs: dict) -> tuple[Any, Any]:
+        """``(model moved by .to(), undo)``: ``undo()`` puts every parameter, gradient and
+        buffer of an ``nn.Module`` back (the same tensors, so nothing is rounded). A model
+        without ``.to`` is left as it is (plenoptic's warning)."""
+        model = self._model
+        to = getattr(model, "to", None)
+        if to is None:
+            warnings.warn("Unable to call model.to(), so we leave it as is.", stacklevel=3)
+            return model, lambda: None
+        undo = _snapshot(model) if isinstance(model, torch.nn.Module) else lambda: None
+        try:
+            return to(*args, **kwargs), undo
+        except BaseException:
+            undo()
+            raise
 
     def save(self, file_path: str) -> None:
         """Save to ``file_path``: an ``.npz`` archive with JSON metadata (no pickle),
@@ -209,7 +280,9 @@ class Eigendistortion:
         """Load a file written by :meth:`save` into this just-initialized object.
 
         Raises ValueError when the file was made from another image or another model (its
-        output at the image differs); ``raise_on_checks=False`` makes those warnings.
+        output at the image differs); ``raise_on_checks=False`` makes those warnings. The
+        tolerances must be finite and >= 0. A damaged or crafted file raises ValueError
+        naming the path, and nothing is loaded.
         Arrays are loaded onto the image's device (``map_location`` must be None or name
         that device). Files are not pickles: ``pickle_load_args`` are refused.
         """
@@ -218,6 +291,9 @@ class Eigendistortion:
                 f"load got unexpected arguments {sorted(pickle_load_args)}: the file is an "
                 ".npz archive with JSON metadata, not a pickle"
             )
+        check_bool("raise_on_checks", raise_on_checks)
+        check_real("tensor_equality_atol", tensor_equality_atol, low=0.0)
+        check_real("tensor_equality_rtol", tensor_equality_rtol, low=0.0)
         want = None if map_location is None else torch.device(map_location)
         have = self.image.device
         if want is not None and (want.type, want.index or have.index) != (have.type, have.index):

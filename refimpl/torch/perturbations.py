@@ -23,6 +23,7 @@ from typing import Any
 import torch
 
 from refimpl.perturbations import (
+    broadcast_shapes,
     delta_shape,
     pullback,
     uniform_like_l1_n_ball,
@@ -106,6 +107,7 @@ class AdditivePerturbation(torch.nn.Module):
 
     def forward(self, data: torch.Tensor) -> torch.Tensor:
         _check_tensor(data, name="data")
+        _check_broadcast(data, self.delta)
         return data + self.delta
 
     # The explicit-derivative protocol of refimpl, for code written against it. ``u`` has the
@@ -128,11 +130,16 @@ class AdditivePerturbation(torch.nn.Module):
 
 
 def _same_shape(result: Any, delta: torch.Tensor) -> torch.Tensor:
-    if not isinstance(result, torch.Tensor) or result.shape != delta.shape:
+    """What a functional ``init_fn`` returned: a tensor of ``delta``'s shape."""
+    if not isinstance(result, torch.Tensor):
+        raise TypeError(
+            f"init_fn returned a {type(result).__module__}.{type(result).__qualname__}; "
+            f"expected None (in place) or a tensor of shape {tuple(delta.shape)}"
+        )
+    if result.shape != delta.shape:
         raise ValueError(
-            f"init_fn returned {type(result).__name__} "
-            f"{tuple(getattr(result, 'shape', ()))}; expected None (in place) or a tensor of "
-            f"shape {tuple(delta.shape)}"
+            f"init_fn returned a tensor of shape {tuple(result.shape)}; expected None (in "
+            f"place) or a tensor of shape {tuple(delta.shape)}"
         )
     return result
 
@@ -143,6 +150,18 @@ def _generator(generator: Any) -> torch.Generator:
     if not isinstance(generator, torch.Generator):
         raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
     return generator
+
+
+def _check_broadcast(data: torch.Tensor, delta: torch.Tensor) -> None:
+    """ValueError naming ``data`` when its shape does not broadcast with ``delta``'s (torch's
+    own error is a RuntimeError from inside the addition)."""
+    try:
+        broadcast_shapes(tuple(data.shape), tuple(delta.shape))
+    except ValueError as exc:
+        raise ValueError(
+            f"data of shape {tuple(data.shape)} does not broadcast with delta of shape "
+            f"{tuple(delta.shape)} ({exc})"
+        ) from None
 
 
 def _check_tensor(x: Any, *, name: str = "x") -> None:

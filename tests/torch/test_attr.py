@@ -232,5 +232,83 @@ def test_front_end_bad_input(torch_device):
         bta.NoiseTunnel(bta.Saliency(net), captum_compatible="yes")
     with pytest.raises(TypeError, match="forward_func must return a tensor"):
         bta.Saliency(lambda t: t.sum().item()).attribute(x)
-    with pytest.raises(TypeError, match=r"inputs\[1\] is a .*use arrays of one library"):
+    with pytest.raises(TypeError, match=r"inputs\[1\] must be a torch.Tensor, got numpy"):
         nt.attribute((x, x.cpu().numpy()), target=0)
+
+
+def test_front_ends_refuse_other_libraries_inputs(torch_device):
+    """numpy inputs: a TypeError naming the argument, not an AttributeError on .detach()."""
+    net = torch.nn.Linear(5, 3).double().to(torch_device)
+    x = np.ones((2, 5))
+    pair = (torch.ones(2, 5, dtype=torch.float64, device=torch_device), x)
+    single = r"inputs must be a torch.Tensor or a tuple of them, got numpy.ndarray"
+    for method in (bta.Saliency(net), bta.InputXGradient(net), bta.IntegratedGradients(net)):
+        with pytest.raises(TypeError, match=single):
+            method.attribute(x, target=0)
+        with pytest.raises(TypeError, match=r"inputs\[1\] must be a torch.Tensor, got numpy"):
+            method.attribute(pair, target=0)
+    probe = []
+
+    class Probe:
+        def attribute(self, inputs, **kw):
+            probe.append(inputs)
+            return inputs
+
+    for captum_compatible in (False, True):
+        nt = bta.NoiseTunnel(Probe(), captum_compatible=captum_compatible)
+        with pytest.raises(TypeError, match=single):
+            nt.attribute(x)
+    assert probe == []
+
+
+def test_captum_compatible_needs_a_torch_generator(torch_device):
+    """captum_compatible=True draws with torch.randn as captum does: rng must be None, an int
+    seed, a torch.Generator or a backends.Rng holding one; a numpy generator is a TypeError
+    before any call (it used to fail inside torch.randn)."""
+    from backends import as_rng
+
+    x = torch.randn(3, 4, device=torch_device)
+    seen = []
+
+    class Probe:
+        def attribute(self, inputs, **kw):
+            seen.append(inputs)
+            return inputs
+
+    nt = bta.NoiseTunnel(Probe(), captum_compatible=True)
+    numpy_rng = as_rng(np.random.default_rng(0), like=np.zeros(1))
+    for rng in (np.random.default_rng(0), numpy_rng, "0"):
+        with pytest.raises(TypeError, match="captum_compatible=True draws its noise with torch"):
+            nt.attribute(x, nt_samples=2, rng=rng)
+    assert seen == []
+    generator = torch.Generator(torch_device).manual_seed(5)
+    seeded = [nt.attribute(x, nt_samples=2, rng=r) for r in (5, generator)]
+    assert torch.equal(seeded[0], seeded[1])
+    with pytest.raises(ValueError, match="rng seed must be a non-negative integer"):
+        nt.attribute(x, nt_samples=2, rng=-1)
+
+
+def test_front_end_empty_batch(torch_device):
+    """No examples: empty attributions and deltas (integrated gradients divided by zero rows)."""
+    net = torch.nn.Linear(5, 3).double().to(torch_device)
+    x = torch.ones(0, 5, dtype=torch.float64, device=torch_device)
+    ig, delta = bta.IntegratedGradients(net).attribute(
+        x, target=0, internal_batch_size=4, return_convergence_delta=True
+    )
+    assert ig.shape == (0, 5) and delta.shape == (0,)
+    for method in (bta.Saliency(net), bta.InputXGradient(net)):
+        assert method.attribute(x, target=0).shape == (0, 5)
+    for captum_compatible in (False, True):
+        nt = bta.NoiseTunnel(bta.Saliency(net), captum_compatible=captum_compatible)
+        assert nt.attribute(x, nt_samples=3, target=0, rng=0).shape == (0, 5)
+
+
+def test_as_model_takes_no_additional_forward_args(torch_device):
+    """refimpl.attr on bt.as_model(module): extra forward arguments are a TypeError before any
+    work (the front end's forward_func takes them)."""
+    net = torch.nn.Linear(5, 3).double().to(torch_device)
+    x = torch.ones(2, 5, dtype=torch.float64, device=torch_device)
+    with pytest.raises(TypeError, match="TorchModel takes none: refimpl models take no"):
+        ra.Saliency(bt.as_model(net)).attribute(x, target=0, additional_forward_args=(1.0,))
+    out = bta.Saliency(lambda t, s: net(t) * s).attribute(x, target=0, additional_forward_args=2.0)
+    assert out.shape == (2, 5)

@@ -138,6 +138,91 @@ def test_attributes_to_and_resume(torch_device):
     assert e.eigenvalues.dtype == torch.float64 and e.method == "power"
 
 
+# -- bad input ---------------------------------------------------------------------------------
+def _state(e, module):
+    """What a failed ``to()`` must leave as it was: the object's tensors, the module's."""
+    tensors = [e.image, e.eigenvalues, e.eigendistortions, e.eigenindex, e.jacobian]
+    tensors += list(module.parameters()) + list(module.buffers())
+    return [(t, t.dtype, t.device, t.detach().clone()) for t in tensors if t is not None]
+
+
+def _assert_unchanged(e, module, before):
+    after = _state(e, module)
+    assert len(after) == len(before)
+    for (t0, dt0, dev0, v0), (t1, dt1, dev1, _) in zip(before, after):
+        assert t1 is t0 and (dt1, dev1) == (dt0, dev0) and torch.equal(t1.detach(), v0)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "int64", "complex64", "bool"])
+def test_to_refuses_other_dtypes_before_touching_the_model(torch_device, dtype):
+    module = net(torch_device, torch.float32)
+    x = image(torch_device, torch.float32, N=6)
+    e = quiet(Eigendistortion(x, module), "exact")
+    before = _state(e, module)
+    dt = getattr(torch, dtype)
+    with pytest.raises(TypeError, match=f"dtype must be torch.float32 or torch.float64, got {dt}"):
+        e.to(dt)
+    with pytest.raises(TypeError, match="dtype must be"):
+        e.to(torch_device, dtype=dt)
+    _assert_unchanged(e, module, before)
+    assert Eigendistortion(x, module).eigenvalues is None  # plenoptic's bug: this failed
+
+
+def test_to_an_unreachable_device_leaves_everything(torch_device):
+    module = net(torch_device, torch.float32)
+    x = image(torch_device, torch.float32, N=6)
+    e = quiet(Eigendistortion(x, module), "exact")
+    before = _state(e, module)
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for device in (f"cuda:{count}", "bogus", "meta"):
+        with pytest.raises(ValueError, match="to: (cannot move the image|the device 'meta')"):
+            e.to(device)
+        _assert_unchanged(e, module, before)
+
+
+class Overflowing(torch.nn.Module):
+    """Finite in float64, infinite in float32 (the buffer 1e50 overflows)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(16, 3, dtype=torch.float64)
+        self.register_buffer("scale", torch.tensor(1e50, dtype=torch.float64))
+
+    def forward(self, x):
+        return self.lin(x.reshape(1, -1)) * self.scale
+
+
+def test_to_puts_the_model_back_when_it_fails_on_the_moved_image(torch_device):
+    torch.manual_seed(0)
+    module = Overflowing().to(torch_device).eval()
+    x = image(torch_device, torch.float64, N=4)
+    e = quiet(Eigendistortion(x, module), "exact")
+    module.lin.weight.grad = torch.ones_like(module.lin.weight)
+    weight = module.lin.weight
+    before = _state(e, module)
+    with pytest.raises(ValueError, match=r"model\(image\) contains NaN or infinite values"):
+        e.to(torch.float32)
+    _assert_unchanged(e, module, before)  # float64 weights, not float32-rounded ones
+    assert module.lin.weight is weight and module.lin.weight.grad.dtype == torch.float64
+    quiet(e, "power", max_iter=3)  # the object still works
+    assert e.eigenvalues.dtype == torch.float64
+
+
+def test_load_refuses_bad_tolerances_before_reading(torch_device, tmp_path):
+    module = net(torch_device, torch.float64)
+    x = image(torch_device, torch.float64)
+    quiet(Eigendistortion(x, module), "exact").save(tmp_path / "e.npz")
+    f = Eigendistortion(x, module)
+    for name in ("tensor_equality_atol", "tensor_equality_rtol"):
+        for value in (-1.0, float("nan"), float("inf")):
+            with pytest.raises(ValueError, match=f"{name} must be a finite number >= 0"):
+                f.load(tmp_path / "e.npz", **{name: value})
+    with pytest.raises(TypeError, match="raise_on_checks must be True or False"):
+        f.load(tmp_path / "e.npz", raise_on_checks="yes")
+    f.load(tmp_path / "e.npz")
+    assert f.method == "exact"
+
+
 def test_default_rng_is_torch_global_generator(torch_device):
     module = net(torch_device, torch.float64)
     x = image(torch_device, torch.float64)

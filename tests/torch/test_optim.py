@@ -331,6 +331,44 @@ def test_foreign_state_dict_is_refused(torch_device):
     assert again.state[p]["step"] == 1
 
 
+BALL_FRANK_WOLFE = ("L1FrankWolfe", "L2FrankWolfe", "LinfFrankWolfe", "L1qFrankWolfe")
+
+
+@pytest.mark.parametrize("target", BALL_FRANK_WOLFE)
+def test_a_frank_wolfe_class_refuses_other_classes_state_dicts(torch_device, target):
+    """A state dict loads when it holds every option of the class, or when it is a
+    rai_toolbox checkpoint of it (lacking exactly the options rai keeps elsewhere, and holding
+    rai's ``lmo_scaling_factor``). Every other class's is refused, however its options
+    overlap: ``L2ProjectedOptim``'s lacks only ``use_default_lr_schedule``,
+    ``SignedGradientOptim``'s lacks exactly what a rai checkpoint lacks."""
+    p = torch.ones(2, 3, device=torch_device, requires_grad=True)
+    for source in sorted(set(ALL) - set(BALL_FRANK_WOLFE)):
+        sd = make(source, [p]).state_dict()
+        with pytest.raises(ValueError, match=f"state_dict was not saved by a {target}"):
+            make(target, [p]).load_state_dict(sd)
+    for source in BALL_FRANK_WOLFE:  # one kind of state: the step counts
+        if set(ALL[target]) <= set(ALL[source]):
+            make(target, [p]).load_state_dict(make(source, [p]).state_dict())
+
+
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_step_refuses_a_bad_closure_and_non_tensor_params(torch_device, name):
+    """``step(closure=5)`` and a numpy array put into a group's params after construction
+    raise a TypeError naming the argument before any parameter changes (not torch's
+    ``is_floating_point(): argument 'input'`` nor Python's "'int' object is not callable")."""
+    p = torch.ones(2, 3, device=torch_device, requires_grad=True)
+    opt = make(name, [p])
+    set_grads([p])
+    before = p.detach().clone()
+    for bad in (5, "closure"):
+        with pytest.raises(TypeError, match="closure must be callable or None"):
+            opt.step(closure=bad)
+    opt.param_groups[0]["params"].append(np.zeros(3))
+    with pytest.raises(TypeError, match="params must contain torch.Tensors, got numpy.ndarray"):
+        opt.step()
+    assert torch.equal(p.detach(), before)
+
+
 def test_errors_name_the_bad_argument(torch_device):
     p = torch.ones(3, device=torch_device, requires_grad=True)
     with pytest.raises(TypeError, match="InnerOpt"):

@@ -329,6 +329,27 @@ def test_front_end_bad_input(torch_device):
         bt.AdditivePerturbation(x, init_fn=lambda d: torch.zeros(2))
 
 
+def test_front_end_refuses_numpy_arrays_and_bad_shapes(torch_device):
+    """A numpy array where a tensor belongs, and data that does not broadcast with delta,
+    raise a TypeError / ValueError naming the argument (rai: torch's RuntimeError for the
+    shapes; an init_fn returning an array of another library is a TypeError, not a shape
+    error)."""
+    x = torch.zeros(3, 2, device=torch_device)
+    pm = bt.AdditivePerturbation(x, delta_ndim=-1)
+    with pytest.raises(TypeError, match="init_fn returned a numpy.ndarray; expected None"):
+        bt.AdditivePerturbation(x, init_fn=lambda d: np.zeros((3, 2), np.float32))
+    with pytest.raises(TypeError, match="data must be a torch.Tensor"):
+        pm(np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match=r"data of shape \(3, 3\) does not broadcast with delta"):
+        pm(torch.zeros(3, 3, device=torch_device))
+    for f in (pm.vjp, pm.vjp_delta):
+        with pytest.raises(TypeError, match="u must be a torch.Tensor, got NoneType"):
+            f(x, None)
+        with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+            f(np.zeros((3, 2), np.float32), torch.ones(3, 2, device=torch_device))
+    assert pm(torch.zeros(5, 1, 2, device=torch_device)).shape == (5, 1, 2)  # broadcasts
+
+
 def test_vjp_checks_the_cotangent_shape(torch_device):
     x = torch.zeros(3, 2, device=torch_device)
     pm = bt.AdditivePerturbation(x, delta_ndim=-1)

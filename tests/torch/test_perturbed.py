@@ -15,7 +15,7 @@ F = torch.nn.functional
 import importlib  # noqa: E402
 
 import refimpl.torch as bt  # noqa: E402
-from refimpl.perturbed import argmax_one_hot, perturbed  # noqa: E402
+from refimpl.perturbed import argmax_one_hot, hard_or, perturbed  # noqa: E402
 
 # the module (refimpl.torch.perturbed is also the name of the function it exports)
 btp = importlib.import_module("refimpl.torch.perturbed")
@@ -254,3 +254,43 @@ def test_bad_input(torch_device):
         bt.FenchelYoungLoss(seed_argmax, generator=np.random.default_rng(0))
     with pytest.raises(TypeError, match="y_true must be a torch.Tensor"):
         bt.FenchelYoungLoss(seed_argmax)(theta_on(torch_device, torch.float32), [1.0])
+
+
+def test_unbatched_scalar_input_is_refused(torch_device):
+    """A 0-d input, batched=False: the samples would reach func on its last axis (the port's
+    argmax then mixed them: 0.01 for one value); refused as batched=True refuses rank 1."""
+    front = bt.perturbed(seed_argmax, batched=False, num_samples=100, sigma=0.5)
+    with pytest.raises(ValueError, match=r"batched=False needs theta of rank >= 1"):
+        front(torch.tensor(0.3, device=torch_device, requires_grad=True))
+    loss = bt.FenchelYoungLoss(seed_argmax, batched=False, num_samples=10)
+    with pytest.raises(ValueError, match=r"batched=False needs theta of rank >= 1"):
+        loss(torch.tensor(0.3, device=torch_device), torch.tensor(1.0, device=torch_device))
+    with pytest.raises(ValueError, match=r"sigma=1e\+39 is too large"):
+        bt.perturbed(seed_argmax, sigma=1e39)(theta_on(torch_device, torch.float32))
+    one = front(torch.tensor([0.3], device=torch_device))  # one value: a rank-1 theta
+    assert one.shape == (1,) and float(one) == 1.0
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 3)])
+@pytest.mark.parametrize("solver", [argmax_one_hot, hard_or])
+def test_unbatched_shapes_keep_samples_off_the_event(torch_device, shape, solver):
+    """batched=False on rank 1 and 2 with solvers reducing the last axis: the same value and
+    gradient for every chunk size (samples mixed into the arg-max would change both), and
+    the one-hot slices sum to 1."""
+    results = []
+    for chunk in (None, 1, 7):
+        f = bt.perturbed(solver, batched=False, num_samples=50, sigma=0.5, chunk_size=chunk,
+                         generator=gen(torch_device))  # fmt: skip
+        theta = torch.linspace(-1, 1, math.prod(shape), device=torch_device).reshape(shape)
+        theta.requires_grad_(True)
+        y = f(theta)
+        (y**2).sum().backward()
+        results.append((y.detach(), theta.grad))
+    assert results[0][0].shape == (shape if solver is argmax_one_hot else shape[:-1])
+    if solver is argmax_one_hot:
+        torch.testing.assert_close(
+            results[0][0].sum(-1), torch.ones(shape[:-1], device=torch_device)
+        )
+    for y, g in results[1:]:
+        torch.testing.assert_close(y, results[0][0])
+        torch.testing.assert_close(g, results[0][1])

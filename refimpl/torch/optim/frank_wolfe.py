@@ -41,7 +41,7 @@ from refimpl.torch.optim.optimizer import (
     ParamTransformingOptimizer,
     param_groups,
 )
-from refimpl.validation import TINY, check_int
+from refimpl.validation import TINY, check_callable, check_int
 
 __all__ = ["FrankWolfe", "L1FrankWolfe", "L1qFrankWolfe", "L2FrankWolfe", "LinfFrankWolfe"]
 
@@ -98,6 +98,7 @@ class FrankWolfe(CheckedOptimizer):
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Frank-Wolfe step for every parameter that has a gradient."""
+        check_callable("closure", closure, optional=True)
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -130,13 +131,8 @@ class _EpsilonFrankWolfe(FrankWolfe):
 
     _scale_key = "epsilon"
     _display_name = "FrankWolfe"
-    _rai_missing = ("epsilon", "use_default_lr_schedule", "div_by_zero_eps")
-
-    def _from_rai(self, saved: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-        if "epsilon" not in saved and "lmo_scaling_factor" in saved:
-            saved = dict(saved)
-            saved["epsilon"] = saved.pop("lmo_scaling_factor")
-        return super()._from_rai(saved, current)
+    _rai_missing = ("use_default_lr_schedule", "div_by_zero_eps")
+    _rai_renamed = {"lmo_scaling_factor": "epsilon"}
 
 
 class _EpsilonFrankWolfeTinySchedule(_EpsilonFrankWolfe):

@@ -41,7 +41,7 @@ import torch
 from torch.optim import SGD, Optimizer
 
 from refimpl.batching import batch_shape, row_ndim
-from refimpl.validation import check_param_ndim, check_real
+from refimpl.validation import check_callable, check_param_ndim, check_real
 
 __all__ = ["ChainedParamTransformingOptimizer", "ParamTransformingOptimizer"]
 
@@ -124,7 +124,7 @@ class CheckedOptimizer(Optimizer):
     ``_validate_options(group)`` (their own keys) and ``_validate_state(state)``."""
 
     def _validate_group(self, group: Mapping[str, Any]) -> None:
-        for i, p in enumerate(group["params"]):
+        for i, p in enumerate(tensor_list(group["params"])):
             if not torch.is_floating_point(p):
                 raise TypeError(f"parameter {i} must have a real floating dtype, got {p.dtype}")
         check_lr(group)
@@ -171,17 +171,33 @@ class CheckedOptimizer(Optimizer):
     #: options kept per group here but not by rai_toolbox 0.2.1 (filled in when loading its
     #: state dicts)
     _rai_missing: tuple[str, ...] = ()
+    #: options rai_toolbox 0.2.1 keeps per group under another name: {rai's name: ours}
+    _rai_renamed: Mapping[str, str] = {}
 
     def _rai_options(self) -> set[str]:
-        return set(self._rai_missing)
+        """The options a rai_toolbox checkpoint of this class lacks."""
+        return set(self._rai_missing) | set(self._rai_renamed.values())
+
+    def _rai_names(self) -> set[str]:
+        """The options a rai_toolbox checkpoint of this class holds in their place."""
+        return set(self._rai_renamed)
+
+    def _is_rai_group(self, saved: Mapping[str, Any], missing: set[str]) -> bool:
+        """Whether a saved group lacking the options ``missing`` is one of rai_toolbox's
+        checkpoints of this class: it lacks exactly the options rai does not keep per group
+        and holds those rai keeps under another name. (A group of another class rarely fits;
+        the one that does holds the same kind of state.)"""
+        return missing == self._rai_options() and self._rai_names() <= set(saved)
 
     def _from_rai(self, saved: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
-        """A saved rai group completed with this class's per-group options."""
+        """A saved rai group, renamed and completed with this class's per-group options."""
+        saved = {self._rai_renamed.get(k, k): v for k, v in saved.items()}
         return {**{k: current[k] for k in self._rai_options() if k not in saved}, **saved}
 
     def _checked_state_dict(self, state_dict: Any) -> dict[str, Any]:
         """``state_dict``, checked: refuse one saved by another optimizer class (its groups
-        lack options this one reads) or holding invalid values. Never modified in place."""
+        lack options this one reads, and are no rai_toolbox checkpoint of this class:
+        :meth:`_is_rai_group`) or holding invalid values. Never modified in place."""
         if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
             raise TypeError(
                 "state_dict must be a dict with 'state' and 'param_groups' (from state_dict()), "
@@ -196,7 +212,7 @@ class CheckedOptimizer(Optimizer):
         groups = []
         for i, (current, old) in enumerate(zip(self.param_groups, saved)):
             missing = set(current) - set(old) - {"params"}
-            if missing and missing <= self._rai_options():
+            if missing and self._is_rai_group(old, missing):
                 old = self._from_rai(dict(old), current)
                 missing = set()
             if missing:
@@ -329,12 +345,12 @@ class ParamTransformingOptimizer(CheckedOptimizer):
         self.inner_opt.add_param_group(group)
 
     def _validate_group(self, group: Mapping[str, Any]) -> None:
+        super()._validate_group(group)  # the parameters are tensors, then the options
         pn = check_param_ndim(group["param_ndim"])
         for name in ("grad_scale", "grad_bias"):
             check_real(name, group[name])
         for i, p in enumerate(group["params"]):
             row_ndim(pn, p.ndim, name=f"param_ndim (parameter {i} has shape {tuple(p.shape)})")
-        super()._validate_group(group)
         inner = getattr(self, "inner_opt", None)
         if isinstance(inner, CheckedOptimizer) and self._ready:
             inner._validate_options(group)
@@ -348,6 +364,11 @@ class ParamTransformingOptimizer(CheckedOptimizer):
         inner = self.inner_opt
         extra = inner._rai_options() if isinstance(inner, CheckedOptimizer) else set()
         return super()._rai_options() | extra
+
+    def _rai_names(self) -> set[str]:
+        inner = self.inner_opt
+        extra = inner._rai_names() if isinstance(inner, CheckedOptimizer) else set()
+        return super()._rai_names() | extra
 
     def _from_rai(self, saved: dict[str, Any], current: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(self.inner_opt, CheckedOptimizer):
@@ -435,6 +456,7 @@ class ParamTransformingOptimizer(CheckedOptimizer):
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """Pre-step transforms, the inner step, post-step transforms. With a ``closure``, the
         pre-step transforms run after it (inside the inner optimizer's step)."""
+        check_callable("closure", closure, optional=True)
         self._check_step()
         if closure is not None:
             loss = self.inner_opt.step(self._create_closure(closure))
@@ -522,6 +544,9 @@ class ChainedParamTransformingOptimizer(ParamTransformingOptimizer):
 
     def _rai_options(self) -> set[str]:
         return super()._rai_options().union(*(m._rai_options() for m in self._chain))
+
+    def _rai_names(self) -> set[str]:
+        return super()._rai_names().union(*(m._rai_names() for m in self._chain))
 
     def __repr__(self) -> str:
         text = super().__repr__()
