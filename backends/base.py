@@ -114,7 +114,12 @@ class Backend:
         """Turn a device spec (None, a string, or a device object) into a device object."""
         if spec is None:
             return self.default_device
-        return self._device(spec)
+        try:
+            return self._device(spec)
+        except RuntimeError as exc:  # torch's parser of device strings raises RuntimeError
+            raise ValueError(
+                f"device {spec!r} is not a device of backend {self.name!r} ({exc})"
+            ) from None
 
     def _device(self, spec: Any) -> Any:
         return spec
@@ -242,6 +247,24 @@ def _ints(name: str, values: Any) -> tuple[int, ...]:
         raise TypeError(f"{name} must contain ints, got {values!r}") from None
 
 
+#: bounds every standard draw in every dtype: the normal's inverse CDF at float64's smallest
+#: normal number is -37.5; the largest exponential and Gumbel draws, -log(eps), are 36.04
+#: (the same bound as refimpl.validation.check_noise_scale)
+_Z_MAX = 40.0
+
+
+def _check_spread(law: str, loc: float, scale: float, name: str) -> None:
+    """ValueError unless ``|loc| + 40 scale`` is finite in the dtype ``name``: every draw
+    ``loc + scale * z`` then is (``|z| <= 40``)."""
+    top = _MAX[name]
+    if abs(loc) + _Z_MAX * scale > top:
+        raise ValueError(
+            f"{law} draws loc + scale * z with |z| <= {_Z_MAX:g}: |loc| + {_Z_MAX:g} * scale must "
+            f"not exceed the largest finite value of {name} ({top:g}), got loc={loc:g}, "
+            f"scale={scale:g}"
+        )
+
+
 def _shape(shape: Any) -> tuple[int, ...]:
     dims = _ints("shape", shape)
     if any(s < 0 for s in dims):
@@ -280,8 +303,8 @@ class Rng:
         top = _MAX[name]
         if max(-low, high) > top:
             raise ValueError(
-                f"uniform's interval [{low:g}, {high:g}) does not fit in {name} "
-                f"(largest finite value {top:g})"
+                f"uniform's low and high must be finite in {name} (largest finite value "
+                f"{top:g}): the interval [{low:g}, {high:g}) does not fit"
             )
         shape, dev = _shape(shape), self._dev(device)
         if high - low <= top:
@@ -295,6 +318,7 @@ class Rng:
         """Normal with mean ``loc`` and standard deviation ``scale >= 0``."""
         name = self._float_name(dtype)
         loc, scale = _number("loc", loc), _number("scale", scale, nonnegative=True)
+        _check_spread("normal", loc, scale, name)
         z = self._normal01(_shape(shape), name, self._dev(device))
         if scale != 1.0:
             z = z * scale
@@ -307,6 +331,7 @@ class Rng:
         the largest value below 1 of the dtype, so E is always finite."""
         xp = self.xp
         scale = _number("scale", scale, nonnegative=True)
+        _check_spread("exponential", 0.0, scale, self._float_name(dtype))
         u = self.uniform(shape, dtype=dtype, device=device)
         one = xp.ones((), dtype=u.dtype, device=self._dev(device))
         u = xp.minimum(u, xp.nextafter(one, xp.zeros_like(one)))
@@ -320,6 +345,7 @@ class Rng:
         ``torch.distributions.Gumbel`` does), then ``G = loc - scale * log(-log(U))``."""
         xp = self.xp
         loc, scale = _number("loc", loc), _number("scale", scale, nonnegative=True)
+        _check_spread("gumbel", loc, scale, self._float_name(dtype))
         u = self.uniform(shape, dtype=dtype, device=device)
         info = xp.finfo(u.dtype)
         dev = self._dev(device)
@@ -355,13 +381,19 @@ class Rng:
         if isinstance(dtype, str) and dtype == "bfloat16":  # not a numpy dtype name
             dt = getattr(self.xp, "bfloat16", None)
             if dt is None:
-                raise TypeError(f"backend {self.backend.name!r} has no bfloat16")
+                raise TypeError(
+                    f"dtype must be a real floating dtype of backend {self.backend.name!r}, "
+                    "got 'bfloat16' (it has no bfloat16)"
+                )
         else:
-            dt = self.backend.dtype(dtype)
-        name = self.backend.dtype_name(dt)
+            try:
+                dt = self.backend.dtype(dtype)
+            except (TypeError, ValueError):  # a name numpy does not know, or no such dtype
+                dt = None
+        name = None if dt is None else self.backend.dtype_name(dt)
         if name not in _FLOATS:
             raise TypeError(
-                f"dtype must be a real floating dtype ({', '.join(_FLOATS)}), got {dtype}"
+                f"dtype must be a real floating dtype ({', '.join(_FLOATS)}), got {dtype!r}"
             )
         return name
 

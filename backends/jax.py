@@ -4,7 +4,7 @@
   Importing it through this backend turns on ``jax_enable_x64``, so that float64 means
   float64 as on every other backend (JAX's default silently computes in float32).
 * Devices: ``"cpu"``, ``"gpu"`` / ``"cuda"`` (optionally ``":i"``), an int index into
-  ``jax.devices()`` (as the cupy adapter takes one), or a ``jax.Device``.
+  ``jax.devices()`` (as the cupy adapter takes one; numpy integers too), or a ``jax.Device``.
   Arrays are created on the device asked for; refimpl keeps every result there.
 * Random numbers: ``jax.random`` keys. An int seed ``s`` means ``jax.random.key(s)``; one
   key (``jax.random.key`` or a legacy ``jax.random.PRNGKey``, which holds the same data) may
@@ -26,6 +26,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 import array_api_compat
@@ -72,13 +73,15 @@ class JaxBackend(Backend):
         if isinstance(spec, str):
             kind, _, index = spec.partition(":")
             kind = {"cuda": "gpu"}.get(kind, kind)
+            if not kind:  # jax.devices("") would quietly mean the default platform
+                raise ValueError(f"device must name a platform ('cpu', 'gpu'), got {spec!r}")
             try:
                 found = jax.devices(kind)
             except RuntimeError as exc:
                 raise ValueError(f"JAX has no {kind!r} device here ({exc})") from None
             return _pick(found, _index(index, spec), spec, kind)
-        if isinstance(spec, int) and not isinstance(spec, bool):
-            return _pick(jax.devices(), spec, spec, "default")
+        if isinstance(spec, numbers.Integral) and not isinstance(spec, bool):
+            return _pick(jax.devices(), int(spec), spec, "default")  # numpy integers too
         raise TypeError(
             "device must be a str ('cpu', 'gpu', 'gpu:0'), an int index into jax.devices() "
             f"or a jax.Device, got {spec!r} ({type(spec).__name__})"
@@ -88,8 +91,28 @@ class JaxBackend(Backend):
         return array_api_compat.is_jax_namespace(xp)
 
     def asarray(self, obj: Any, dtype: Any = None, device: Any = None) -> Any:
-        dt = None if dtype is None else self.dtype(dtype)
-        return self.xp.asarray(obj, dtype=dt, device=self.device(device))
+        """``jax.numpy.asarray(obj, dtype, device)``; what JAX refuses is re-raised naming
+        the argument (jax's own messages name neither ``obj`` nor ``dtype``)."""
+        dt = None if dtype is None else self._checked_dtype(dtype)
+        dev = self.device(device)
+        try:
+            return self.xp.asarray(obj, dtype=dt, device=dev)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(
+                f"obj={obj!r:.60} cannot become a JAX array{f' of dtype {dt}' if dt else ''} "
+                f"({exc})"
+            ) from None
+
+    def _checked_dtype(self, dtype: Any) -> Any:
+        """The dtype of ``jax.numpy`` that ``dtype`` names; TypeError naming it otherwise."""
+        try:
+            found = self.dtype(dtype)
+            np.dtype(found)  # jax's dtypes are numpy dtypes (bfloat16 through ml_dtypes)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"dtype must be a dtype of jax.numpy or its name ('float32'), got {dtype!r} ({exc})"
+            ) from None
+        return found
 
     def to_numpy(self, x: Any) -> np.ndarray:
         return np.array(x, copy=True)

@@ -63,11 +63,14 @@ def as_rng(
     ``rng`` may be None (fresh entropy), an int seed, a native generator, or an ``Rng``
     (re-bound to the target, sharing its stream). Without ``backend``/``like`` the current
     backend of the switch is used. A native generator of another library than the target's
-    is a TypeError.
+    is a TypeError; ``backend`` or ``device`` given with ``like`` must be ``like``'s
+    (ValueError), never silently ignored.
     """
     if like is not None:
-        xp, device = _namespace_of_like(like)
+        xp, like_device = _namespace_of_like(like)
         adapter = backend_of(xp)
+        _check_agrees(adapter, like_device, backend, device)
+        device = like_device
     else:
         adapter, device = resolve(backend, device)
     owner = generator_owner(rng)
@@ -77,6 +80,21 @@ def as_rng(
             "pass an int seed or a generator of that library"
         )
     return adapter.rng(rng, device)
+
+
+def _check_agrees(adapter: Backend, like_device: Any, backend: Any, device: Any) -> None:
+    """``backend`` and ``device``, when given with ``like``, must be ``like``'s (a ValueError
+    rather than one of them silently ignored)."""
+    if backend is not None and resolve(backend)[0].name != adapter.name:
+        raise ValueError(
+            f"backend={backend!r} disagrees with like, an array of {adapter.name!r}; "
+            "pass one of them"
+        )
+    if device is not None and adapter.device(device) != like_device:
+        raise ValueError(
+            f"device={device!r} disagrees with like, which lives on {like_device!r}; "
+            "pass one of them"
+        )
 
 
 def _namespace_of_like(like: Any) -> tuple[Any, Any]:

@@ -18,14 +18,14 @@ import math
 from typing import Any
 
 from backends import namespace_and_device
+from refimpl.validation import check_param_ndim
 
 
 def row_ndim(param_ndim: int | None, ndim: int, *, name: str = "param_ndim") -> int:
     """How many trailing dimensions form one row."""
     if param_ndim is None:
         return ndim
-    if isinstance(param_ndim, bool) or not isinstance(param_ndim, int):
-        raise TypeError(f"{name} must be an int or None, got {param_ndim!r}")
+    param_ndim = check_param_ndim(param_ndim, name=name)
     if abs(param_ndim) > ndim:
         raise ValueError(
             f"{name}={param_ndim} is out of range for an array with {ndim} dimension(s): "

@@ -289,9 +289,13 @@ def check_shape(name: str, shape: Any) -> tuple[int, ...]:
 
 
 def check_param_ndim(param_ndim: Any, *, name: str = "param_ndim") -> int | None:
-    """An int or None (the range depends on each array: ``refimpl.batching.row_ndim``)."""
+    """An int (numpy integers too) or None; the range depends on each array
+    (``refimpl.batching.row_ndim``)."""
     if param_ndim is None:
         return None
-    if isinstance(param_ndim, bool) or not isinstance(param_ndim, int):
+    if isinstance(param_ndim, bool):
         raise TypeError(f"{name} must be an int or None, got {param_ndim!r}")
-    return param_ndim
+    try:
+        return operator.index(param_ndim)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or None, got {param_ndim!r}") from None

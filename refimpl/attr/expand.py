@@ -29,6 +29,8 @@ docs/noise_tunnel.md):
 
 from __future__ import annotations
 
+import numbers
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -67,6 +69,8 @@ def _per_example(a: Any, batch: int, ref: Any, name: str) -> bool:
 
 def expand_target(target: Any, batch: int, k: int, *, tile: bool = False, ref: Any) -> Any:
     """``target`` for ``batch * k`` rows (example-major, or step-major when ``tile``)."""
+    if isinstance(target, numbers.Integral) and not isinstance(target, bool):
+        return operator.index(target)  # numpy integers too (an int for every row)
     if isinstance(target, list):
         if len(target) != batch:
             raise ValueError(

@@ -30,7 +30,14 @@ from refimpl.attr.expand import expand_args, expand_target
 from refimpl.attr.gradient import Attribution, mirror
 from refimpl.attr.inputs import as_args_tuple, as_input_tuple
 from refimpl.attr.quadrature import METHODS, quadrature
-from refimpl.validation import check_bool, check_int, check_same_place, is_array
+from refimpl.validation import (
+    check_bool,
+    check_fits,
+    check_int,
+    check_real,
+    check_same_place,
+    is_array,
+)
 
 __all__ = ["IntegratedGradients"]
 
@@ -77,7 +84,9 @@ def _baselines(baselines: Any, xs: tuple[Any, ...]) -> tuple[Any, ...]:
                 b = xp.astype(b, x.dtype)
             out.append(xp.broadcast_to(b, x.shape))
         elif isinstance(b, numbers.Real) and not isinstance(b, bool):
-            out.append(xp.full(x.shape, float(b), dtype=x.dtype, device=dev))
+            value = check_real(name, b)
+            check_fits(name, value, x.dtype, xp)  # a baseline beyond the dtype is infinite
+            out.append(xp.full(x.shape, value, dtype=x.dtype, device=dev))
         else:
             raise TypeError(f"{name} must be None, a number or an array, got {type(b).__name__}")
     return tuple(out)
@@ -90,8 +99,9 @@ class IntegratedGradients(Attribution):
     return_convergence_delta=False)``; ``n_steps``/``method`` of the call override the
     constructor's. ``baselines``: None (zeros), a number, or an array of the input's shape or
     of shape ``(1, *input.shape[1:])``, one per input; real (a complex baseline is a
-    TypeError); a numpy scalar or a 0-d array is a number. No examples (``B = 0``): empty
-    attributions and deltas."""
+    TypeError); a numpy scalar or a 0-d array is a number, which must be finite and fit the
+    inputs' dtype (ValueError); the entries of a baseline array propagate as the inputs' do.
+    No examples (``B = 0``): empty attributions and deltas."""
 
     def __init__(
         self,

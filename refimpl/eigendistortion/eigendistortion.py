@@ -199,7 +199,8 @@ class Eigendistortion:
         the residual. ``rng``: seed or generator of the random start. ``progress``: tqdm
         progress bars. ``lanczos`` (``eigsh``'s top pairs): ``"auto"`` (ARPACK or cupyx
         through ``backends.linalg.eigsh`` where a route exists, else Krylov-Schur), ``"arpack"``
-        (that route only), ``"krylov_schur"`` (the array-API Lanczos, which checks
+        (that route only: ValueError where there is none, before any Fisher product),
+        ``"krylov_schur"`` (the array-API Lanczos, which checks
         convergence at every step; the bottom pairs always use it).
         """
         o = EigendistortionOptions(method, k, max_iter, p, q, stop_criterion, progress, lanczos)
@@ -352,6 +353,11 @@ class Eigendistortion:
                 bar.update(F.n_products)
             except (NotImplementedError, ImportError, RuntimeError) as exc:
                 no_route = isinstance(exc, NotImplementedError | ImportError)
+                if lanczos == "arpack" and isinstance(exc, NotImplementedError):
+                    raise ValueError(
+                        f"lanczos='arpack' needs a Lanczos library for these arrays: {exc}; "
+                        "use lanczos='auto' or 'krylov_schur'"
+                    ) from None
                 if lanczos == "arpack" and no_route:
                     raise
                 solver = "krylov_schur" if no_route else "arpack (no convergence), krylov_schur"
@@ -391,13 +397,15 @@ class Eigendistortion:
             i = range(self._n)[idx]
         except IndexError:
             raise ValueError(
-                f"eigenindex must be the index of one of the vectors, got {idx!r} (n = {self._n})"
+                f"idx={idx!r}: eigenindex must be the index of one of the vectors, in "
+                f"[-{self._n}, {self._n}) (n = {self._n})"
             ) from None
         index = [int(v) for v in backend_of(self._xp).to_numpy(self.eigenindex).tolist()]
         if i not in index:
             raise ValueError(
-                f"eigenindex must be the index of one of the vectors: {idx!r} (= {i}) is not "
-                f"among the synthesized {index if len(index) <= 8 else index[:4] + ['...']}"
+                f"idx={idx!r}: eigenindex must be the index of one of the vectors: {idx!r} "
+                f"(= {i}) is not among the synthesized "
+                f"{index if len(index) <= 8 else index[:4] + ['...']}"
             )
         return index.index(i)
 

@@ -393,13 +393,15 @@ def read(path: Any) -> tuple[dict[str, Any], dict[str, Any]]:
     raise ValueError(f"cannot load {path!r}: {reason}")
 
 
-def _check_load_args(method: Any, raise_on_checks: Any, atol: Any, rtol: Any) -> None:
-    """The arguments of ``load``, before the file is opened."""
+def _check_load_args(
+    method: Any, raise_on_checks: Any, atol: Any, rtol: Any
+) -> tuple[float, float]:
+    """The arguments of ``load``, before the file is opened; ``(atol, rtol)`` as floats (a
+    numpy scalar would turn the comparison into a numpy operation on the image)."""
     if method is not None and (not isinstance(method, str) or method not in METHODS):
         raise ValueError(f"method must be in {list(METHODS)} or None, got {method!r}")
     check_bool("raise_on_checks", raise_on_checks)
-    check_real("atol", atol, low=0.0)
-    check_real("rtol", rtol, low=0.0)
+    return check_real("atol", atol, low=0.0), check_real("rtol", rtol, low=0.0)
 
 
 def load(
@@ -413,7 +415,7 @@ def load(
 ) -> None:
     """Fill the just-made ``eig`` with the results saved in ``path`` (see
     ``Eigendistortion.load``); nothing is assigned unless every check passes."""
-    _check_load_args(method, raise_on_checks, atol, rtol)
+    atol, rtol = _check_load_args(method, raise_on_checks, atol, rtol)
     if eig.eigenindex is not None:
         raise ValueError("load can only be called with a just-initialized Eigendistortion object")
     path = _file_path(path, to="load")
@@ -434,7 +436,8 @@ def load(
 
     if method is not None and meta["method"] != method:
         raise ValueError(
-            f"the file {path!r} holds {meta['method']!r} eigendistortions, not {method!r} ones"
+            f"method={method!r}, but the file {path!r} holds {meta['method']!r} "
+            f"eigendistortions, not {method!r} ones"
         )
     dtype_name = adapter.dtype_name(eig.image.dtype)
     check(

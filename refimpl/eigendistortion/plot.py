@@ -11,7 +11,8 @@ import numbers
 from typing import Any
 
 import backends
-from refimpl.validation import check_callable, check_int, check_real
+from refimpl.eigendistortion.eigendistortion import Eigendistortion
+from refimpl.validation import check_bool, check_callable, check_int, check_real, is_array
 
 __all__ = ["display_eigendistortions", "plot_eigenvalues"]
 
@@ -26,8 +27,55 @@ def _pyplot() -> Any:
     return plt
 
 
+def _axes_type() -> type:
+    from matplotlib.axes import Axes
+
+    return Axes
+
+
 def _host(x: Any) -> Any:
     return backends.backend_of(x).to_numpy(x)
+
+
+def _floats(x: Any) -> Any:
+    """A float64 host copy: sums such as ``image + scale * distortion`` never overflow a
+    narrower dtype (a scale of 1e39 on a float32 image)."""
+    return _host(x).astype(float)
+
+
+def _check_eig(eig: Any) -> None:
+    if not isinstance(eig, Eigendistortion):
+        raise TypeError(
+            "eig must be a refimpl.eigendistortion.Eigendistortion, got "
+            f"{eig!r} ({type(eig).__name__})"
+        )
+
+
+def _check_cmap(cmap: Any) -> None:
+    """None (matplotlib's default), the name of a registered colormap, or a Colormap."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Colormap
+
+    if cmap is None or isinstance(cmap, Colormap):
+        return
+    if not isinstance(cmap, str):
+        raise TypeError(
+            f"cmap must be a colormap name, a matplotlib Colormap or None, got {cmap!r} "
+            f"({type(cmap).__name__})"
+        )
+    if cmap not in colormaps:
+        raise ValueError(f"cmap must name a matplotlib colormap (such as 'gray'), got {cmap!r}")
+
+
+def _processed(process_image: Any, a: Any) -> Any:
+    """``process_image(a)``, which must be an array (a TypeError naming it otherwise)."""
+    out = process_image(a)
+    if not is_array(out) or out.ndim < 1:
+        raise TypeError(
+            f"process_image must return an array of at least one axis, got {out!r} "
+            f"({type(out).__name__})"
+        )
+    return out
 
 
 def _as_picture(a: Any) -> Any:
@@ -103,18 +151,23 @@ def display_eigendistortions(
     ``process_image``: applied to every image of the bottom row before display. Returns the
     figure.
     """
+    _check_eig(eig)
     indices = _indices(eigenindex)
     scales = _scales(distortion_scale, len(indices))
     check_callable("process_image", process_image, optional=True)
     plt = _pyplot()
+    _check_cmap(cmap)
     if eig.eigendistortions is None:
         raise ValueError("No eigendistortions synthesized: call synthesize() first")
     positions = [eig.indexer(i) for i in indices]
     n = eig.n_pixels
     full = [range(n)[i] for i in indices]
-    image = _host(eig.image)
-    dists = _host(eig.eigendistortions)
-    process = process_image or (lambda a: a)
+    image = _floats(eig.image)
+    dists = _floats(eig.eigendistortions)
+
+    def process(a: Any) -> Any:
+        return a if process_image is None else _processed(process_image, a)
+
     base = _as_picture(process(image))
     lo, hi = float(base.min()), float(base.max())
     fig, axes = plt.subplots(
@@ -143,12 +196,16 @@ def display_eigendistortions(
 def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
     """Eigenvalue against its index in the full spectrum (log scale by default), with each
     pair's residual as an error bar where the method reports one. Returns the axes."""
+    _check_eig(eig)
+    check_bool("logy", logy)
     plt = _pyplot()
+    if ax is not None and not isinstance(ax, _axes_type()):
+        raise TypeError(f"ax must be a matplotlib Axes or None, got {ax!r} ({type(ax).__name__})")
     if eig.eigenvalues is None:
         raise ValueError("No eigenvalues synthesized: call synthesize() first")
     if ax is None:
         _, ax = plt.subplots(figsize=(5, 3.5))
-    lam = _host(eig.eigenvalues).astype(float)
+    lam = _floats(eig.eigenvalues)
     index = _host(eig.eigenindex)
     residuals = []
     for block in ("top", "bottom"):

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import namespace_and_device
-from refimpl.validation import check_array, check_like, leading_batch
+from refimpl.validation import check_array, check_like, is_array, leading_batch
 
 __all__ = ["Linearization", "Model", "linearize"]
 
@@ -138,6 +138,8 @@ def linearize(model: Any, x: Any, *args: Any) -> Linearization:
     check_array(x, name="x")
     y = model(x, *args)
     try:
+        if not is_array(y):
+            raise TypeError("not an array")
         namespace_and_device(x, y)
     except (TypeError, ValueError) as exc:
         raise TypeError(

@@ -26,7 +26,9 @@ Two ways to correlate, both written against the array API standard: ``"direct"``
 :math:`k_h k_w` shifted slices (fast for small kernels), ``"fft"`` multiplies spectra
 (:math:`O(HW \log HW)` whatever the kernel: the padded image's circular correlation equals
 the valid one, because no index wraps around; the transform length is rounded up to a
-product of 2, 3 and 5).
+product of 2, 3 and 5). Images and kernels with entries beyond a quarter of the dtype's
+exponent range are scaled by a power of two around the transforms, so that the FFT gives
+the direct method's finite result up to the dtype's largest value (never NaN).
 """
 
 from __future__ import annotations
@@ -36,12 +38,14 @@ from typing import Any
 
 from backends import fft, namespace_and_device
 from refimpl.models.base import Linearization, Model
-from refimpl.validation import check_array, check_finite, check_int, check_like
+from refimpl.validation import check_array, check_choice, check_finite, check_int, check_like
 
 __all__ = ["PAD_MODES", "Conv2d", "pad2d", "pad2d_adjoint"]
 
 PAD_MODES = ("constant", "reflect", "replicate", "circular")
 _ALIASES = {"zeros": "constant"}
+#: the correlation methods (``auto``: direct for small kernels, else FFT)
+METHODS = ("auto", "direct", "fft")
 #: kernels with at most this many taps use the direct method under method="auto"
 DIRECT_MAX_TAPS = 25
 
@@ -151,16 +155,49 @@ def _correlate_direct(xp: Any, xpad: Any, w: Any) -> Any:
     return xp.moveaxis(xp.reshape(out, (c_out, *lead, ho, wo)), 0, -3)
 
 
+def _in_range(xp: Any, a: Any) -> tuple[Any, Any]:
+    """``(a * 2**-e, 2**e)`` when ``max|a| > 2**e``, else ``(a, 1)`` (``a`` itself, bit for
+    bit), with ``e`` a quarter of the largest exponent of ``a``'s dtype (32 for float32, 256
+    for float64); ``(a, None)`` for an empty ``a``. No host synchronisation.
+
+    The FFT sums every pixel into every frequency: the spectrum of an image with entries near
+    the dtype's largest value overflows, and the inverse transform then turns *every* output
+    pixel into NaN, where the direct sum is finite. Scaled by a power of two (exact), an image
+    and a kernel each stay below ``2**e``, so their spectra, their product and its inverse
+    transform stay below ``2**(2e)`` times (pixels x taps x transform length), finite for any
+    practical size (``2**64`` to spare in float32); the result, scaled back, overflows only
+    where the correlation itself does.
+    """
+    if not math.prod(a.shape):
+        return a, None
+    e = math.frexp(float(xp.finfo(a.dtype).max))[1] // 4
+    big = xp.max(xp.abs(a)) > 2.0**e
+    one = xp.ones((), dtype=a.dtype, device=a.device)
+    down = xp.where(big, xp.full((), 2.0**-e, dtype=a.dtype, device=a.device), one)
+    up = xp.where(big, xp.full((), 2.0**e, dtype=a.dtype, device=a.device), one)
+    return a * down, up
+
+
+def _scaled_back(y: Any, *ups: Any) -> Any:
+    """``y`` times the factors ``_in_range`` returned (one at a time: each fits the dtype)."""
+    for up in ups:
+        if up is not None:
+            y = y * up
+    return y
+
+
 class _Spectra:
-    """Kernel spectra for the FFT method, one per (dtype, padded size), computed on first use."""
+    """Kernel spectra for the FFT method, one per (dtype, padded size), computed on first use,
+    each with the factor that undoes its scaling (:func:`_in_range`)."""
 
     def __init__(self) -> None:
-        self._cache: dict[tuple, Any] = {}
+        self._cache: dict[tuple, tuple[Any, Any]] = {}
 
-    def get(self, xp: Any, w: Any, size: tuple[int, int]) -> Any:
+    def get(self, xp: Any, w: Any, size: tuple[int, int]) -> tuple[Any, Any]:
         key = (str(w.dtype), size)
         if key not in self._cache:
-            self._cache[key] = fft.rfftn(w, s=size, axes=(-2, -1))
+            w, up = _in_range(xp, w)
+            self._cache[key] = (fft.rfftn(w, s=size, axes=(-2, -1)), up)
         return self._cache[key]
 
 
@@ -185,19 +222,22 @@ def _correlate_fft(xp: Any, xpad: Any, w: Any, spectra: _Spectra) -> Any:
     kh, kw = w.shape[-2:]
     hp, wp = xpad.shape[-2], xpad.shape[-1]
     size = (fft_size(hp), fft_size(wp))
-    wf = spectra.get(xp, w, size)
+    wf, w_up = spectra.get(xp, w, size)
+    xpad, x_up = _in_range(xp, xpad)
     xf = fft.rfftn(xpad, s=size, axes=(-2, -1))
     y = fft.irfftn(_channel_mix(xp, xp.conj(wf), xf), s=size, axes=(-2, -1))
-    return y[..., : hp - kh + 1, : wp - kw + 1]
+    return _scaled_back(y[..., : hp - kh + 1, : wp - kw + 1], x_up, w_up)
 
 
 def _convolve_full_fft(xp: Any, g: Any, w: Any, spectra: _Spectra, padded: tuple[int, int]) -> Any:
     """The adjoint of ``_correlate_fft``: ``g`` (..., O, ho, wo) -> (..., C, *padded)."""
     size = (fft_size(padded[0]), fft_size(padded[1]))
-    wf = spectra.get(xp, w, size)
+    wf, w_up = spectra.get(xp, w, size)
+    g, g_up = _in_range(xp, g)
     gf = fft.rfftn(g, s=size, axes=(-2, -1))
     mixed = _channel_mix(xp, xp.permute_dims(wf, (1, 0, 2, 3)), gf)
-    return fft.irfftn(mixed, s=size, axes=(-2, -1))[..., : padded[0], : padded[1]]
+    full = fft.irfftn(mixed, s=size, axes=(-2, -1))[..., : padded[0], : padded[1]]
+    return _scaled_back(full, g_up, w_up)
 
 
 def _convolve_full_direct(xp: Any, g: Any, w: Any) -> Any:
@@ -279,12 +319,10 @@ class Conv2d(Model):
                     f"bias must have shape ({weight.shape[0]},) (C_out), got {tuple(bias.shape)}"
                 )
             check_finite(bias, name="bias")
+        pad_mode = check_choice("pad_mode", pad_mode, (*PAD_MODES, *_ALIASES))
         mode = _ALIASES.get(pad_mode, pad_mode)
-        if mode not in PAD_MODES:
-            raise ValueError(f"pad_mode must be one of {PAD_MODES} (or 'zeros'), got {pad_mode!r}")
         stride = check_int("stride", stride, low=1)
-        if method not in ("auto", "direct", "fft"):
-            raise ValueError(f"method must be 'auto', 'direct' or 'fft', got {method!r}")
+        method = check_choice("method", method, METHODS)
         self.xp, self.device = xp, device
         self.weight, self.bias = weight, bias
         self.pad_mode, self.stride = mode, stride

@@ -20,12 +20,10 @@ nothing (plenoptic accepts even sizes, which move the image by half a pixel).
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import backends
-from refimpl.validation import check_dtype, check_int, check_real
+from refimpl.validation import check_bool, check_dtype, check_fits, check_int, check_real
 
 __all__ = ["center_surround", "gaussian_kernel"]
 
@@ -43,6 +41,13 @@ def _check_std(std: Any, name: str) -> float:
     return check_real(name, std, low=0.0, low_open=True)
 
 
+def _offsets(size: int, std: float) -> list[float]:
+    """The pixel offsets from the centre in standard deviations, clipped to [-64, 64]
+    (``exp(-64^2 / 2)`` is 0 in every float format), computed in Python floats: a ``std``
+    below the dtype's smallest number (1e-300 in float32) gives a delta, never 0 / 0."""
+    return [max(-64.0, min(64.0, (i - (size - 1) / 2) / std)) for i in range(size)]
+
+
 def gaussian_kernel(
     size: int, std: float, *, backend: Any = None, device: Any = None, dtype: Any = "float64"
 ) -> Any:
@@ -50,8 +55,7 @@ def gaussian_kernel(
     size, std = _check_size(size), _check_std(std, "std")
     adapter, dev = backends.resolve(backend, device)
     xp, dt = adapter.xp, check_dtype("dtype", dtype, adapter)
-    r = (xp.arange(size, dtype=dt, device=dev) - (size - 1) / 2) / std  # offsets in stds
-    r = xp.clip(r, -64.0, 64.0)  # exp(-64^2 / 2) is 0 in every float format: no overflow
+    r = xp.asarray(_offsets(size, std), dtype=dt, device=dev)
     g = xp.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / 2)  # the centre is exp(0) = 1: sum >= 1
     return g / xp.sum(g)
 
@@ -67,15 +71,14 @@ def center_surround(
     device: Any = None,
     dtype: Any = "float64",
 ) -> Any:
-    """Difference of Gaussians ``amplitude_ratio * sign * (g_center - g_surround)``."""
-    if isinstance(amplitude_ratio, bool) or not isinstance(amplitude_ratio, numbers.Real):
-        raise TypeError(f"amplitude_ratio must be a real number, got {amplitude_ratio!r}")
-    if not (math.isfinite(float(amplitude_ratio)) and amplitude_ratio >= 1):
-        raise ValueError(f"amplitude_ratio must be a finite number >= 1, got {amplitude_ratio!r}")
-    if not isinstance(on_center, bool):
-        raise TypeError(f"on_center must be a bool, got {on_center!r}")
-    kw = dict(backend=backend, device=device, dtype=dtype)
+    """Difference of Gaussians ``amplitude_ratio * sign * (g_center - g_surround)``
+    (``amplitude_ratio`` >= 1 and finite in ``dtype``)."""
+    ratio = check_real("amplitude_ratio", amplitude_ratio, low=1.0)
+    sign = 1.0 if check_bool("on_center", on_center) else -1.0
+    adapter, dev = backends.resolve(backend, device)
+    dt = check_dtype("dtype", dtype, adapter)
+    check_fits("amplitude_ratio", ratio, dt, adapter.xp)  # |g_c - g_s| <= 1: the filter fits
+    kw = dict(backend=adapter, device=dev, dtype=dt)
     center = gaussian_kernel(size, _check_std(center_std, "center_std"), **kw)
     surround = gaussian_kernel(size, _check_std(surround_std, "surround_std"), **kw)
-    sign = 1.0 if on_center else -1.0
-    return (float(amplitude_ratio) * sign) * (center - surround)
+    return (ratio * sign) * (center - surround)

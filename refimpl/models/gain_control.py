@@ -32,15 +32,14 @@ hierarchical representations. NeurIPS 2017.
 
 from __future__ import annotations
 
-import math
-import numbers
 from typing import Any
 
 import backends
 from refimpl.models.base import Linearization, Model
 from refimpl.models.conv import Conv2d
 from refimpl.models.filters import center_surround, gaussian_kernel
-from refimpl.models.pointwise import Pointwise
+from refimpl.models.pointwise import ACTIVATIONS, Pointwise
+from refimpl.validation import check_choice, check_fits, check_real
 
 __all__ = ["LuminanceGainControl"]
 
@@ -77,21 +76,20 @@ class LuminanceGainControl(Model):
         dtype: Any = "float64",
         method: str = "auto",
     ) -> None:
-        a = luminance_scalar
-        if isinstance(a, bool) or not isinstance(a, numbers.Real):
-            raise TypeError(f"luminance_scalar must be a real number, got {a!r}")
-        if not (math.isfinite(float(a)) and a >= 0):
-            raise ValueError(f"luminance_scalar must be a finite number >= 0, got {a!r}")
+        a = check_real("luminance_scalar", luminance_scalar, low=0.0)
+        luminance_std = check_real("luminance_std", luminance_std, low=0.0, low_open=True)
+        activation = _activation(activation)
         where = dict(backend=backend, device=device, dtype=dtype)
         cs = center_surround(
             kernel_size, center_std, surround_std, amplitude_ratio, on_center, **where
         )
-        lum = gaussian_kernel(kernel_size, luminance_std, **where)
         xp, _ = backends.namespace_and_device(cs)
+        check_fits("luminance_scalar", a, cs.dtype, xp)
+        lum = gaussian_kernel(kernel_size, luminance_std, **where)
         #: channel 0 the centre-surround filter C, channel 1 the luminance Gaussian G
         self.filters = Conv2d(xp.stack([cs, lum])[:, None, ...], pad_mode=pad_mode, method=method)
-        self.luminance_scalar = float(a)
-        self.activation = activation if isinstance(activation, Pointwise) else Pointwise(activation)
+        self.luminance_scalar = a
+        self.activation = activation
 
     def __repr__(self) -> str:
         k = self.filters.weight.shape[-1]
@@ -102,6 +100,8 @@ class LuminanceGainControl(Model):
 
     def _check_input(self, x: Any) -> None:
         self.filters._check_input(x)
+        # 1 + a G x in x's dtype: a float16 image takes a <= 65504
+        check_fits("luminance_scalar", self.luminance_scalar, x.dtype, self.filters.xp)
 
     def _responses(self, v: Any) -> tuple[Any, Any]:
         """(C v, G v), from one two-channel correlation."""
@@ -132,3 +132,15 @@ class LuminanceGainControl(Model):
             return self.filters.apply_adjoint(xp.concat([w_d, -a * w_d * z], axis=-3), hw)
 
         return Linearization(x, self.activation.f(z), jvp, vjp)
+
+
+def _activation(activation: Any) -> Pointwise:
+    """A :class:`Pointwise` model from a name of :data:`ACTIVATIONS` or the model itself."""
+    if isinstance(activation, Pointwise):
+        return activation
+    if isinstance(activation, str):
+        return Pointwise(check_choice("activation", activation, tuple(ACTIVATIONS)))
+    raise TypeError(
+        f"activation must be a name ({', '.join(map(repr, ACTIVATIONS))}) or a Pointwise "
+        f"model, got {activation!r} ({type(activation).__name__})"
+    )

@@ -41,7 +41,15 @@ from refimpl.optim.base import Optimizer, OptimizerState, Params, check_params, 
 from refimpl.optim.lmo import l1_direction_rows, l1q_rows, l2_rows, linf_direction
 from refimpl.optim.options import FrankWolfeOptions
 from refimpl.optim.transforms import draw_q
-from refimpl.validation import TINY, check_array, check_int, check_like, check_real
+from refimpl.validation import (
+    TINY,
+    check_array,
+    check_fits,
+    check_int,
+    check_like,
+    check_real,
+    check_same_place,
+)
 
 __all__ = [
     "duality_gap",
@@ -62,15 +70,19 @@ def frank_wolfe_update(param: Any, direction: Any, alpha: float, scale: float) -
     library rounds it: ``param * (1 - alpha) + direction * (-(alpha * scale))``.
 
     ``direction`` must be an array of ``param``'s library, device, dtype and shape (never
-    broadcast); ``alpha`` and ``scale`` finite real numbers."""
-    check_array(param, name="param")
+    broadcast); ``alpha`` a step size in [0, 1] (a convex combination) and ``scale`` a
+    finite real number within ``param``'s dtype."""
+    xp, _ = check_array(param, name="param")
     check_like(direction, param, name="direction", ref_name="param")
     if tuple(direction.shape) != tuple(param.shape):
         raise ValueError(
             f"direction must have the shape of param {tuple(param.shape)} (no broadcasting), "
             f"got {tuple(direction.shape)}"
         )
-    return convex_step(param, direction, check_real("alpha", alpha), check_real("scale", scale))
+    alpha = check_real("alpha", alpha, low=0.0, high=1.0)
+    scale = check_real("scale", scale)
+    check_fits("scale", scale, param.dtype, xp)
+    return convex_step(param, direction, alpha, scale)
 
 
 def convex_step(param: Any, direction: Any, alpha: float, scale: float) -> Any:
@@ -112,6 +124,7 @@ def _optimizer(
 
     def init(params: Params) -> OptimizerState:
         plist = check_params(params, options.param_ndim)
+        _check_radius_fits(options, plist)
         rng = None if make_rng is None else make_rng(plist)
         return OptimizerState(step=(0,) * len(plist), rng=rng, made_by=name)
 
@@ -119,6 +132,7 @@ def _optimizer(
         glist, plist, single = pairs(
             grads, state, params, made_by=name, needs_rng=make_rng is not None
         )
+        _check_radius_fits(options, [x for g, x in zip(glist, plist) if g is not None])
         new, steps = [], []
         for g, x, k in zip(glist, plist, state.step):
             if g is None:  # no gradient: no step, as torch skips parameters without .grad
@@ -134,6 +148,14 @@ def _optimizer(
         return pack(new, params, single), state._replace(step=tuple(steps))
 
     return Optimizer(init, update)
+
+
+def _check_radius_fits(options: FrankWolfeOptions, plist: list) -> None:
+    """The ball's radius must be finite in every parameter's dtype: its vertices are the
+    steps' targets (a radius of 1e39 would turn float32 parameters into infinities)."""
+    name = "epsilon" if options.ball else "lmo_scaling_factor"
+    for p in plist:
+        check_fits(name, options.epsilon, p.dtype, namespace_and_device(p)[0])
 
 
 # -- the optimizers ---------------------------------------------------------------------------
@@ -255,7 +277,10 @@ def fw_step_size(
 def duality_gap(grad: Any, param: Any, lmo: Any) -> float:
     """Frank-Wolfe duality gap ``<g, x - s>`` (Jaggi 2013): an upper bound on
     ``f(x) - min_B f`` for convex ``f`` when ``s`` is the exact LMO (a host sync)."""
-    xp, _ = namespace_and_device(grad, param, lmo)
+    xp, _ = check_array(grad, name="grad")
+    for name, a in (("param", param), ("lmo", lmo)):
+        check_array(a, name=name)
+        check_same_place(a, grad, name=name, ref_name="grad")
     shapes = {tuple(a.shape) for a in (grad, param, lmo)}
     if len(shapes) != 1:
         raise ValueError(

@@ -31,7 +31,7 @@ from backends import namespace_and_device
 from refimpl.batching import to_rows
 from refimpl.optim.robust import normalize_rows
 from refimpl.optim.transforms import l1q_gradient, l1q_kernel, normalize_gradient, sign_gradient
-from refimpl.validation import TINY, check_array, check_real
+from refimpl.validation import TINY, check_array, check_fits, check_real
 
 __all__ = [
     "l1_direction",
@@ -52,9 +52,12 @@ def l1_direction_rows(rows: Any) -> tuple[Any, Any]:
     """``(j, sign)`` of each row of an ``(N, D)`` real array, ``D >= 1``: ``j`` (shape (N, 1),
     int) the first index of ``max |g_i|`` and ``sign = sign(g_j)`` (shape (N, 1)). The sparse
     form of the L1 direction ``v = sign(g_j) e_j``."""
-    xp, _ = namespace_and_device(rows)
-    if rows.shape[1] == 0:
-        raise ValueError("rows of length 0 have no vertex: callers handle empty rows")
+    xp, _ = check_array(rows, name="rows")
+    if rows.ndim != 2 or rows.shape[1] == 0:
+        raise ValueError(
+            f"rows must be an (N, D) array with D >= 1 (rows of length 0 have no vertex: "
+            f"callers handle empty rows), got shape {tuple(rows.shape)}"
+        )
     j = xp.argmax(xp.abs(rows), axis=1, keepdims=True)
     return j, xp.sign(xp.take_along_axis(rows, j, axis=1))
 
@@ -105,7 +108,12 @@ def l1q_direction(
 
 
 def _scale(v: Any, epsilon: float) -> Any:
-    return v * (-check_real("epsilon", epsilon, low=0.0))
+    """``-epsilon * v``; ``epsilon`` must be finite in ``v``'s dtype (the vertices of a ball
+    beyond the dtype's largest value would be infinite)."""
+    xp, _ = namespace_and_device(v)
+    eps = check_real("epsilon", epsilon, low=0.0)
+    check_fits("epsilon", eps, v.dtype, xp)
+    return v * (-eps)
 
 
 def lmo_l1(g: Any, epsilon: float, *, param_ndim: int | None = -1) -> Any:
@@ -123,9 +131,10 @@ def lmo_l2(
 def lmo_linf(g: Any, epsilon: float, *, param_ndim: int | None = -1) -> Any:
     """``argmin_{||s||_inf <= epsilon} <g, s>``: ``-epsilon sign(g)`` (``param_ndim`` has no
     effect: the Linf ball is a product of intervals)."""
+    v = linf_direction(g)  # checks g
     if param_ndim is not None:
         to_rows(g, param_ndim)  # validates the range
-    return _scale(linf_direction(g), epsilon)
+    return _scale(v, epsilon)
 
 
 def lmo_l1q(

@@ -55,7 +55,9 @@ def project_l2_ball(
     """
     xp, dev, eps, rows = _prepare(x, epsilon, param_ndim)
     margin = check_real("margin", margin, low=0.0)
-    e = xp.asarray(min(eps, float(xp.finfo(x.dtype).max)), dtype=x.dtype, device=dev)
+    top = float(xp.finfo(x.dtype).max)
+    cap = min(eps, top)  # a radius beyond the dtype scales to its largest value
+    e = xp.asarray(cap, dtype=x.dtype, device=dev)
     n = ops.vector_norm(rows, axis=1, keepdims=True)
     den = n + margin if margin else n
     f = e / xp.where(den == 0, xp.ones_like(den), den)  # den = 0 rows are not projected
@@ -69,10 +71,17 @@ def project_l2_ball(
     # ||rows|| = m ||s||: compare and scale with s = rows / m (no overflow or underflow)
     wide = widen(xp, rows)
     infinite_row, m, s, ns = scaled_rows(xp, wide, 2)
-    outside = xp.logical_or(ns > eps / m, infinite_row)  # ||rows|| = m ns > eps
-    slow = xp.where(outside, s * (eps / (ns + margin / m)), wide)
+    outside = xp.logical_or(ns > _over(eps, m, top), infinite_row)  # ||rows|| = m ns > eps
+    slow = xp.where(outside, s * (cap / (ns + margin / m)), wide)
     slow = narrow_toward_zero(xp, slow, x.dtype)
     return xp.reshape(xp.where(flag, slow, fast), x.shape)
+
+
+def _over(eps: float, m: Any, top: float) -> Any:
+    """``eps / m`` for the host radius ``eps``, which may exceed the dtype's largest value
+    ``top`` (``m`` in ``(0, top]``): computed as ``(eps / top) * (top / m)`` then, so the
+    radius itself never rounds to inf (a quotient that overflows is inf, and correct)."""
+    return (eps / top) * (top / m) if eps > top else eps / m
 
 
 def project_l1_ball(

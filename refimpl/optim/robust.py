@@ -25,6 +25,7 @@ import math
 from typing import Any
 
 from backends import ops
+from refimpl.validation import check_fits
 
 
 def compute_dtype(xp: Any, dtype: Any) -> Any:
@@ -83,7 +84,10 @@ def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> An
 
     A zero row stays zero (also where ``div_by_zero_eps`` rounds to 0, as float16 rounds
     float32's tiny); rows with infinite entries give their limit; overflow and underflow of the
-    norm are avoided by scaling (module docstring)."""
+    norm are avoided by scaling (module docstring). A ``div_by_zero_eps`` beyond the dtype's
+    largest value is refused (ValueError), as the torch front ends refuse it (and torch's
+    ``clamp`` does, with a RuntimeError)."""
+    check_fits("div_by_zero_eps", div_by_zero_eps, rows.dtype, xp)
     n = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
     guard = xp.clip(n, min=div_by_zero_eps)
     guard = xp.where(guard == 0, xp.ones_like(guard), guard)

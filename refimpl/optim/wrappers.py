@@ -231,9 +231,11 @@ class L1qFrankWolfe(StatefulOptimizer):
 
 
 def _first_array(params: Any) -> Any:
+    """The first array in ``params`` (arrays, sequences, group dicts), or None."""
     if _is_array(params):
         return params
-    for item in params if isinstance(params, Sequence) else ():
+    nested = isinstance(params, Sequence) and not isinstance(params, str | bytes)
+    for item in params if nested else ():
         if isinstance(item, Mapping):
             found = _first_array(item.get("params", ()))
         else:

@@ -111,9 +111,16 @@ class AdditivePerturbation:
 
     # -- forward and derivatives -----------------------------------------------------------
     def _out_shape(self, x: Any) -> tuple[int, ...]:
-        check_array(x, name="x", complex_ok=True)
-        backends.namespace_and_device(x, self._delta)
-        return broadcast_shapes(tuple(x.shape), tuple(self._delta.shape))
+        self._check_operand(x, "x")
+        try:
+            return broadcast_shapes(tuple(x.shape), tuple(self._delta.shape))
+        except ValueError as exc:
+            raise ValueError(f"x does not fit delta: {exc}") from None
+
+    def _check_operand(self, a: Any, name: str) -> None:
+        """``a`` is a floating array of ``delta``'s library and device."""
+        check_array(a, name=name, complex_ok=True)
+        _same_place_as_delta(a, self._delta, name)
 
     def __call__(self, x: Any) -> Any:
         """``x + delta`` with broadcasting (the dtype follows type promotion)."""
@@ -128,7 +135,8 @@ class AdditivePerturbation:
 
     def vjp(self, x: Any, u: Any) -> Any:
         """:math:`J_x^\\top u`: ``u`` (shaped like ``p(x)``) summed down to ``x.shape``."""
-        return self._pullback(x, u, tuple(x.shape), x.dtype)
+        self._check_cotangent(x, u)
+        return pullback(u, tuple(x.shape), tuple(self._delta.shape), tuple(x.shape), x.dtype)
 
     def jvp_delta(self, x: Any, v: Any) -> Any:
         """:math:`J_\\delta v`: ``v`` (shaped like ``delta``) broadcast to the output shape."""
@@ -140,13 +148,17 @@ class AdditivePerturbation:
         """:math:`J_\\delta^\\top u`: the gradient with respect to ``delta`` of a loss whose
         gradient with respect to ``p(x)`` is ``u``; ``u`` summed over the broadcast
         dimensions, in ``delta``'s dtype (what autograd leaves in ``delta.grad``)."""
-        return self._pullback(x, u, tuple(self._delta.shape), self._delta.dtype)
+        self._check_cotangent(x, u)
+        d = self._delta
+        return pullback(u, tuple(x.shape), tuple(d.shape), tuple(d.shape), d.dtype)
 
-    def _pullback(self, x: Any, u: Any, target: tuple[int, ...], dtype: Any) -> Any:
+    def _check_cotangent(self, x: Any, u: Any) -> None:
+        """``x`` and ``u`` are floating arrays of ``delta``'s library and device (before
+        their shapes are read); ``u`` is real when ``p(x)`` is."""
         self._out_shape(x)
-        check_array(u, name="u", complex_ok=True)
-        backends.namespace_and_device(u, self._delta)
-        return pullback(u, tuple(x.shape), tuple(self._delta.shape), target, dtype)
+        self._check_operand(u, "u")
+        xp, _ = backends.namespace_and_device(x)
+        _check_kind(u, "u", xp.result_type(x, self._delta), "p(x)")
 
     def __repr__(self) -> str:
         d = self._delta
@@ -209,14 +221,37 @@ def pullback(
     xp, _ = backends.namespace_and_device(u)
     out = broadcast_shapes(x_shape, delta_shape)
     batch = 0 if leading_batch(u, out, name="u", expected="p(x)") is None else 1
-    return xp.astype(sum_to_shape(u, tuple(target), batch=batch), dtype)
+    summed = sum_to_shape(u, tuple(target), batch=batch)
+    if xp.isdtype(summed.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
+        summed = xp.real(summed)  # a real operand's cotangent is the real part (as in autograd)
+    return xp.astype(summed, dtype)
+
+
+def _same_place_as_delta(a: Any, delta: Any, name: str) -> None:
+    """TypeError (another library) or ValueError (another device) naming ``name`` unless
+    ``a`` lives where ``delta`` does."""
+    try:
+        backends.namespace_and_device(a, delta)
+    except (TypeError, ValueError) as exc:
+        raise type(exc)(f"{name} and delta: {exc}") from None
+
+
+def _check_kind(a: Any, name: str, dtype: Any, of: str) -> None:
+    """TypeError when ``a`` is complex but the value it is a (co)tangent of has the real
+    dtype ``dtype`` (its imaginary part would be dropped silently)."""
+    xp, _ = backends.namespace_and_device(a)
+    if xp.isdtype(a.dtype, "complex floating") and not xp.isdtype(dtype, "complex floating"):
+        raise TypeError(
+            f"{name} has the complex dtype {a.dtype} but {of} is real ({dtype}); pass a real {name}"
+        )
 
 
 def _broadcast_tangent(
     v: Any, shape: tuple[int, ...], out: tuple[int, ...], dtype: Any, *, like: Any, name: str
 ) -> Any:
     xp, dev = check_array(v, name=name, complex_ok=True)
-    backends.namespace_and_device(v, like)  # same library and device as delta
+    _same_place_as_delta(v, like, name)
+    _check_kind(v, name, dtype, "its primal")
     batch = 0 if leading_batch(v, shape, name=name, expected="its primal") is None else 1
     lead = tuple(v.shape[:batch])
     v = xp.reshape(v, (*lead, *(1,) * (len(out) - len(shape)), *shape))

@@ -31,7 +31,7 @@ def delta_placement(
                 "data_or_shape must be an array or a tuple of ints, got "
                 f"{data_or_shape!r} ({type(data_or_shape).__name__})"
             )
-        xp, data_dev = backends.namespace_and_device(data_or_shape)
+        xp, data_dev = _array_place(data_or_shape)
         adapter = backends.backend_of(xp)
         if backend is not None and backends.get(backend).name != adapter.name:
             raise ValueError(
@@ -40,7 +40,19 @@ def delta_placement(
         shape = tuple(data_or_shape.shape)
         dev = data_dev if device is None else adapter.device(device)
         dt = data_or_shape.dtype
+    if dtype is None and dt is not None:  # delta takes the data's dtype: it must be floating
+        check_array(data_or_shape, name="data_or_shape", complex_ok=True)
     return adapter, dev, shape, _floating(adapter, dev, dtype if dtype is not None else dt)
+
+
+def _array_place(data: Any) -> tuple[Any, Any]:
+    """``(xp, device)`` of the array ``data``; TypeError naming ``data_or_shape`` otherwise."""
+    try:
+        return backends.namespace_and_device(data)
+    except TypeError:
+        raise TypeError(
+            f"data_or_shape must be an array or a tuple of ints, got {type(data).__name__}"
+        ) from None
 
 
 def _floating(adapter: Any, device: Any, dtype: Any) -> Any:
@@ -69,6 +81,7 @@ def check_init_result(result: Any, zeros: Any) -> Any:
             "belong to refimpl.torch.AdditivePerturbation)"
         )
     check_array(result, name="init_fn(...) result", complex_ok=True)
+    check_same_place(result, zeros, name="init_fn(...) result", ref_name="delta")
     if tuple(result.shape) != tuple(zeros.shape) or result.dtype != zeros.dtype:
         raise ValueError(
             f"init_fn must return an array of shape {tuple(zeros.shape)} and dtype "

@@ -38,7 +38,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,8 +49,10 @@ from refimpl.perturbed.options import PerturbedOptions
 from refimpl.perturbed.sampling import noise_stream, resolve_sampling
 from refimpl.validation import (
     check_array,
+    check_bool,
     check_callable,
     check_finite,
+    check_int,
     check_noise_scale,
     check_same_place,
     leading_batch,
@@ -266,6 +268,7 @@ class Perturbed:
         arrays of theta's library and device; ``v`` shaped like theta), and ``u``'s shape as
         soon as func's output shape is known (after the baseline call, else the first chunk).
         """
+        _check_estimate_args(args, kwargs, jacobian, f_sigma, jacobian_limit)
         o = self.options
         xp, tb = self._check_theta(theta)
         check_noise_scale("sigma", o.sigma, theta, x_name="theta")
@@ -378,6 +381,33 @@ def _given(direction: Any, name: str) -> Any:
     if direction is None:
         raise TypeError(f"{name} must be an array, got NoneType")
     return direction
+
+
+def _check_estimate_args(
+    args: Any, kwargs: Any, jacobian: Any, f_sigma: Any, jacobian_limit: Any
+) -> None:
+    """``estimate``'s own arguments: ``args`` a tuple, ``kwargs`` a mapping or None, the two
+    flags True or False, ``jacobian_limit`` None or two ints >= 0."""
+    if not isinstance(args, tuple):
+        raise TypeError(
+            f"args must be the tuple of func's extra positional arguments, got {args!r} "
+            f"({type(args).__name__})"
+        )
+    if kwargs is not None and not isinstance(kwargs, Mapping):
+        raise TypeError(
+            f"kwargs must be a mapping of func's extra keyword arguments or None, got "
+            f"{kwargs!r} ({type(kwargs).__name__})"
+        )
+    check_bool("jacobian", jacobian)
+    check_bool("f_sigma", f_sigma)
+    if jacobian_limit is not None:
+        if not isinstance(jacobian_limit, tuple | list) or len(jacobian_limit) != 2:
+            raise TypeError(
+                "jacobian_limit must be None or two ints (total, per_example), got "
+                f"{jacobian_limit!r}"
+            )
+        for i, limit in enumerate(jacobian_limit):
+            check_int(f"jacobian_limit[{i}]", limit, low=0)
 
 
 def _check_directions(theta: Any, u: Any, v: Any) -> None:

@@ -20,18 +20,14 @@ from __future__ import annotations
 import operator
 from typing import Any
 
-from backends import floating_dtype, namespace_and_device
-from refimpl.validation import check_bool, check_int
+from refimpl.validation import check_array, check_bool, check_int
 
 __all__ = ["argmax_one_hot", "hard_or", "ranks", "shortest_path", "top_k_one_hot"]
 
 
 def _floating(x: Any, name: str = "x") -> tuple[Any, Any]:
-    if x is None or isinstance(x, bool | int | float | complex | list | tuple):
-        raise TypeError(f"{name} must be an array, got {type(x).__name__}")
-    xp, dev = namespace_and_device(x)
-    floating_dtype(xp, x, name=name)
-    return xp, dev
+    """``(xp, device)`` of a real floating array ``x``; TypeError naming ``name`` otherwise."""
+    return check_array(x, name=name)
 
 
 def _axis(x: Any, axis: Any) -> int:

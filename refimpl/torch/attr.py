@@ -28,6 +28,7 @@ Differences from ``refimpl.attr.NoiseTunnel``:
 
 from __future__ import annotations
 
+import inspect
 import numbers
 from typing import Any
 
@@ -47,25 +48,27 @@ from refimpl.attr import (
     target_cotangent,
     target_scores,
 )
+from refimpl.torch.checks import check_values
+from refimpl.torch.checks import kind as _kind
 from refimpl.validation import check_bool, check_rng
 
 __all__ = ["InputXGradient", "IntegratedGradients", "NoiseTunnel", "Saliency"]
 
 
-def _check_tensors(inputs: Any, name: str = "inputs") -> None:
+def _check_tensors(inputs: Any, name: str = "inputs", *, values: bool = False) -> None:
     """``inputs``: a tensor or a tuple of tensors (autograd and torch's generators need
-    them); a TypeError naming the argument otherwise."""
+    them); a TypeError naming the argument otherwise. With ``values``, none may be on the
+    meta device (the noise tunnel checks finiteness and scales: it reads values)."""
     if isinstance(inputs, tuple):
         for i, x in enumerate(inputs):
             if not isinstance(x, torch.Tensor):
                 raise TypeError(f"{name}[{i}] must be a torch.Tensor, got {_kind(x)}")
+            if values:
+                check_values(x, f"{name}[{i}]")
     elif not isinstance(inputs, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor or a tuple of them, got {_kind(inputs)}")
-
-
-def _kind(x: Any) -> str:
-    t = type(x)
-    return t.__name__ if t.__module__ == "builtins" else f"{t.__module__}.{t.__name__}"
+    elif values:
+        check_values(inputs, name)
 
 
 def _output(out: Any, batch: int) -> torch.Tensor:
@@ -79,13 +82,43 @@ def _output(out: Any, batch: int) -> torch.Tensor:
     return out
 
 
+def _accepts(fn: Any, n_args: int) -> bool:
+    """Whether ``fn`` (a module's ``forward``, or the callable itself) can be called with
+    ``n_args`` positional arguments (True when its signature cannot be read)."""
+    target = fn.forward if isinstance(fn, torch.nn.Module) else fn
+    try:
+        signature = inspect.signature(target)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(*([None] * n_args))
+    except TypeError:
+        return False
+    return True
+
+
 class _Autograd:
     """Derivatives of ``forward_func(*inputs, *args)`` by reverse-mode autograd."""
 
     forward_func: Any
 
     def check_forward_args(self, args: tuple) -> None:
-        """Nothing to check: ``forward_func(*inputs, *args)`` takes any extra arguments."""
+        """Nothing to check here: :meth:`check_call` knows the number of inputs."""
+
+    def check_call(self, inputs: Any, additional_forward_args: Any) -> None:
+        """Before any work: ``inputs`` are tensors, and ``forward_func`` can take them and
+        the ``additional_forward_args`` (captum: the model's TypeError from its first
+        call, naming neither)."""
+        _check_tensors(inputs)
+        n = len(inputs) if isinstance(inputs, tuple) else 1
+        args = additional_forward_args
+        extra = () if args is None else args if isinstance(args, tuple) else (args,)
+        if not _accepts(self.forward_func, n + len(extra)):
+            raise TypeError(
+                f"forward_func cannot be called with the {n} input(s) and the {len(extra)} "
+                f"additional_forward_args given: forward_func(*inputs, "
+                "*additional_forward_args) must match its signature"
+            )
 
     def gradients(self, xs: tuple, target: Any, args: tuple) -> tuple:
         with torch.enable_grad():
@@ -112,7 +145,7 @@ class Saliency(_Autograd, _attr.Saliency):
         abs: bool | None = None,
         additional_forward_args: Any = None,
     ) -> Any:
-        _check_tensors(inputs)
+        self.check_call(inputs, additional_forward_args)
         with torch.no_grad():
             return super().attribute(inputs, target, abs, additional_forward_args)
 
@@ -124,7 +157,7 @@ class InputXGradient(_Autograd, _attr.InputXGradient):
     def attribute(
         self, inputs: Any, target: Any = None, additional_forward_args: Any = None
     ) -> Any:
-        _check_tensors(inputs)
+        self.check_call(inputs, additional_forward_args)
         with torch.no_grad():
             return super().attribute(inputs, target, additional_forward_args)
 
@@ -135,7 +168,10 @@ class IntegratedGradients(_Autograd, _attr.IntegratedGradients):
     method="gausslegendre", internal_batch_size=None, return_convergence_delta=False)``."""
 
     def attribute(self, inputs: Any, *args: Any, **kwargs: Any) -> Any:
-        _check_tensors(inputs)
+        bound = inspect.signature(_attr.IntegratedGradients.attribute).bind(
+            self, inputs, *args, **kwargs
+        )
+        self.check_call(inputs, bound.arguments.get("additional_forward_args"))
         with torch.no_grad():
             return super().attribute(inputs, *args, **kwargs)
 
@@ -187,7 +223,7 @@ class NoiseTunnel(_attr.NoiseTunnel):
             nt_type, nt_samples, nt_samples_batch_size, stdevs,
             draw_baseline_from_distrib, relative, progress,
         )  # fmt: skip
-        _check_tensors(inputs)
+        _check_tensors(inputs, values=True)
         with torch.no_grad():  # the checks too: no graph from the caller's tensors
             call = prepare_call(self, inputs, options, kwargs)
             if self.captum_compatible:

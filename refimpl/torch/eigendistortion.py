@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from refimpl.eigendistortion import Eigendistortion as _Eigendistortion
+from refimpl.torch.checks import check_device, check_tensor, check_values
 from refimpl.torch.models import as_model
 from refimpl.validation import check_bool, check_real
 
@@ -35,8 +36,7 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 
 def _validate_input(image: Any) -> None:
     """plenoptic's ``validate_input(image, no_batch=True)``."""
-    if not isinstance(image, torch.Tensor):
-        raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
+    check_values(check_tensor(image, "image"), "image")
     if image.dtype not in _FLOATS:
         raise TypeError(
             f"image must have a real floating dtype (float16/32/64), got {image.dtype} "
@@ -294,7 +294,7 @@ class Eigendistortion:
         check_bool("raise_on_checks", raise_on_checks)
         check_real("tensor_equality_atol", tensor_equality_atol, low=0.0)
         check_real("tensor_equality_rtol", tensor_equality_rtol, low=0.0)
-        want = None if map_location is None else torch.device(map_location)
+        want = None if map_location is None else check_device("map_location", map_location)
         have = self.image.device
         if want is not None and (want.type, want.index or have.index) != (have.type, have.index):
             raise ValueError(

@@ -30,6 +30,7 @@ from refimpl.perturbations import (
     uniform_like_l2_n_ball,
     uniform_like_linf_n_ball,
 )
+from refimpl.torch.checks import check_device, check_same_device, check_tensor
 from refimpl.validation import check_callable, check_shape
 
 __all__ = [
@@ -48,7 +49,9 @@ class AdditivePerturbation(torch.nn.Module):
     deliberate differences: ``delta_ndim`` outside ``[-ndim, ndim]`` raises ValueError; a
     dtype that is neither real nor complex floating raises TypeError; ``init_fn`` runs under
     ``torch.no_grad()`` and may also be functional (a returned tensor is copied into
-    ``delta``); data that is not a tensor raises TypeError.
+    ``delta``); data that is not a tensor raises TypeError; an unknown or unreachable
+    ``device`` and data on another device than ``delta`` raise ValueError (torch: a
+    RuntimeError or AssertionError).
 
     Examples
     --------
@@ -91,12 +94,10 @@ class AdditivePerturbation(torch.nn.Module):
         else:
             shape, opts = check_shape("data_or_shape", data_or_shape), {}
         if device is not None:
-            opts["device"] = device
+            opts["device"] = check_device("device", device)
         if dtype is not None:
             opts["dtype"] = dtype
-        dt = opts.get("dtype", torch.get_default_dtype())
-        if not isinstance(dt, torch.dtype) or not (dt.is_floating_point or dt.is_complex):
-            raise TypeError(f"dtype must be a floating or complex torch.dtype, got {dt!r}")
+        _check_dtype(opts.get("dtype", torch.get_default_dtype()), given=dtype is not None)
         zeros = torch.zeros(delta_shape(shape, delta_ndim), **opts)
         self.delta = torch.nn.Parameter(zeros)
         if init_fn is not None:
@@ -106,24 +107,31 @@ class AdditivePerturbation(torch.nn.Module):
                     self.delta.copy_(_same_shape(result, self.delta))
 
     def forward(self, data: torch.Tensor) -> torch.Tensor:
-        _check_tensor(data, name="data")
-        _check_broadcast(data, self.delta)
+        self._check_operand(data, "data")
         return data + self.delta
 
     # The explicit-derivative protocol of refimpl, for code written against it. ``u`` has the
     # output's shape (optionally a leading batch of cotangents); any other shape is an error.
     def vjp(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Gradient with respect to ``x`` for the output cotangent ``u``."""
-        _check_tensor(x, name="x")
-        _check_tensor(u, name="u")
+        self._check_operand(x, "x")
+        self._check_operand(u, "u", broadcast=False)
         return pullback(u.detach(), x.shape, self.delta.shape, x.shape, x.dtype)
 
     def vjp_delta(self, x: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """Gradient with respect to ``delta`` (what ``backward`` leaves in ``delta.grad``)."""
-        _check_tensor(x, name="x")
-        _check_tensor(u, name="u")
+        self._check_operand(x, "x")
+        self._check_operand(u, "u", broadcast=False)
         d = self.delta
         return pullback(u.detach(), x.shape, d.shape, d.shape, d.dtype)
+
+    def _check_operand(self, a: Any, name: str, *, broadcast: bool = True) -> None:
+        """``a``: a tensor torch can combine with ``delta`` (device), and whose shape
+        broadcasts with delta's (``broadcast``); an error naming ``name`` otherwise."""
+        check_tensor(a, name)
+        check_same_device(a, self.delta, name=name, ref_name="delta")
+        if broadcast:
+            _check_broadcast(a, self.delta, name)
 
     def extra_repr(self) -> str:
         return f"delta: shape={tuple(self.delta.shape)}, dtype={self.delta.dtype}"
@@ -152,21 +160,29 @@ def _generator(generator: Any) -> torch.Generator:
     return generator
 
 
-def _check_broadcast(data: torch.Tensor, delta: torch.Tensor) -> None:
-    """ValueError naming ``data`` when its shape does not broadcast with ``delta``'s (torch's
-    own error is a RuntimeError from inside the addition)."""
+def _check_dtype(dtype: Any, *, given: bool) -> None:
+    """TypeError unless delta's dtype (``dtype=``, else the data's or torch's default) is a
+    floating or complex ``torch.dtype`` (an ``nn.Parameter`` of ints has no gradient)."""
+    if isinstance(dtype, torch.dtype) and (dtype.is_floating_point or dtype.is_complex):
+        return
+    if given:
+        raise TypeError(f"dtype must be a floating or complex torch.dtype, got {dtype!r}")
+    raise TypeError(
+        f"data_or_shape has the dtype {dtype}, but delta needs a floating or complex one: pass "
+        "dtype=torch.float32 (for example) or floating data"
+    )
+
+
+def _check_broadcast(a: torch.Tensor, delta: torch.Tensor, name: str) -> None:
+    """ValueError naming ``name`` when ``a``'s shape does not broadcast with ``delta``'s
+    (torch's own error is a RuntimeError from inside the addition)."""
     try:
-        broadcast_shapes(tuple(data.shape), tuple(delta.shape))
+        broadcast_shapes(tuple(a.shape), tuple(delta.shape))
     except ValueError as exc:
         raise ValueError(
-            f"data of shape {tuple(data.shape)} does not broadcast with delta of shape "
+            f"{name} of shape {tuple(a.shape)} does not broadcast with delta of shape "
             f"{tuple(delta.shape)} ({exc})"
         ) from None
-
-
-def _check_tensor(x: Any, *, name: str = "x") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
 
 
 @torch.no_grad()
@@ -180,7 +196,7 @@ def uniform_like_l1_n_ball_(
     per sub-tensor selected by ``param_ndim``. See
     :func:`refimpl.perturbations.uniform_like_l1_n_ball` for the algorithm (sorted-uniform
     spacings with random signs)."""
-    _check_tensor(x)
+    check_tensor(x, "x")
     g = _generator(generator)
     x.copy_(uniform_like_l1_n_ball(x.detach(), epsilon, param_ndim, rng=g))
 
@@ -196,7 +212,7 @@ def uniform_like_l2_n_ball_(
     per sub-tensor selected by ``param_ndim``. See
     :func:`refimpl.perturbations.uniform_like_l2_n_ball` (Voelker et al. 2017: a Gaussian in
     D + 2 dimensions, normalised, two coordinates dropped)."""
-    _check_tensor(x)
+    check_tensor(x, "x")
     g = _generator(generator)
     x.copy_(uniform_like_l2_n_ball(x.detach(), epsilon, param_ndim, rng=g))
 
@@ -214,7 +230,7 @@ def uniform_like_linf_n_ball_(
     (for a transposed or channels-last ``x`` this is not the row-major order of its shape).
     ``param_ndim`` is validated but does not change the distribution.
     """
-    _check_tensor(x)
+    check_tensor(x, "x")
     g = _generator(generator)
     perm = _memory_order(x)
     inverse = sorted(range(len(perm)), key=perm.__getitem__)

@@ -44,6 +44,7 @@ from torch.autograd.function import once_differentiable
 
 from backends.torch import default_generator
 from refimpl.perturbed import Perturbed, PerturbedOptions, fenchel_young_loss
+from refimpl.torch.checks import check_tensor, check_values
 
 __all__ = ["FenchelYoungLoss", "perturbed"]
 
@@ -69,8 +70,8 @@ def _check_generator(generator: Any) -> None:
 
 
 def _check_tensor(x: Any, name: str = "input_tensor") -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    """A tensor with values (not on the meta device): the estimators read them."""
+    check_values(check_tensor(x, name), name)
 
 
 def _replay(generator: torch.Generator, state: torch.Tensor) -> torch.Generator:

@@ -95,6 +95,9 @@ class FrankWolfe(CheckedOptimizer):
         super()._validate_state(state)
         check_int("a saved Frank-Wolfe 'step'", state.get("step", 0), low=0)
 
+    def _applied_scalars(self) -> set[str]:
+        return super()._applied_scalars() | {self._scale_key}  # alpha * scale * v
+
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
         """One Frank-Wolfe step for every parameter that has a gradient."""

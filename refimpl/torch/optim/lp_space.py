@@ -39,6 +39,7 @@ from refimpl.torch.optim.misc import TopQGradientOptimizer
 from refimpl.torch.optim.optimizer import (
     ChainedParamTransformingOptimizer,
     ParamTransformingOptimizer,
+    group_defaults,
 )
 from refimpl.validation import TINY, check_real
 
@@ -102,7 +103,7 @@ class _LpNormOptimizer(ParamTransformingOptimizer):
         div_by_zero_eps: float = TINY,
         **kwargs: Any,
     ) -> None:
-        defaults = dict(defaults or {})
+        defaults = group_defaults(defaults)
         defaults.setdefault("div_by_zero_eps", div_by_zero_eps)
         super().__init__(
             params,
@@ -122,6 +123,9 @@ class _LpNormOptimizer(ParamTransformingOptimizer):
     def _validate_options(self, group: dict[str, Any]) -> None:
         super()._validate_options(group)
         check_real("div_by_zero_eps", group["div_by_zero_eps"], low=0.0)
+
+    def _applied_scalars(self) -> set[str]:
+        return super()._applied_scalars() | {"div_by_zero_eps"}  # max(||G||, eps) in G's dtype
 
     def _pre_step_transform_(self, param: torch.Tensor, optim_group: dict[str, Any]) -> None:
         eps = optim_group["div_by_zero_eps"]
@@ -163,7 +167,7 @@ class L2ProjectedOptim(L2NormedGradientOptim):
         div_by_zero_eps: float = TINY,
         **inner_opt_kwargs: Any,
     ) -> None:
-        defaults = dict(defaults or {})
+        defaults = group_defaults(defaults)
         defaults.setdefault("epsilon", epsilon)
         super().__init__(
             params,
@@ -204,7 +208,7 @@ class LinfProjectedOptim(SignedGradientOptim):
         defaults: dict[str, Any] | None = None,
         **inner_opt_kwargs: Any,
     ) -> None:
-        defaults = dict(defaults or {})
+        defaults = group_defaults(defaults)
         defaults.setdefault("epsilon", epsilon)
         super().__init__(
             params,
@@ -251,7 +255,7 @@ class L1qNormedGradientOptim(ChainedParamTransformingOptimizer):
         generator: torch.Generator = torch.default_generator,
         **inner_opt_kwargs: Any,
     ) -> None:
-        defaults = dict(defaults or {})
+        defaults = group_defaults(defaults)
         defaults.setdefault("div_by_zero_eps", div_by_zero_eps)  # before InnerOpt's defaults
         super().__init__(
             partial(TopQGradientOptimizer, q=q, dq=dq, generator=generator),

@@ -16,7 +16,7 @@ import torch
 from torch.optim import SGD
 
 from refimpl.optim import clamp, sample_q, top_q_gradient
-from refimpl.torch.optim.optimizer import ParamTransformingOptimizer
+from refimpl.torch.optim.optimizer import ParamTransformingOptimizer, group_defaults
 from refimpl.validation import check_real
 
 __all__ = ["ClampedGradientOptimizer", "ClampedParameterOptimizer", "TopQGradientOptimizer"]
@@ -45,7 +45,7 @@ class TopQGradientOptimizer(ParamTransformingOptimizer):
         if not isinstance(generator, torch.Generator):
             raise TypeError(f"generator must be a torch.Generator, got {type(generator).__name__}")
         self._generator = generator
-        defaults = dict(defaults or {})
+        defaults = group_defaults(defaults)
         defaults.setdefault("q", q)
         defaults.setdefault("dq", dq)
         super().__init__(
@@ -80,7 +80,7 @@ class _ClampedOptim(ParamTransformingOptimizer):
         param_ndim: int | None = None,
         **inner_opt_kwargs: Any,
     ) -> None:
-        defaults = dict(defaults or {})
+        defaults = group_defaults(defaults)
         defaults.setdefault("clamp_min", clamp_min)
         defaults.setdefault("clamp_max", clamp_max)
         super().__init__(

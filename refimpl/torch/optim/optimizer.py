@@ -41,6 +41,7 @@ import torch
 from torch.optim import SGD, Optimizer
 
 from refimpl.batching import batch_shape, row_ndim
+from refimpl.torch.checks import check_scalar_fits, check_values
 from refimpl.validation import check_callable, check_param_ndim, check_real
 
 __all__ = ["ChainedParamTransformingOptimizer", "ParamTransformingOptimizer"]
@@ -106,6 +107,19 @@ def param_groups(params: Any) -> list[dict[str, Any]]:
     return [{"params": tensor_list(items)}]
 
 
+def group_defaults(defaults: Any) -> dict[str, Any]:
+    """A copy of the ``defaults=`` argument (None: no defaults): the documented library
+    writes into the caller's dict; anything but a mapping is a TypeError naming it."""
+    if defaults is None:
+        return {}
+    if not isinstance(defaults, Mapping):
+        raise TypeError(
+            f"defaults must be a dict of parameter-group options or None, got {defaults!r} "
+            f"({type(defaults).__name__})"
+        )
+    return dict(defaults)
+
+
 def check_lr(group: Mapping[str, Any]) -> None:
     """A group's ``lr`` (when it has one): a finite number >= 0 (torch's optimizers accept NaN)."""
     if "lr" not in group:
@@ -121,14 +135,32 @@ def check_lr(group: Mapping[str, Any]) -> None:
 # -- the shared checks -----------------------------------------------------------------------
 class CheckedOptimizer(Optimizer):
     """Validation shared by every front end (module docstring). Subclasses extend
-    ``_validate_options(group)`` (their own keys) and ``_validate_state(state)``."""
+    ``_validate_entries(group)`` (how a group is checked), ``_validate_options(group)`` (their
+    own keys), ``_applied_scalars()`` (the options that multiply or shift the tensors) and
+    ``_validate_state(state)``."""
 
     def _validate_group(self, group: Mapping[str, Any]) -> None:
+        """Every check of one parameter group: its entries, then that the numbers applied to
+        its tensors are finite in their dtypes (1e39 overflows float32 into inf)."""
+        self._validate_entries(group)
+        dtypes = [p.dtype for p in group["params"]]
+        for name in sorted(self._applied_scalars()):
+            if group.get(name) is not None:
+                check_scalar_fits(name, group[name], dtypes)
+
+    def _validate_entries(self, group: Mapping[str, Any]) -> None:
+        """The parameters (real floating tensors holding values) and the options."""
         for i, p in enumerate(tensor_list(group["params"])):
             if not torch.is_floating_point(p):
-                raise TypeError(f"parameter {i} must have a real floating dtype, got {p.dtype}")
+                raise TypeError(f"params[{i}] must have a real floating dtype, got {p.dtype}")
+            check_values(p, f"params[{i}]")
         check_lr(group)
         self._validate_options(group)
+
+    def _applied_scalars(self) -> set[str]:
+        """The group options applied as scalars to the parameters or their gradients (each
+        must be finite in the parameters' dtypes). Subclasses add theirs."""
+        return set()
 
     def _validate_options(self, group: Mapping[str, Any]) -> None:
         """Check the options this class reads from a group (subclasses call super)."""
@@ -197,18 +229,9 @@ class CheckedOptimizer(Optimizer):
     def _checked_state_dict(self, state_dict: Any) -> dict[str, Any]:
         """``state_dict``, checked: refuse one saved by another optimizer class (its groups
         lack options this one reads, and are no rai_toolbox checkpoint of this class:
-        :meth:`_is_rai_group`) or holding invalid values. Never modified in place."""
-        if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
-            raise TypeError(
-                "state_dict must be a dict with 'state' and 'param_groups' (from state_dict()), "
-                f"got {type(state_dict).__name__}"
-            )
-        saved = state_dict["param_groups"]
-        if len(saved) != len(self.param_groups):
-            raise ValueError(
-                f"state_dict has {len(saved)} parameter group(s), this {type(self).__name__} "
-                f"has {len(self.param_groups)}"
-            )
+        :meth:`_is_rai_group`), one whose layout is damaged, or one holding invalid values.
+        Never modified in place."""
+        saved, states = _state_dict_parts(state_dict, self.param_groups)
         groups = []
         for i, (current, old) in enumerate(zip(self.param_groups, saved)):
             missing = set(current) - set(old) - {"params"}
@@ -222,9 +245,45 @@ class CheckedOptimizer(Optimizer):
                 )
             self._validate_group({**old, "params": current["params"]})
             groups.append(old)
-        for st in state_dict["state"].values():
-            self._validate_state(st)
+        for key, st in states.items():
+            try:
+                self._validate_state(st)
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"state_dict['state'][{key!r}]: {exc}") from None
         return {**state_dict, "param_groups": groups}
+
+
+def _state_dict_parts(state_dict: Any, current: list[dict[str, Any]]) -> tuple[list, Mapping]:
+    """``(param_groups, state)`` of a state dict, after the checks of its layout (what
+    ``state_dict()`` returns: a dict with a list of group dicts, each holding as many
+    parameter ids as the current group has parameters, and a dict of per-parameter state
+    dicts); TypeError or ValueError naming the damaged entry."""
+    if not isinstance(state_dict, Mapping) or not {"state", "param_groups"} <= set(state_dict):
+        raise TypeError(
+            "state_dict must be a dict with 'state' and 'param_groups' (from state_dict()), "
+            f"got {type(state_dict).__name__}"
+        )
+    saved, states = state_dict["param_groups"], state_dict["state"]
+    if not isinstance(saved, list | tuple) or not all(isinstance(g, Mapping) for g in saved):
+        raise TypeError(
+            f"state_dict['param_groups'] must be a list of parameter-group dicts, got {saved!r:.80}"
+        )
+    if len(saved) != len(current):
+        raise ValueError(
+            f"state_dict has {len(saved)} parameter group(s), this optimizer has {len(current)}"
+        )
+    for i, (group, old) in enumerate(zip(current, saved)):
+        ids = old.get("params")
+        if not isinstance(ids, list | tuple) or len(ids) != len(group["params"]):
+            raise ValueError(
+                f"state_dict['param_groups'][{i}]['params'] must list the ids of the "
+                f"{len(group['params'])} parameter(s) of group {i}, got {ids!r:.80}"
+            )
+    if not isinstance(states, Mapping) or not all(isinstance(v, Mapping) for v in states.values()):
+        raise TypeError(
+            f"state_dict['state'] must be a dict of per-parameter state dicts, got {states!r:.80}"
+        )
+    return list(saved), states
 
 
 # -- batch views -----------------------------------------------------------------------------
@@ -306,13 +365,13 @@ class ParamTransformingOptimizer(CheckedOptimizer):
         **inner_opt_kwargs: Any,
     ) -> None:
         self._ready = False
-        defaults = dict(defaults or {})  # the documented library writes into the caller's dict
+        defaults = group_defaults(defaults)
         defaults.setdefault("param_ndim", param_ndim)
         defaults.setdefault("grad_scale", grad_scale)
         defaults.setdefault("grad_bias", grad_bias)
         if _inner_kind(InnerOpt) == "class":
             Optimizer.__init__(self, param_groups(params), defaults)
-            self.inner_opt = InnerOpt(self.param_groups, **inner_opt_kwargs)
+            self.inner_opt = _build_inner(InnerOpt, self.param_groups, inner_opt_kwargs)
         else:
             if inner_opt_kwargs:
                 raise TypeError(
@@ -344,16 +403,26 @@ class ParamTransformingOptimizer(CheckedOptimizer):
             group.setdefault(key, value)
         self.inner_opt.add_param_group(group)
 
-    def _validate_group(self, group: Mapping[str, Any]) -> None:
-        super()._validate_group(group)  # the parameters are tensors, then the options
+    def _validate_entries(self, group: Mapping[str, Any]) -> None:
+        super()._validate_entries(group)  # the parameters are tensors, then the options
         pn = check_param_ndim(group["param_ndim"])
         for name in ("grad_scale", "grad_bias"):
             check_real(name, group[name])
         for i, p in enumerate(group["params"]):
-            row_ndim(pn, p.ndim, name=f"param_ndim (parameter {i} has shape {tuple(p.shape)})")
+            try:
+                row_ndim(pn, p.ndim, name="param_ndim")
+            except ValueError as exc:
+                raise ValueError(f"{exc} (params[{i}] has shape {tuple(p.shape)})") from None
         inner = getattr(self, "inner_opt", None)
         if isinstance(inner, CheckedOptimizer) and self._ready:
             inner._validate_options(group)
+
+    def _applied_scalars(self) -> set[str]:
+        """``grad_scale``, ``grad_bias``, and the inner optimizer's: its own list, or ``lr``
+        for a torch optimizer."""
+        inner = getattr(self, "inner_opt", None)
+        extra = inner._applied_scalars() if isinstance(inner, CheckedOptimizer) else {"lr"}
+        return super()._applied_scalars() | {"grad_scale", "grad_bias"} | extra
 
     def _validate_state(self, state: Mapping[str, Any]) -> None:
         super()._validate_state(state)
@@ -468,6 +537,27 @@ class ParamTransformingOptimizer(CheckedOptimizer):
         return loss
 
 
+def _build_inner(InnerOpt: Any, groups: list[dict[str, Any]], kwargs: dict[str, Any]) -> Any:
+    """``InnerOpt(groups, **kwargs)``. ``lr`` is checked first, in this project's words; what
+    a torch optimizer then refuses (``momentum=-1``: ValueError; ``momentum="a"``: a
+    TypeError of a comparison; an empty tensor: a RuntimeError) is re-raised as a TypeError
+    or ValueError naming ``InnerOpt`` and its keyword arguments."""
+    check_lr(kwargs)
+    target = InnerOpt
+    while isinstance(target, functools.partial):
+        target = target.func
+    if issubclass(target, CheckedOptimizer):  # ours: its errors already name the option
+        return InnerOpt(groups, **kwargs)
+    try:
+        return InnerOpt(groups, **kwargs)
+    except (TypeError, ValueError, RuntimeError) as exc:
+        error = TypeError if isinstance(exc, TypeError) else ValueError
+        raise error(
+            f"InnerOpt {target.__name__} refused its keyword arguments "
+            f"({', '.join(f'{k}={v!r:.40}' for k, v in kwargs.items())}): {exc}"
+        ) from exc
+
+
 def _check_same_params(params: Any, inner: Optimizer) -> None:
     groups = param_groups(params)
     given = [id(p) for g in groups for p in g["params"]]
@@ -532,10 +622,14 @@ class ChainedParamTransformingOptimizer(ParamTransformingOptimizer):
         for group in self.param_groups:
             self._validate_group(group)
 
-    def _validate_group(self, group: Mapping[str, Any]) -> None:
-        super()._validate_group(group)
+    def _validate_entries(self, group: Mapping[str, Any]) -> None:
+        super()._validate_entries(group)
         for member in self._chain:
             member._validate_options(group)
+
+    def _applied_scalars(self) -> set[str]:
+        members = (m._applied_scalars() for m in getattr(self, "_chain", ()))
+        return super()._applied_scalars().union(*members)
 
     def _reshare(self) -> None:
         super()._reshare()
