@@ -4,23 +4,20 @@
 operations the array API standard lacks, and eigensolver dispatch; this package never
 imports ``refimpl``.
 
-==================  ==============================================================
-module              what it holds
-==================  ==============================================================
-``base``            the ``Backend`` and ``Rng`` interfaces every backend builds on
-``numpy``,          one module per array library: namespace, devices, conversions
-``torch``,          and its own random-number generator
-``cupy``,
-``array_api_strict``,
-``jax``
-``registry``        the list of backends and the switch (``use``, ``set_default``)
-``namespace``       namespace and device of the arrays a function receives
-``rng``             ``as_rng`` and the reproducibility rules
-``ops``, ``fft``    shims for operations the standard lacks, with native fast paths
-``linalg``          the bridge to scipy's host solvers (``LinearOperator``, ``eigsh``)
-``qmc``             scrambled Sobol points (scipy)
-``progress``        progress bars (tqdm)
-==================  ==============================================================
+======================  ==============================================================
+module                  what it holds
+======================  ==============================================================
+``base``                the ``Backend`` and ``Rng`` interfaces every backend builds on
+``numpy``, ``torch``,   one module per array library (and ``cupy``, ``array_api_strict``,
+                        ``jax``): namespace, devices, conversions, random numbers
+``registry``            the list of backends and the switch (``use``, ``set_default``)
+``namespace``           namespace and device of the arrays a function receives
+``rng``                 ``as_rng`` and the reproducibility rules
+``ops``, ``fft``        shims for operations the standard lacks, with native fast paths
+``linalg``              the bridge to scipy's host solvers (``LinearOperator``, ``eigsh``)
+``qmc``                 scrambled Sobol points (scipy)
+``progress``            progress bars (tqdm)
+======================  ==============================================================
 
 Backend switch (for calls that receive only shapes)::
 

@@ -163,12 +163,13 @@ def vector_norm(
         import torch
 
         return torch.linalg.vector_norm(x, ord=ord, dim=axis, keepdim=keepdims)
-    if xp.isdtype(x.dtype, "real floating") and xp.finfo(x.dtype).bits < 32:
-        wide = xp.linalg.vector_norm(
-            xp.astype(x, xp.float32), ord=ord, axis=axis, keepdims=keepdims
-        )
-        return xp.astype(wide, x.dtype)
-    return xp.linalg.vector_norm(x, ord=ord, axis=axis, keepdims=keepdims)
+    with np.errstate(over="ignore"):  # an overflowing norm is inf, silently, as in torch
+        if xp.isdtype(x.dtype, "real floating") and xp.finfo(x.dtype).bits < 32:
+            wide = xp.linalg.vector_norm(
+                xp.astype(x, xp.float32), ord=ord, axis=axis, keepdims=keepdims
+            )
+            return xp.astype(wide, x.dtype)
+        return xp.linalg.vector_norm(x, ord=ord, axis=axis, keepdims=keepdims)
 
 
 def one_hot(indices: Any, n: int, /, *, dtype: Any, axis: int = -1) -> Any:

@@ -6,7 +6,7 @@ implementation registered with :func:`register_target`. The guide is
 docs/conformance_suite.md; a port author reads ``conformance/targets/base.py`` first.
 
 ``python -m conformance [--target ...] [--backend ...] [--plugin MODULE] [--case PATTERN]
-[--json PATH] [--report PATH.md|PATH.html] [--list]``
+[--json PATH] [--report PATH.md|PATH.html] [--list] [--quiet]``
 """
 
 from conformance.registry import (

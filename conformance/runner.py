@@ -2,7 +2,11 @@
 
 Statuses: PASS, FAIL (an assertion or an unexpected exception), SKIP (target unavailable,
 or the case cannot run there), ERRATUM (an erratum case whose checks pass: the target
-follows the documented library where the document is wrong). ERRATUM counts as passed.
+follows the documented library where the document is wrong). ERRATUM is not a failure (exit
+code 0), and the closing line counts it apart from PASS:
+``293 cells: 144 ran (110 PASS, 34 ERRATUM, 0 FAIL), 149 skipped (101 need a GPU, 48 library
+not installed)`` (:func:`conformance.report.describe_counts`). Progress goes to stderr
+(:mod:`conformance.progress`).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import time
 import traceback
 from dataclasses import dataclass
 
+from conformance.progress import Progress, reporter
 from conformance.registry import (
     Case,
     Context,
@@ -25,6 +30,7 @@ from conformance.registry import (
     filter_cases,
     load_builtin_cases,
 )
+from conformance.report import counts, describe_counts, versions
 from conformance.targets import (
     ALIASES,
     ENTRY_POINT_GROUP,
@@ -55,6 +61,10 @@ class Result:
     status: str
     detail: str = ""
     seconds: float = 0.0
+    #: why a SKIP (a key of ``conformance.report.SKIP_REASONS``): ``no_gpu`` (a GPU column
+    #: that is unavailable), ``not_installed`` (another unavailable column: its library is
+    #: missing), ``unsupported`` (the column cannot run the case); empty for the others
+    skip: str = ""
 
 
 def default_targets() -> list[tuple[str, Target]]:
@@ -69,11 +79,14 @@ def run_one(case: Case, target: Target) -> Result:
     try:
         reason = target.unavailable()
         if reason is not None:
-            return Result(case.id, label, "SKIP", reason)
+            kind = "no_gpu" if getattr(target, "needs_gpu", False) else "not_installed"
+            return Result(case.id, label, "SKIP", reason, skip=kind)
         target.prepare()
         case.run(Context(case, target))
     except SkipCase as exc:
-        return Result(case.id, label, "SKIP", str(exc), time.perf_counter() - t0)
+        return Result(
+            case.id, label, "SKIP", str(exc), time.perf_counter() - t0, skip="unsupported"
+        )
     except AssertionError as exc:
         return Result(
             case.id, label, "FAIL", str(exc) or "assertion failed", time.perf_counter() - t0
@@ -92,18 +105,35 @@ def run_one(case: Case, target: Target) -> Result:
     return Result(case.id, label, status, "", time.perf_counter() - t0)
 
 
-def run_cases(cases: list[Case], targets: list[tuple[str, Target]]) -> list[Result]:
+def run_cases(
+    cases: list[Case], targets: list[tuple[str, Target]], progress: Progress | None = None
+) -> list[Result]:
+    """Every cell (case x target where the case applies), case by case, telling
+    ``progress`` (:mod:`conformance.progress`; None: nothing) as the cells run."""
+    progress = Progress() if progress is None else progress
+    plan = [(c, [(lab, t) for lab, t in targets if c.applies_to(t)]) for c in cases]
+    plan = [(c, cols) for c, cols in plan if cols]
     results = []
-    for c in cases:
-        for label, t in targets:
-            if c.applies_to(t):
+    progress.start(sum(len(cols) for _, cols in plan), len(plan), len(targets))
+    try:
+        for c, cols in plan:
+            mine = []
+            for label, t in cols:
+                progress.cell(c.id, label)
                 r = run_one(c, t)
                 r.target = label
-                results.append(r)
+                mine.append(r)
+                progress.cell_done(r)
+            results += mine
+            progress.case_done(c.id, mine)
+    finally:
+        progress.close()
     return results
 
 
 def summary(results: list[Result]) -> tuple[int, int, int]:
+    """(passed, failed, skipped), passed counting PASS and ERRATUM (the JSON's keys of
+    those names); the closing line counts them apart (:func:`counts`)."""
     passed = sum(r.status in ("PASS", "ERRATUM") for r in results)
     failed = sum(r.status == "FAIL" for r in results)
     skipped = sum(r.status == "SKIP" for r in results)
@@ -162,7 +192,9 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
         prog="python -m conformance",
         description="Check every documented example on every available implementation.",
         epilog="Exit codes: 0 no FAIL (PASS, ERRATUM, SKIP only), 1 some FAIL, 2 usage error. "
-        "The last line printed is 'P passed, F failed, S skipped'.",
+        "The last line printed is 'C cells: R ran (P PASS, E ERRATUM, F FAIL), S skipped "
+        "(G need a GPU, ...)'. Progress goes to stderr: a bar on a terminal, else a line "
+        "per case.",
     )
     parser.add_argument(
         "--backend",
@@ -198,6 +230,15 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
     parser.add_argument(
         "--list", action="store_true", help="list the cases (of the selected columns) and exit"
     )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        "--no-progress",
+        dest="quiet",
+        action="store_true",
+        help="no progress on stderr (a bar on a terminal, else a line per case); the table "
+        "and the closing line still go to stdout",
+    )
     args = parser.parse_args(argv)
 
     # Every argument is checked before anything runs: selecting nothing is a usage error
@@ -225,23 +266,29 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
         return 0
 
     t0 = time.perf_counter()
-    results = run_cases(selected, targets)
+    results = run_cases(selected, targets, reporter(args.quiet))
     labels = [lab for lab, _ in targets]
     print(format_table(selected, labels, results))
     details = format_details(results)
     if details:
         print()
         print(details)
-    passed, failed, skipped = summary(results)
-    errata = sum(r.status == "ERRATUM" for r in results)
+    failed = summary(results)[1]
     print()
+    note = ""
+    if any(r.status == "ERRATUM" for r in results):
+        note = (
+            "; ERRATUM: the document and the documented library disagree and the target "
+            "follows the library (not a failure)"
+        )
     print(
-        f"{len(selected)} cases x {len(labels)} targets in {time.perf_counter() - t0:.1f} s; "
-        f"{errata} of the passes are ERRATUM cells (document and documented library disagree)"
+        f"{len(selected)} cases x {len(labels)} targets in {time.perf_counter() - t0:.1f} s{note}"
     )
     if args.json:
+        sys.stdout.flush()  # the table first where the JSON goes to stdout (/dev/stdout)
         with open(args.json, "w") as fh:
             json.dump(to_json(selected, targets, results), fh, indent=2)
+            fh.write("\n")  # the closing line stays a line of its own there
     if args.report:
         from conformance import report
 
@@ -249,21 +296,24 @@ def main(argv: list[str] | None = None, cases: list[Case] | None = None) -> int:
         write = report.html if args.report.endswith(".html") else report.markdown
         command = "python -m conformance " + shlex.join(sys.argv[1:] if argv is None else argv)
         pathlib.Path(args.report).write_text(write(selected, used, results, command))
-    print(f"{passed} passed, {failed} failed, {skipped} skipped")
+    print(describe_counts(results))
     return 1 if failed else 0
 
 
 def to_json(cases: list[Case], targets: list[tuple[str, Target]], results: list[Result]) -> dict:
     """The ``--json`` document (layout ``SCHEMA``, described by conformance/schema.json)."""
-    from conformance.report import versions
-
     passed, failed, skipped = summary(results)
+    n = counts(results)
     return {
         "schema": SCHEMA,
         "passed": passed,
         "failed": failed,
         "skipped": skipped,
         "exit_code": 1 if failed else 0,
+        "cells": n["cells"],
+        "ran": n["ran"],
+        "statuses": {s: n[s] for s in ("PASS", "ERRATUM", "FAIL", "SKIP")},
+        "skip_reasons": n["skip_reasons"],
         "targets": [
             {"label": lab, "kind": t.kind, "unavailable": t.unavailable()} for lab, t in targets
         ],

@@ -1,5 +1,6 @@
 """--report (Markdown / HTML), the JSON schema, exit codes and the closing line (issue 12),
-and the committed docs/conformance.md."""
+the cells counted by status and by why they were skipped, and the committed
+docs/conformance.md."""
 
 from __future__ import annotations
 
@@ -10,12 +11,17 @@ import re
 import pytest
 
 from conformance import Case, erratum, exact
-from conformance.report import VERSIONS_HEADING, strip_versions
-from conformance.runner import SCHEMA, main
+from conformance.report import VERSIONS_HEADING, counts, describe_counts, strip_versions
+from conformance.runner import SCHEMA, main, run_cases, run_one
+from conformance.targets import RefimplTarget
 
 SRC = "synthetic (tests/test_conformance_report.py)"
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-CLOSING = re.compile(r"^(\d+) passed, (\d+) failed, (\d+) skipped$")
+#: the closing line (docs/conformance_suite.md, "For CI systems")
+CLOSING = re.compile(
+    r"^(\d+) cells?: (\d+) ran \((\d+) PASS, (\d+) ERRATUM, (\d+) FAIL\), (\d+) skipped"
+    r"(?: \((.+)\))?$"
+)
 
 
 def _ok(ctx):
@@ -66,6 +72,11 @@ def test_markdown_report(tmp_path):
     assert "a skipped example" in row["`900.skip`"]
     assert row["`901.np`"].endswith("| PASS | - |")  # not applicable to the column
     assert "ERRATUM [^2]" in row["`901.err`"] and "FAIL [^3]" in row["`901.bad`"]
+    # the summary counts the cells as the closing line does, ERRATUM apart from PASS
+    assert (
+        "5 documented examples x 2 targets (numpy, array_api_strict). 9 cells: 7 ran (3 PASS, "
+        "2 ERRATUM, 2 FAIL), 2 skipped (2 not supported by the target)."
+    ) in md
     assert "[^1]: SKIP: needs | a pipe" in lines
     assert "[^2]: ERRATUM: the page prints 3, the library gives 4" in lines
     note3 = next(x for x in lines if x.startswith("[^3]: FAIL: "))
@@ -101,6 +112,10 @@ def test_html_report_is_standalone(tmp_path):
     assert '<td class="SKIP">SKIP <a href="#note-1"><sup>1</sup></a></td>' in page
     assert '<li id="note-1"><b>SKIP</b>: needs | a pipe</li>' in page
     assert '<td class="PASS">PASS</td>' in page and '<h2 id="versions">' in page
+    assert (
+        "(numpy, array_api_strict). 7 cells: 5 ran (3 PASS, 2 ERRATUM, 0 FAIL), 2 skipped "
+        "(2 not supported by the target)."
+    ) in page
     assert strip_versions(page) == page[: page.index('<h2 id="versions">')]
 
 
@@ -154,7 +169,14 @@ def test_json_output_matches_the_versioned_schema(tmp_path, capsys):
     # the counts, the exit code and the closing line say the same
     last = capsys.readouterr().out.rstrip().splitlines()[-1]
     m = CLOSING.match(last)
-    assert m and tuple(map(int, m.groups())) == (data["passed"], data["failed"], data["skipped"])
+    assert m, last
+    cells, ran, passes, errata, fails, skips = map(int, m.groups()[:6])
+    st = data["statuses"]
+    assert (cells, ran) == (data["cells"], data["ran"]) == (len(data["results"]), cells - skips)
+    assert (passes, errata, fails, skips) == (st["PASS"], st["ERRATUM"], st["FAIL"], st["SKIP"])
+    # the keys of layout 1 are kept: passed counts PASS and ERRATUM
+    assert (data["passed"], data["failed"], data["skipped"]) == (passes + errata, fails, skips)
+    assert sum(data["skip_reasons"].values()) == skips
     assert (rc, data["exit_code"], data["failed"]) == (1, 1, 1)
     statuses = {(r["case"], r["target"]): r["status"] for r in data["results"]}
     assert statuses[("901.err", "numpy")] == "ERRATUM"
@@ -185,4 +207,52 @@ def test_exit_codes(tmp_path, capsys):
         main(["--backend", "numpy", "--case", "nomatch"], cases=cases())
     assert info.value.code == 2
     out = capsys.readouterr().out
-    assert [CLOSING.match(x) is not None for x in out.splitlines() if "passed," in x] == [True] * 2
+    assert [CLOSING.match(x) is not None for x in out.splitlines() if " ran (" in x] == [True] * 2
+
+
+# -- the closing line: every cell counted once, by status, and the skipped ones by reason
+_GPU = "backend 'cupy' needs a CUDA GPU, and none is present"
+_MISSING = "backend 'array_api_strict' needs the package 'array-api-strict', which is not installed"
+
+
+def test_the_closing_line_says_why_cells_were_skipped():
+    numpy = RefimplTarget("numpy")
+    gpu = RefimplTarget("cupy", None, _GPU)  # a GPU column without a GPU
+    cuda = RefimplTarget("torch", "cuda", "torch sees no CUDA device")
+    missing = RefimplTarget("array_api_strict", "device1", _MISSING)
+    assert (gpu.needs_gpu, cuda.needs_gpu, missing.needs_gpu, numpy.needs_gpu) == (
+        True,
+        True,
+        False,
+        False,
+    )
+    targets = [(t.label, t) for t in (numpy, gpu, cuda, missing)]
+    results = run_cases(cases(), targets)
+    # numpy: 2 PASS, 1 ERRATUM, 1 FAIL, 1 SKIP (the case skips itself); the other columns
+    # cannot run here: their 4 cells each are SKIP (901.np is numpy's only)
+    assert describe_counts(results) == (
+        "17 cells: 4 ran (2 PASS, 1 ERRATUM, 1 FAIL), 13 skipped (8 need a GPU, "
+        "4 library not installed, 1 not supported by the target)"
+    )
+    n = counts(results)
+    assert n["cells"] == n["ran"] + n["SKIP"] == len(results)
+    assert n["ran"] == n["PASS"] + n["ERRATUM"] + n["FAIL"]
+    assert n["skip_reasons"] == {"no_gpu": 8, "not_installed": 4, "unsupported": 1}
+    assert {r.skip for r in results if r.target == "cupy"} == {"no_gpu"}
+    assert {r.skip for r in results if r.status != "SKIP"} == {""}
+
+
+def test_a_skip_is_classified_where_it_happens():
+    ok, skip = cases()[0], cases()[1]
+    assert run_one(ok, RefimplTarget("torch", "cuda", "no CUDA")).skip == "no_gpu"
+    assert run_one(ok, RefimplTarget("array_api_strict", "device1", _MISSING)).skip == (
+        "not_installed"
+    )
+    assert run_one(skip, RefimplTarget("numpy")).skip == "unsupported"
+    assert run_one(ok, RefimplTarget("numpy")).skip == ""
+
+
+def test_the_closing_line_leaves_out_reasons_without_cells():
+    results = run_cases(cases(fail=False)[:1], [("numpy", RefimplTarget("numpy"))])
+    assert describe_counts(results) == "1 cell: 1 ran (1 PASS, 0 ERRATUM, 0 FAIL), 0 skipped"
+    assert describe_counts([]) == "0 cells: 0 ran (0 PASS, 0 ERRATUM, 0 FAIL), 0 skipped"

@@ -7,6 +7,7 @@ import importlib.util
 import inspect
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -235,7 +236,9 @@ def test_the_example_port_runs_through_its_plugin(tmp_path):
     ]  # fmt: skip
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 1, proc.stdout + proc.stderr  # one FAIL
-    assert proc.stdout.rstrip().splitlines()[-1] == "6 passed, 1 failed, 8 skipped"
+    assert proc.stdout.rstrip().splitlines()[-1] == (
+        "15 cells: 7 ran (2 PASS, 4 ERRATUM, 1 FAIL), 8 skipped (8 not supported by the target)"
+    )
     data = json.loads(out.read_text())
     assert [t["label"] for t in data["targets"]] == ["my_port"]
     assert data["targets"][0]["kind"] == "port"
@@ -274,7 +277,15 @@ def test_original_columns_run_when_installed(capsys, column, pattern):
     assert out.splitlines()[0].split() == ["case", column]
     n = len(pattern.split(","))
     skipped = 1 if column == "optax" else 0  # optax documents other defaults: SKIP
-    assert out.rstrip().splitlines()[-1] == f"{n - skipped} passed, 0 failed, {skipped} skipped"
+    last = out.rstrip().splitlines()[-1]
+    m = re.fullmatch(
+        r"(\d+) cells?: (\d+) ran \((\d+) PASS, (\d+) ERRATUM, 0 FAIL\), (\d+) skipped.*", last
+    )
+    assert m, last
+    cells, ran, passed, errata, skips = map(int, m.groups())
+    assert (cells, ran, passed + errata, skips) == (n, n - skipped, n - skipped, skipped), last
+    if skipped:
+        assert last.endswith(f"({skipped} not supported by the target)")
 
 
 def test_entry_point_plugins_are_loaded(monkeypatch, capsys):
@@ -298,4 +309,4 @@ def test_entry_point_plugins_are_loaded(monkeypatch, capsys):
     assert loaded == ["ep_port"]
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == ["case", "ep_port"]
-    assert out.rstrip().splitlines()[-1] == "1 passed, 0 failed, 0 skipped"
+    assert out.rstrip().splitlines()[-1] == "1 cell: 1 ran (1 PASS, 0 ERRATUM, 0 FAIL), 0 skipped"

@@ -37,6 +37,13 @@ def test_doc_page_runs(page, tmp_path, monkeypatch):
     ns: dict = {"__name__": f"docs.{page.stem}"}
     for i, block in enumerate(blocks):
         exec(compile(block, f"{page}:block{i}", "exec"), ns)
+    # The committed figures are the ones this code draws (Agg renders deterministically for
+    # one matplotlib release; the tolerance absorbs font rendering across releases).
+    for name in _make_figures().figures(page):
+        from matplotlib.testing.compare import compare_images
+
+        stale = compare_images(str(DOCS / name), str(tmp_path / name), tol=6)
+        assert stale is None, f"docs/{name} is stale: run python docs/make_figures.py\n{stale}"
 
 
 def _excerpts(page: pathlib.Path) -> list[tuple[str, str]]:
@@ -185,3 +192,42 @@ def test_differences_name_the_test_that_pins_each_item():
         if not re.search(r"tests/[\w/]+\.py::\w+", item) and "No test pins" not in item
     ]
     assert not bare, "items of docs/differences.md without a test:\n" + "\n".join(bare)
+
+
+# -- every figure comes from its page's code ---------------------------------------------------
+#: ``![alt text](name.png)``, the alt text possibly over several lines
+FIGURE = re.compile(r"!\[[^\]]*\]\(([^)\s]+\.png)\)")
+
+
+def _make_figures():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_figures", DOCS / "make_figures.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_every_figure_is_drawn_by_a_block_of_its_page():
+    """Each PNG a page shows exists and is saved by one of that page's ```python blocks, so
+    ``python docs/make_figures.py`` regenerates it (test_doc_page_runs runs those blocks)."""
+    make_figures = _make_figures()
+    bad = []
+    for page in PAGES:
+        drawn = make_figures.figures(page)
+        for name in FIGURE.findall(page.read_text()):
+            if name not in drawn:
+                bad.append(f"{page.name}: {name} is not saved by a ```python block of the page")
+            elif not (DOCS / name).is_file():
+                bad.append(f"{page.name}: {name} does not exist: run python docs/make_figures.py")
+    assert not bad, "\n".join(bad)
+    pages = {page.name for page in make_figures.figure_pages()}
+    assert {"eigendistortion.md", "noise_tunnel.md"} <= pages
+
+
+def test_make_figures_lists_the_figures_and_refuses_unknown_pages(capsys):
+    make_figures = _make_figures()
+    assert make_figures.main(["--list", "noise_tunnel"]) == 0
+    assert capsys.readouterr().out == "noise_tunnel.md: noise_tunnel.png\n"
+    with pytest.raises(SystemExit, match="'design' is not a page with a figure"):
+        make_figures.main(["--list", "design"])

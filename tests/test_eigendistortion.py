@@ -607,10 +607,11 @@ def test_display_eigendistortions_shows_image_plus_scaled_distortion(tmp_path):
     case = LinearCase(_np(), "float64", 16)
     eig = run(Eigendistortion(case.image, case.model), "eigsh", k=2)
     fig = display_eigendistortions(eig, [0, -1], distortion_scale=[2.0, 3.0])
-    axes = fig.axes
-    assert len(axes) == 6 and axes[1].get_title() == "Eigendistortion[0]"
-    assert axes[5].get_title() == "3 * Eigendistortion[255]"
-    shown = axes[5].get_images()[0].get_array()
+    axes = fig.axes  # the image (both rows), two distortions, two sums: no empty panel
+    assert len(axes) == 5 and axes[1].get_title().startswith("index 0 (most visible)\n")
+    assert axes[2].get_title().startswith("index 255 (least visible)\n")
+    assert axes[4].get_title() == "image + 3 × distortion 255"
+    shown = axes[4].get_images()[0].get_array()
     expected = case.image_np[0, 0] + 3.0 * case_vec(eig, 3)
     np.testing.assert_array_equal(np.asarray(shown), expected)
     with pytest.raises(ValueError, match="If distortion_scale is a list"):
@@ -619,6 +620,7 @@ def test_display_eigendistortions_shows_image_plus_scaled_distortion(tmp_path):
         display_eigendistortions(eig, [0, 5])
     ax = plot_eigenvalues(eig)
     assert ax.get_yscale() == "log" and len(ax.lines) >= 1
+    assert ax.get_xlabel() == "eigenvalue index" and ax.get_ylabel().startswith("eigenvalue")
     fig.savefig(tmp_path / "fig.png")
     import matplotlib.pyplot as plt
 

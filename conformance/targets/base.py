@@ -98,6 +98,9 @@ class Target:
     #: the draws of ``torch.Generator().manual_seed(s)`` (the seeds' printed random values)
     draws_like_torch: bool = False
 
+    #: the column runs on a GPU (torch:cuda, cupy): when it is unavailable, its cells count
+    #: as skipped for lack of a GPU, not for a missing library
+    needs_gpu: bool = False
     #: distributions whose versions the report lists for this target
     packages: tuple[str, ...] = ()
     #: why the target lacks an operation (op name -> reason), for the SKIP message

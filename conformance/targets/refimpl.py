@@ -31,6 +31,7 @@ class RefimplTarget(Target):
         self.device_spec = device
         self._unavailable = unavailable
         self.draws_like_torch = backend == "torch"
+        self.needs_gpu = backend == "cupy" or str(device).startswith("cuda")
 
     def default_label(self) -> str:
         """The backend, with the device where it is not the backend's default."""

@@ -8,6 +8,9 @@
 ``IntegratedGradients``    path integral of the gradient, Gauss-Legendre or Riemann rules,
                            with the completeness (convergence) delta
 ``quadrature``             the nodes and weights of those rules on [0, 1]
+``visualize_image_attr``   captum's picture of an attribution: normalised, a diverging
+                           colormap centred on 0, a colour bar (matplotlib, imported on
+                           first call)
 =========================  =============================================================
 
 The methods take any model of the derivative protocol (``refimpl.models`` on every backend,
@@ -22,6 +25,7 @@ from refimpl.attr.moments import RunningMoments
 from refimpl.attr.noise import noise_stream, relative_stdevs
 from refimpl.attr.noise_tunnel import NoiseTunnel, TunnelCall
 from refimpl.attr.options import NT_TYPES, NoiseTunnelOptions
+from refimpl.attr.plot import visualize_image_attr
 from refimpl.attr.quadrature import METHODS, gauss_legendre, quadrature
 from refimpl.attr.targets import target_cotangent, target_gradients, target_scores
 from refimpl.attr.tunnel_call import prepare_call
@@ -47,4 +51,5 @@ __all__ = [
     "target_scores",
     "TunnelCall",
     "noise_stream",
+    "visualize_image_attr",
 ]

@@ -115,8 +115,8 @@ class Saliency(Attribution):
 
 
 class InputXGradient(Attribution):
-    """``InputXGradient(model).attribute(inputs, target=None, additional_forward_args=None)``:
-    :math:`x \\odot \\nabla_x s(x)`."""
+    r"""``InputXGradient(model).attribute(inputs, target=None, additional_forward_args=None)``:
+    :math:`x \odot \nabla_x s(x)`."""
 
     multiplies_by_inputs = True
 

@@ -117,27 +117,44 @@ class NoiseTunnel:
     ) -> Any:
         """SmoothGrad / SmoothGrad² / VarGrad of the wrapped method at ``inputs``.
 
-        inputs: an array ``(B, ...)`` or a tuple of them (the result has the same form).
-        nt_type: "smoothgrad", "smoothgrad_sq" or "vargrad".
-        nt_samples: samples per example, n >= 1.
-        nt_samples_batch_size: samples per call of the wrapped method (``B * k`` rows);
-            None: all at once. The result does not depend on it.
-        stdevs: the noise standard deviation, one number for all inputs or one per input
-            (ints and numpy scalars accepted); with ``relative=True`` a noise *level*:
-            sigma = level * (max - min) of each example of each input. ``max|x| + 40
-            sigma`` must be finite in each input's dtype (40 bounds every normal draw), so
-            that every noisy input is finite: sigma <= 8.5e36 for float32.
-        draw_baseline_from_distrib: each (example, sample) draws its baseline row uniformly
-            from the ``baselines`` array(s) given in kwargs.
-        rng: None (fresh entropy), an int seed, a native generator or a ``backends.Rng``;
-            the same seed gives the same result on a backend.
-        progress: a progress bar over the chunks (None: only for large runs).
-        **kwargs: passed to the wrapped method, per-example ones expanded to the noisy rows
+        Parameters
+        ----------
+        inputs : array or tuple of arrays
+            ``(B, ...)`` each; the result has the same form.
+        nt_type : {"smoothgrad", "smoothgrad_sq", "vargrad"}
+            The statistic of the noisy attributions: mean, mean of squares, or variance.
+        nt_samples : int
+            Samples per example, n >= 1.
+        nt_samples_batch_size : int or None
+            Samples per call of the wrapped method (``B * k`` rows); None: all at once. The
+            result does not depend on it.
+        stdevs : float or tuple of floats
+            The noise standard deviation, one number for all inputs or one per input (ints
+            and numpy scalars accepted); with ``relative=True`` a noise *level*: sigma =
+            level * (max - min) of each example of each input. ``max|x| + 40 sigma`` must be
+            finite in each input's dtype (40 bounds every normal draw), so that every noisy
+            input is finite: sigma <= 8.5e36 for float32.
+        draw_baseline_from_distrib : bool
+            Each (example, sample) draws its baseline row uniformly from the ``baselines``
+            array(s) given in kwargs.
+        rng : None, int, native generator or backends.Rng
+            None: fresh entropy; the same seed gives the same result on a backend.
+        relative : bool
+            Read ``stdevs`` as noise levels relative to each example's range.
+        progress : bool or None
+            A progress bar over the chunks; None: one that appears only when the call runs
+            longer than about 2 seconds.
+        **kwargs
+            Passed to the wrapped method, per-example ones expanded to the noisy rows
             (``target``, ``additional_forward_args``, ``baselines``, ``feature_mask``).
 
-        Returns the attributions, or ``(attributions, delta)`` when
-        ``return_convergence_delta=True`` and the method has a convergence delta; ``delta``
-        has shape ``(B * nt_samples,)``, example-major (``reshape(B, nt_samples)``).
+        Returns
+        -------
+        array, tuple of arrays, or (attributions, delta)
+            The attributions, or ``(attributions, delta)`` when
+            ``return_convergence_delta=True`` and the method has a convergence delta;
+            ``delta`` has shape ``(B * nt_samples,)``, example-major
+            (``reshape(B, nt_samples)``).
         """
         options = NoiseTunnelOptions(
             nt_type, nt_samples, nt_samples_batch_size, stdevs,
@@ -162,13 +179,15 @@ class NoiseTunnel:
         )
         bar = progress_bar_for(call)
         deltas, attr_tuple, start = [], call.is_tuple, 0
-        for k in o.chunks:
-            attr_tuple, delta = self._chunk(call, run, start, k)
-            if delta is not None:
-                deltas.append(delta)
-            start += k
-            bar.update(1)
-        bar.close()
+        try:
+            for k in o.chunks:
+                attr_tuple, delta = self._chunk(call, run, start, k)
+                if delta is not None:
+                    deltas.append(delta)
+                start += k
+                bar.update(1)
+        finally:
+            bar.close()
         result = mirror(attr_tuple, tuple(m.result() for m in run.moments))
         if call.want_delta:
             return result, xp.reshape(xp.concat(deltas, axis=1), (xs[0].shape[0] * n,))

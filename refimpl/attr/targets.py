@@ -147,7 +147,7 @@ def target_cotangent(y: Any, target: Any) -> Any:
 
 
 def target_scores(y: Any, u: Any) -> Any:
-    """:math:`s_b = \\langle u_b, y_b\\rangle`, shape ``(B,)``."""
+    r""":math:`s_b = \langle u_b, y_b\rangle`, shape ``(B,)``."""
     xp, _ = namespace_and_device(y, u)
     return xp.sum(xp.reshape(y * u, (y.shape[0], math.prod(y.shape[1:]))), axis=1)
 

@@ -18,10 +18,7 @@ from refimpl.attr.noise import relative_stdevs
 from refimpl.attr.options import NoiseTunnelOptions
 from refimpl.validation import check_bool, check_noise_scale, is_array
 
-__all__ = ["PROGRESS_VALUES", "TunnelCall", "check_rows", "prepare_call", "progress_bar_for"]
-
-#: runs with at least this many noisy values show a progress bar when progress=None
-PROGRESS_VALUES = 10**8
+__all__ = ["TunnelCall", "check_rows", "prepare_call", "progress_bar_for"]
 
 
 @dataclass(frozen=True)
@@ -95,12 +92,11 @@ def check_rows(a: Any, batch: int, k: int, what: str) -> Any:
 
 
 def progress_bar_for(call: TunnelCall) -> Any:
-    """A bar over the chunks of ``call`` (with ``progress=None``: for large runs only)."""
-    n, show = call.options.nt_samples, call.options.progress
-    values = n * sum(math.prod(x.shape) for x in call.inputs)
+    """A bar over the chunks of ``call``: with ``progress=None`` it appears only once the call
+    has run ``backends.progress.DELAY`` (2) seconds, True shows it at once, False never."""
     return progress_bar(
         total=len(call.options.chunks),
-        enabled=show if show is not None else values >= PROGRESS_VALUES,
+        enabled=call.options.progress,
         desc="noise tunnel",
         unit="chunk",
     )

@@ -56,7 +56,7 @@ PROBES = 10
 
 
 class Eigendistortion:
-    """Most and least noticeable distortions of ``image`` for ``model``.
+    r"""Most and least noticeable distortions of ``image`` for ``model``.
 
     Parameters
     ----------
@@ -68,18 +68,23 @@ class Eigendistortion:
         ``model.vjp(x, u)`` (the models of :mod:`refimpl.models`, a user's class,
         ``refimpl.torch.as_model(module)``). It is linearized once, at ``image``.
 
-    Attributes (after :meth:`synthesize`)
-    --------------------------------------
-    eigendistortions : array ``(n_dist, *image.shape[1:])`` (``(n_dist, n)`` for 1-D),
+    Attributes
+    ----------
+    eigendistortions : array
+        ``(n_dist, *image.shape[1:])`` (``(n_dist, n)`` for 1-D), after :meth:`synthesize`:
         unit-norm distortions in the order of ``eigenvalues``.
-    eigenvalues : array ``(n_dist,)``, non-negative, in decreasing order.
-    eigenindex : int64 array ``(n_dist,)``, the position of each eigenvalue in the full
-        decreasing spectrum: ``exact`` ``0..n-1``; ``power`` and ``eigsh``
-        ``[0..k) + [n-k..n)``; ``randomized_svd`` ``[0..k)``.
-    jacobian : ``(m, n)`` dense Jacobian once ``method="exact"`` (or
-        :meth:`compute_jacobian`) has run, else None.
-    convergence : dict per block ("top", "bottom", or "exact"): residuals
-        :math:`\\lVert Fv - \\lambda v\\rVert / \\lambda_{\\max}`, converged, n_products, ...
+    eigenvalues : array
+        ``(n_dist,)``, non-negative, in decreasing order.
+    eigenindex : int64 array
+        ``(n_dist,)``, the position of each eigenvalue in the full decreasing spectrum:
+        ``exact`` ``0..n-1``; ``power`` and ``eigsh`` ``[0..k) + [n-k..n)``;
+        ``randomized_svd`` ``[0..k)``.
+    jacobian : array or None
+        The ``(m, n)`` dense Jacobian once ``method="exact"`` (or :meth:`compute_jacobian`)
+        has run, else None.
+    convergence : dict
+        Per block ("top", "bottom", or "exact"): residuals
+        :math:`\lVert Fv - \lambda v\rVert / \lambda_{\max}`, converged, n_products, ...
     """
 
     def __init__(self, image: Any, model: Any) -> None:
@@ -186,15 +191,15 @@ class Eigendistortion:
         progress: bool = True,
         lanczos: str = "auto",
     ) -> None:
-        """Compute eigendistortions with ``method``.
+        r"""Compute eigendistortions with ``method``.
 
         ``"exact"``: all n pairs from the dense Jacobian. ``"power"``: the k largest and k
         smallest by shifted orthogonal iteration (at most ``max_iter`` iterations each).
         ``"randomized_svd"``: the k largest, from a sketch of k + ``p`` columns and ``q``
         power steps. ``"eigsh"``: the k largest and k smallest by Lanczos (at most
         ``max_iter`` block products each). ``stop_criterion``: the iterative methods stop
-        when every residual :math:`\\lVert Fv - \\lambda v\\rVert` is at most
-        ``stop_criterion`` times :math:`\\lambda_{\\max}` (floored at 100 machine epsilons
+        when every residual :math:`\lVert Fv - \lambda v\rVert` is at most
+        ``stop_criterion`` times :math:`\lambda_{\max}` (floored at 100 machine epsilons
         of the image dtype); when they stop at ``max_iter`` without that, they warn with
         the residual. ``rng``: seed or generator of the random start. ``progress``: tqdm
         progress bars. ``lanczos`` (``eigsh``'s top pairs): ``"auto"`` (ARPACK or cupyx
@@ -240,15 +245,18 @@ class Eigendistortion:
             convergence,
         )
 
-    def _operator(self) -> CountedOperator:
+    def _operator(self, bar: Any = None) -> CountedOperator:
         flat = self._xp.reshape(self._image, (-1,))
-        return CountedOperator(self._fisher.matmat, self._n, flat)
+        return CountedOperator(self._fisher.matmat, self._n, flat, bar=bar)
 
     def _normal(self, rng: Any, k: int) -> Any:
         return rng.normal((self._n, k), dtype=self._image.dtype)
 
-    def _bar(self, enabled: bool, total: int, desc: str) -> Any:
-        return progress_bar(total=total, enabled=enabled, desc=desc, unit="Fv")
+    def _bar(self, enabled: bool, desc: str) -> Any:
+        """A bar counting the Fisher products of one solve (``_operator(bar)`` adds them), the
+        residual as its postfix. Its total is unknown: a solve stops when its residuals are
+        small, usually long before ``max_iter``; a converged one ends at 100% (``_finish``)."""
+        return progress_bar(total=None, enabled=enabled, desc=desc, unit="Fv")
 
     def _warn_unconverged(self, method: str, name: str, b: Pairs, tol: float) -> None:
         worst = max(b.residuals)
@@ -303,19 +311,21 @@ class Eigendistortion:
         self._store("exact", xp.flip(w, axis=0), xp.flip(V, axis=1), list(range(n)), convergence)
 
     def _power(self, k: int, max_iter: int, tol: float, rng: Any, progress: bool) -> dict:
-        F, t0 = self._operator(), time.perf_counter()
-        with _closing(self._bar(progress, max_iter, f"Top k={k} eigendists")) as bar:
+        with _closing(self._bar(progress, f"Top k={k} eigendists")) as bar:
+            F, t0 = self._operator(bar), time.perf_counter()
             top = solvers.power_iteration(
                 F, self._normal(rng, k), tol=tol, max_iter=max_iter, bar=bar
             )
+            _finish(bar, top.residuals, top.converged)
         top.extra["seconds"] = time.perf_counter() - t0
         sigma = top.scale  # the largest Ritz value: an estimate of lambda_max from below
-        F, t0 = self._operator(), time.perf_counter()
-        with _closing(self._bar(progress, max_iter, f"Bottom k={k} eigendists")) as bar:
+        with _closing(self._bar(progress, f"Bottom k={k} eigendists")) as bar:
+            F, t0 = self._operator(bar), time.perf_counter()
             bottom = solvers.power_iteration(
                 F, self._normal(rng, k), shift=sigma, scale=sigma, tol=tol, max_iter=max_iter,
                 bar=bar,
             )  # fmt: skip
+            _finish(bar, bottom.residuals, bottom.converged)
         bottom.extra["seconds"] = time.perf_counter() - t0
         return {"top": top, "bottom": bottom}
 
@@ -339,8 +349,8 @@ class Eigendistortion:
         itemsize = xp.finfo(self._image.dtype).bits // 8
         cap = max(3 * k, BASIS_BYTES // (itemsize * n))
         # top: Lanczos through scipy / cupyx where a route exists, else Krylov-Schur
-        F, t0 = self._operator(), time.perf_counter()
-        with _closing(self._bar(progress, max_iter * k, f"Top k={k} eigendists")) as bar:
+        with _closing(self._bar(progress, f"Top k={k} eigendists")) as bar:
+            F, t0 = self._operator(bar), time.perf_counter()
             solver = "arpack"
             try:
                 if lanczos == "krylov_schur":
@@ -350,7 +360,6 @@ class Eigendistortion:
                     F, k, which="LA", tol=tol, max_iter=max(1, max_iter // steps_per_restart),
                     seed=int(rng.integers(0, 2**31 - 1, ())),
                 )  # fmt: skip
-                bar.update(F.n_products)
             except (NotImplementedError, ImportError, RuntimeError) as exc:
                 no_route = isinstance(exc, NotImplementedError | ImportError)
                 if lanczos == "arpack" and isinstance(exc, NotImplementedError):
@@ -367,18 +376,20 @@ class Eigendistortion:
                     basis_size=min(cap, max(TOP_BASIS, 3 * k)), rng=rng, bar=bar,
                 )  # fmt: skip
             lam, V, res, scale = solvers.verify(F, X)
+            _finish(bar, res, max(res) <= tol)
         top = Pairs(lam, V, res, max(res) <= tol, F.n_products, F.n_products // k, scale)
         top.extra.update(solver=solver, seconds=time.perf_counter() - t0)
         # bottom: Lanczos on sigma I - F, whose largest eigenvalues are F's smallest
         sigma = SHIFT * scale
-        F, t0 = self._operator(), time.perf_counter()
-        A = CountedOperator(lambda V: sigma * V - F(V), n, F.like)
-        with _closing(self._bar(progress, max_iter * k, f"Bottom k={k} eigendists")) as bar:
+        with _closing(self._bar(progress, f"Bottom k={k} eigendists")) as bar:
+            F, t0 = self._operator(bar), time.perf_counter()
+            A = CountedOperator(lambda V: sigma * V - F(V), n, F.like)
             X, _, steps, restarts = solvers.krylov_schur(
                 A, self._normal(rng, k), k, which="LA", tol=tol / SHIFT, max_steps=max_iter,
                 basis_size=min(cap, max(BOTTOM_BASIS, 3 * k)), rng=rng, bar=bar,
             )  # fmt: skip
             lam, V, res, _ = solvers.verify(F, X, scale=scale)
+            _finish(bar, res, max(res) <= tol)
         bottom = Pairs(lam, V, res, max(res) <= tol, F.n_products, steps, scale)
         bottom.extra.update(
             solver="krylov_schur", restarts=restarts, shift=sigma, seconds=time.perf_counter() - t0
@@ -432,6 +443,14 @@ class Eigendistortion:
         nothing is assigned until every check has passed.
         """
         io.load(self, path, method=method, raise_on_checks=raise_on_checks, atol=atol, rtol=rtol)
+
+
+def _finish(bar: Any, residuals: list[float], converged: bool) -> None:
+    """The solve's final residual on its bar; a converged solve's bar reads 100% (the count
+    of Fisher products becomes the total)."""
+    bar.set_postfix_str(f"residual {max(residuals):.2e}")
+    if converged:
+        bar.complete()
 
 
 class _closing:

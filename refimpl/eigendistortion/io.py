@@ -326,6 +326,16 @@ def _array(zf: zipfile.ZipFile, name: str, descrs: frozenset, shape: Any, n_dist
         return _npy_body(fh, member, descr, got)
 
 
+def _within(diff: Any, size: Any, atol: float, rtol: float, xp: Any) -> Any:
+    """``diff <= atol + rtol * size`` (entrywise, ``diff, size >= 0``) without overflow: the
+    tolerances capped to the dtype's largest value, and ``rtol > 1`` applied by division."""
+    top = float(xp.finfo(diff.dtype).max)
+    excess = diff - min(atol, top)
+    if rtol <= 1:
+        return excess <= rtol * size
+    return excess / min(rtol, top) <= size
+
+
 def _check_values(arrays: dict[str, Any], n: int) -> None:
     """Finite results, eigenvalues >= 0, eigenindex in [0, n)."""
     xp = backends.get("numpy").xp
@@ -456,7 +466,7 @@ def load(
             hard=True,
         )
         s = native(saved, current.dtype)
-        close = bool(xp.all(xp.abs(current - s) <= atol + rtol * xp.abs(s)))
+        close = bool(xp.all(_within(xp.abs(current - s), xp.abs(s), atol, rtol, xp)))
         check(
             close,
             f"Saved and initialized attribute {what} have different values (atol={atol:g}, "

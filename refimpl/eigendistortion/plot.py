@@ -1,12 +1,14 @@
 """Figures of eigendistortions and of the eigenvalues (matplotlib: the ``plot`` extra).
 
 matplotlib is imported on first use, so ``refimpl`` imports without it (it is the one
-library an algorithm package may import: the import-linter contract in pyproject.toml names
-this exception). Arrays reach the host through the backend adapter.
+library an algorithm package may import, from its plotting modules only: the import-linter
+contract in pyproject.toml names this module and ``refimpl.attr.plot``). Arrays reach the
+host through the backend adapter.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 from typing import Any
 
@@ -132,6 +134,27 @@ def _scales(distortion_scale: Any, count: int) -> list[float]:
     return scales
 
 
+def _ordinal(k: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st, ..."""
+    suffix = "th" if 10 <= k % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(k % 10, "th")
+    return f"{k}{suffix}"
+
+
+def _visibility(index: int, n: int) -> str:
+    """How visible, to the model, the eigendistortion with ``index`` in the decreasing
+    spectrum of ``n`` eigenvalues is: ``"most visible"`` for 0, ``"least visible"`` for
+    ``n - 1``, ``"2nd most visible"``, ``"3rd least visible"``, ... within 10 of either
+    end, ``""`` in between."""
+    if n == 1:
+        return "the only one"
+    from_top, from_bottom = index, n - 1 - index
+    if min(from_top, from_bottom) >= 10:
+        return ""
+    if from_top <= from_bottom:
+        return "most visible" if from_top == 0 else f"{_ordinal(from_top + 1)} most visible"
+    return "least visible" if from_bottom == 0 else f"{_ordinal(from_bottom + 1)} least visible"
+
+
 def display_eigendistortions(
     eig: Any,
     eigenindex: int | list[int] = (0, -1),
@@ -141,15 +164,39 @@ def display_eigendistortions(
     suptitle: str = "Eigendistortions",
     cmap: str = "gray",
 ) -> Any:
-    """The image and its eigendistortions, side by side (plenoptic's
-    ``eigendistortion_imshow_all`` layout).
+    r"""The image and its eigendistortions, side by side (after plenoptic 2.1.1's
+    ``eigendistortion_imshow_all``).
 
-    Top row: each distortion (symmetric grey scale). Bottom row: the image, then
-    ``image + scale * distortion`` for each one, on the image's grey scale (values are
-    shown as computed, not clipped). ``eigenindex``: indices into the full decreasing
-    spectrum (``-1``: the smallest); ``distortion_scale``: one amplitude, or one per index;
-    ``process_image``: applied to every image of the bottom row before display. Returns the
-    figure.
+    The first column is the image (``process_image`` applied), centred on the figure's
+    height. Then one column per index: above, the distortion alone on a grey scale
+    symmetric about 0, titled with its index in the full decreasing spectrum, how visible
+    it is to the model (``"index 0 (most visible)"``, ``"index 899 (least visible)"``,
+    ``"index 1 (2nd most visible)"``) and its eigenvalue; below,
+    ``process_image(image + scale * distortion)`` on the image's grey scale (values as
+    computed, not clipped). plenoptic leaves the top-left panel empty and titles the panels
+    ``Eigendistortion[i]`` only.
+
+    Parameters
+    ----------
+    eig : Eigendistortion
+        A synthesized result.
+    eigenindex : int or list of int
+        Indices into the full decreasing spectrum (``-1``: the smallest eigenvalue, index
+        ``n - 1``); each must be one of ``eig.eigenindex``.
+    distortion_scale : float or list of float
+        The amplitude of the distortion added to the image, one for all or one per index.
+    process_image : callable, optional
+        Applied to every picture of the bottom row and to the image before display
+        (``lambda a: a.clip(0, 1)``).
+    suptitle : str
+        The figure's title.
+    cmap : str or matplotlib Colormap
+        The colormap of every panel (grey by default).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        ``fig.axes`` is ``[image, distortion_1, ..., distortion_k, sum_1, ..., sum_k]``.
     """
     _check_eig(eig)
     indices = _indices(eigenindex)
@@ -164,38 +211,148 @@ def display_eigendistortions(
     full = [range(n)[i] for i in indices]
     image = _floats(eig.image)
     dists = _floats(eig.eigendistortions)
+    lam = _floats(eig.eigenvalues)
 
     def process(a: Any) -> Any:
         return a if process_image is None else _processed(process_image, a)
 
     base = _as_picture(process(image))
     lo, hi = float(base.min()), float(base.max())
-    fig, axes = plt.subplots(
-        2, len(indices) + 1, figsize=(3 * (len(indices) + 1), 6), squeeze=False
-    )
-    axes[0, 0].axis("off")
-    axes[1, 0].imshow(base, cmap=cmap, vmin=lo, vmax=hi)
-    axes[1, 0].set_title("Original image")
-    for col, (pos, idx, scale) in enumerate(zip(positions, full, scales), start=1):
+    k = len(indices)
+    fig = plt.figure(figsize=(3 * (k + 1), 6.6), layout="constrained")
+    grid = fig.add_gridspec(2, k + 1)
+    original = fig.add_subplot(grid[:, 0])  # both rows: no empty panel
+    tops = [fig.add_subplot(grid[0, c]) for c in range(1, k + 1)]
+    bottoms = [fig.add_subplot(grid[1, c]) for c in range(1, k + 1)]
+    original.imshow(base, cmap=cmap, vmin=lo, vmax=hi)
+    original.set_title("Original image")
+    for top, bottom, pos, idx, scale in zip(tops, bottoms, positions, full, scales):
         d = dists[pos].reshape(image.shape[1:] if image.ndim > 1 else image.shape)
         pic = _as_picture(d)
         bound = float(abs(pic).max()) or 1.0
-        axes[0, col].imshow(pic, cmap=cmap, vmin=-bound, vmax=bound)
-        axes[0, col].set_title(f"Eigendistortion[{idx}]")
+        top.imshow(pic, cmap=cmap, vmin=-bound, vmax=bound)
+        how = _visibility(idx, n)
+        top.set_title(f"index {idx}" + (f" ({how})" if how else "") + f"\nλ = {lam[pos]:.3g}")
         distorted = image + scale * d.reshape(image.shape)
-        axes[1, col].imshow(_as_picture(process(distorted)), cmap=cmap, vmin=lo, vmax=hi)
-        axes[1, col].set_title(f"{scale:g} * Eigendistortion[{idx}]")
-    for ax in axes.flat:
+        bottom.imshow(_as_picture(process(distorted)), cmap=cmap, vmin=lo, vmax=hi)
+        bottom.set_title(f"image + {scale:g} × distortion {idx}")
+    for ax in fig.axes:
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(suptitle, y=1.0, va="bottom")
-    fig.tight_layout()
+    fig.suptitle(suptitle)
     return fig
 
 
+def _residuals(eig: Any, count: int) -> Any:
+    """The absolute residuals ``||F v - lambda v||`` of the pairs, in the order of
+    ``eigenvalues`` (top block, then bottom), or None where the method reports none."""
+    residuals: list[float] = []
+    for block in ("top", "bottom"):
+        info = eig.convergence.get(block)
+        if info and "residuals" in info:
+            residuals += [float(r) * float(info["scale"]) for r in info["residuals"]]
+    if len(residuals) != count:
+        return None
+    return residuals
+
+
+def _blocks(index: list[int]) -> list[list[int]]:
+    """Positions in ``index`` grouped into runs of consecutive indices."""
+    runs: list[list[int]] = []
+    for pos, i in enumerate(index):
+        if runs and i == index[runs[-1][-1]] + 1:
+            runs[-1].append(pos)
+        else:
+            runs.append([pos])
+    return runs
+
+
+def _index_axis(index: list[int], n: int) -> tuple[list[float], list[tuple]]:
+    """x positions of the eigenvalues, and the gaps ``(x_from, x_to, first, last)`` where
+    the indices ``first..last`` of the spectrum were not computed.
+
+    The whole spectrum (``exact``), or indices out of order, are drawn at their indices.
+    Otherwise each run of consecutive indices keeps its spacing of 1 and every run of
+    indices not computed (between the top and the bottom block, after the top block of a
+    randomized SVD) becomes a gap of fixed width, so that a few points of a long spectrum
+    do not sit at the edges of an empty axes."""
+    if len(index) == n or any(a >= b for a, b in zip(index, index[1:])):
+        return [float(i) for i in index], []
+    width = max(1.0, 0.3 * len(index) - 1)
+    xs: list[float] = []
+    gaps = []
+    x, previous = 0.0, -1
+    for i in [*index, n]:  # n: closes a gap after the last index
+        if i > previous + 1:
+            gaps.append((x - 0.5, x - 0.5 + width, previous + 1, i - 1))
+            x += width
+        if i < n:
+            xs.append(x)
+            x += 1
+        previous = i
+    return xs, gaps
+
+
+def _ticks(xs: list[float], index: list[int], n: int, gaps: list) -> tuple[list, list]:
+    """Tick positions and labels (the eigenvalue indices): every computed index when there
+    are few, else a handful per block including its ends."""
+    from matplotlib.ticker import MaxNLocator
+
+    if not gaps:
+        span = (0, n - 1)
+        ticks = [t for t in MaxNLocator(nbins=6, integer=True).tick_values(*span) if 0 <= t < n]
+        far = [t for t in ticks if n - 1 - t > 0.08 * (n - 1)]
+        ticks = sorted({int(t) for t in far} | {n - 1})
+        return ticks, [str(t) for t in ticks]
+    if len(index) <= 12:
+        return xs, [str(i) for i in index]
+    chosen: list[int] = []
+    for run in _blocks(index):
+        first, last = index[run[0]], index[run[-1]]
+        inner = MaxNLocator(nbins=3, integer=True).tick_values(first, last)
+        keep = {first, last} | {
+            int(t)
+            for t in inner
+            if first < t < last and min(t - first, last - t) > 0.25 * (last - first)
+        }
+        chosen += [run[0] + (i - first) for i in sorted(keep)]
+    return [xs[p] for p in chosen], [str(index[p]) for p in chosen]
+
+
 def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
-    """Eigenvalue against its index in the full spectrum (log scale by default), with each
-    pair's residual as an error bar where the method reports one. Returns the axes."""
+    r"""Each computed eigenvalue of :math:`F = J^\top J` against its index in the full
+    decreasing spectrum, with its residual :math:`\lVert Fv - \lambda v\rVert` as an error
+    bar where the method reports one (``power``, ``eigsh``, ``randomized_svd``; not
+    ``exact``). plenoptic 2.1.1 has no such plot.
+
+    - Markers for every eigenvalue, joined by a line within each run of consecutive indices
+      (never across indices that were not computed).
+    - x: ``"eigenvalue index"``. The whole spectrum (``exact``) is drawn at its indices,
+      the axis spanning ``[0, n - 1]`` plus a margin. Otherwise (``power``, ``eigsh``: the
+      top k and the bottom k; ``randomized_svd``: the top k) each run of consecutive
+      indices keeps its spacing of 1, the ticks name the actual indices, and each range of
+      indices not computed becomes a shaded gap of fixed width labelled with that range,
+      so four points do not sit at the two edges of an empty axes.
+    - y: ``"eigenvalue"``, on a log scale when ``logy`` (the spectrum spans many decades).
+      Zeros have no logarithm: they are drawn as triangles two decades below the smallest
+      positive value, with their own legend entry. The limits contain every marker and
+      every bar; a bar whose lower end :math:`\lambda - r` is not positive runs to the
+      bottom edge (its interval contains 0). On a linear scale the limits contain 0 too.
+    - The title says how many eigenvalues of n are shown, unless ``ax`` has one already.
+
+    Parameters
+    ----------
+    eig : Eigendistortion
+        A synthesized result.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure of 5.5 x 3.8 inches otherwise.
+    logy : bool
+        Log scale on y (default).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
     _check_eig(eig)
     check_bool("logy", logy)
     plt = _pyplot()
@@ -204,23 +361,95 @@ def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
     if eig.eigenvalues is None:
         raise ValueError("No eigenvalues synthesized: call synthesize() first")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3.5))
-    lam = _floats(eig.eigenvalues)
-    index = _host(eig.eigenindex)
-    residuals = []
-    for block in ("top", "bottom"):
-        info = eig.convergence.get(block)
-        if info and "residuals" in info:
-            residuals += [r * info["scale"] for r in info["residuals"]]
+        _, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
+    lam = [float(v) for v in _floats(eig.eigenvalues).tolist()]
+    index = [int(i) for i in _host(eig.eigenindex).tolist()]
+    n = eig.n_pixels
+    res = _residuals(eig, len(lam))
+    err = res if res is not None else [0.0] * len(lam)
+    xs, gaps = _index_axis(index, n)
+    highs = [v + r for v, r in zip(lam, err)]
+    lows = [v - r for v, r in zip(lam, err)]
+    top = max(highs)
+    shown = list(lam)
+    zeros: list[int] = []
     if logy:
-        tiny = lam[lam > 0].min() if (lam > 0).any() else 1.0
-        lam = lam.clip(tiny * 1e-3, None)  # zeros have no logarithm: drawn at the bottom
+        positive = [v for v in lam + lows if v > 0]
+        top = top if top > 0 else 1.0
+        smallest = min(positive) if positive else top
+        zeros = [p for p, v in enumerate(lam) if v <= 0]
+        if zeros:
+            smallest /= 100.0  # two decades below the smallest positive value
+            for p in zeros:
+                shown[p] = smallest
+        pad = max(0.15, 0.05 * math.log10(top / smallest))
+        ylim = (smallest / 10**pad, top * 10**pad)
         ax.set_yscale("log")
-    marker = "." if len(lam) > 50 else "o"
-    ax.plot(index, lam, marker, label=f"eigenvalues ({eig.method})")
-    if len(residuals) == len(lam):
-        ax.errorbar(index, lam, yerr=residuals, fmt="none", ecolor="C3", label="residual")
-    ax.set_xlabel("eigenindex")
-    ax.set_ylabel("eigenvalue of F = J^T J")
+    else:
+        low = min(0.0, min(lows))
+        pad = 0.05 * (top - low) or 1.0
+        ylim = (low - pad, top + pad)
+    many = len(lam) > 50
+    for r, run in enumerate(_blocks(index)):
+        ax.plot(
+            [xs[p] for p in run],
+            [shown[p] for p in run],
+            linestyle="-",
+            color="C0",
+            marker="." if many else "o",
+            markersize=3 if many else 5,
+            linewidth=1,
+            label=f"eigenvalues ({eig.method})" if r == 0 else None,
+            gid="eigenvalues",
+        )
+    if zeros:
+        ax.plot(
+            [xs[p] for p in zeros],
+            [shown[p] for p in zeros],
+            "v",
+            color="C1",
+            label="0 (no logarithm: drawn at the bottom)",
+            gid="zeros",
+        )
+    if res is not None:
+        below = [s - max(lo, ylim[0]) for s, lo in zip(shown, lows)]
+        above = [hi - s for s, hi in zip(shown, highs)]
+        ax.errorbar(
+            xs,
+            shown,
+            yerr=[[max(b, 0.0) for b in below], [max(a, 0.0) for a in above]],
+            fmt="none",
+            ecolor="C3",
+            elinewidth=1,
+            capsize=3,
+            label=r"residual $\|Fv - \lambda v\|$",
+        )
+    for x0, x1, first, last in gaps:
+        ax.axvspan(x0, x1, color="0.92", zorder=0)
+        what = f"{first}" if first == last else f"{first}…{last}"
+        ax.text(
+            (x0 + x1) / 2,
+            0.5,
+            f"{what}\nnot computed",
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="center",
+            rotation=90,
+            fontsize="small",
+            color="0.4",
+        )
+    if gaps:
+        xlim = (min(xs[0] - 0.7, gaps[0][0]), max(xs[-1] + 0.7, gaps[-1][1]))
+    else:
+        margin = max(0.5, 0.03 * (n - 1))
+        xlim = (-margin, n - 1 + margin)
+    ax.set_xlim(*xlim)
+    ax.set_ylim(*ylim)
+    ticks, labels = _ticks(xs, index, n, gaps)
+    ax.set_xticks(ticks, labels)
+    ax.set_xlabel("eigenvalue index")
+    ax.set_ylabel(r"eigenvalue of $F = J^\top J$")
+    if not ax.get_title():
+        ax.set_title(f"{len(lam)} of {n} eigenvalues ({eig.method})")
     ax.legend(loc="best", fontsize="small")
     return ax

@@ -52,13 +52,13 @@ __all__ = [
 
 @dataclass
 class Pairs:
-    """Eigenpairs of one end of the spectrum.
+    r"""Eigenpairs of one end of the spectrum.
 
     ``eigenvalues`` (k,) in decreasing order, ``eigenvectors`` (n, k) orthonormal columns,
-    ``residuals`` :math:`\\lVert F v - \\lambda v\\rVert / \\lambda_{\\max}` per pair (host
+    ``residuals`` :math:`\lVert F v - \lambda v\rVert / \lambda_{\max}` per pair (host
     floats), ``converged`` (every residual <= tol), ``n_products`` (Fisher-vector products
     spent), ``iterations`` (power iterations, Lanczos restarts, ...), ``scale`` (the
-    :math:`\\lambda_{\\max}` the residuals are divided by), ``extra`` (solver-specific).
+    :math:`\lambda_{\max}` the residuals are divided by), ``extra`` (solver-specific).
     """
 
     eigenvalues: Any
@@ -84,14 +84,18 @@ class Pairs:
 
 
 class CountedOperator:
-    """``apply`` with a count of the vectors it has been applied to (``n_products``)."""
+    """``apply`` with a count of the vectors it has been applied to (``n_products``), also
+    added to the progress bar ``bar`` when one is given (a bar then counts every product,
+    those of ARPACK and of the final check included)."""
 
-    def __init__(self, apply: Callable[[Any], Any], n: int, like: Any) -> None:
-        self._apply, self.n, self.like = apply, n, like
+    def __init__(self, apply: Callable[[Any], Any], n: int, like: Any, *, bar: Any = None) -> None:
+        self._apply, self.n, self.like, self.bar = apply, n, like, bar
         self.n_products = 0
 
     def __call__(self, V: Any) -> Any:
         self.n_products += V.shape[1]
+        if self.bar is not None:
+            self.bar.update(V.shape[1])
         return self._apply(V)
 
 
@@ -112,7 +116,7 @@ def rayleigh_ritz(V: Any, W: Any) -> tuple[Any, Any, Any]:
 
 
 def _residuals(xp: Any, V: Any, W: Any, theta: Any) -> Any:
-    """Column norms of :math:`F V - V \\Theta` (``W = F V``)."""
+    r"""Column norms of :math:`F V - V \Theta` (``W = F V``)."""
     return xp.linalg.vector_norm(W - V * theta[None, :], axis=0)
 
 
@@ -192,7 +196,7 @@ def power_iteration(
         lam_max = scale if scale is not None else float(xp.max(theta))
         lam_max = lam_max if lam_max > 0 else 1.0
         worst = float(xp.max(res)) / lam_max
-        _tick(bar, 1, f"residual {worst:.2e}")
+        _show(bar, f"residual {worst:.2e}")
         if worst <= tol:
             converged = True
             break
@@ -328,7 +332,6 @@ def krylov_schur(
         full = j + b > m
         done = steps >= max_steps or j + b > n - b
         if not (full or done or steps - last_check >= max(1, j // CHECK_SPACING)):
-            _tick(bar, b, "")
             continue
         last_check = steps
         theta, Y = xp.linalg.eigh(H)
@@ -337,7 +340,7 @@ def krylov_schur(
         Yw = xp.take(Y, xp.asarray(wanted, dtype=xp.int64, device=Y.device), axis=1)
         est = xp.linalg.vector_norm(R @ Yw[j - b :, :], axis=0)
         worst = float(xp.max(est)) / (anorm if anorm > 0 else 1.0)
-        _tick(bar, b, f"residual {worst:.2e}")
+        _show(bar, f"residual {worst:.2e}")
         if worst <= tol or done:
             converged = worst <= tol
             break
@@ -500,10 +503,8 @@ def dense_pairs(F: CountedOperator, k: int) -> tuple[Pairs, Pairs]:
     return out[0], out[1]
 
 
-def _tick(bar: Any, n: int, text: str) -> None:
-    if bar is None:
-        return
-    bar.update(n)
-    postfix = getattr(bar, "set_postfix_str", None)
-    if postfix is not None:
-        postfix(text, refresh=False)
+def _show(bar: Any, text: str) -> None:
+    """``text`` (the residual) as the postfix of the progress bar, when there is one (the
+    bar's count is the operator's: ``CountedOperator``)."""
+    if bar is not None:
+        bar.set_postfix_str(text)

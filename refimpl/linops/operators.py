@@ -95,13 +95,13 @@ class JacobianOperator:
         return xp.matrix_transpose(xp.reshape(out, (k, self.shape[0])))
 
     def rmatvec(self, u: Any) -> Any:
-        """:math:`J^\\top u`: ``(m,) -> (n,)``."""
+        r""":math:`J^\top u`: ``(m,) -> (n,)``."""
         _check_block(u, self.shape[0], self.x, name="u", block=False)
         self.n_vjp += 1
         return self.xp.reshape(self._vjp(self.xp.reshape(u, self.out_shape)), (-1,))
 
     def rmatmat(self, U: Any) -> Any:
-        """:math:`J^\\top U`: ``(m, k) -> (n, k)``, one batched VJP."""
+        r""":math:`J^\top U`: ``(m, k) -> (n, k)``, one batched VJP."""
         _check_block(U, self.shape[0], self.x, name="U", block=True)
         xp, k = self.xp, U.shape[1]
         self.n_vjp += k

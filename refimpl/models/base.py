@@ -64,7 +64,7 @@ class Linearization:
         return self.jvp_fn(v)
 
     def vjp(self, u: Any) -> Any:
-        """:math:`J^\\top u`; ``u`` shaped like ``y`` or ``(k, *y.shape)``."""
+        r""":math:`J^\top u`; ``u`` shaped like ``y`` or ``(k, *y.shape)``."""
         check_like(u, self.y, name="u (the cotangent)", ref_name="the model output")
         leading_batch(u, self.out_shape, name="u (the cotangent)", expected="the model output")
         return self.vjp_fn(u)
@@ -95,7 +95,7 @@ class Model:
         return self.linearize(x).jvp(v)
 
     def vjp(self, x: Any, u: Any) -> Any:
-        """:math:`J(x)^\\top u` (``u`` shaped like ``f(x)``, or ``(k, *f(x).shape)``)."""
+        r""":math:`J(x)^\top u` (``u`` shaped like ``f(x)``, or ``(k, *f(x).shape)``)."""
         return self.linearize(x).vjp(u)
 
     def _refuse_extra_args(self, args: tuple[Any, ...]) -> None:

@@ -114,7 +114,7 @@ def pad2d(x: Any, pads: tuple[int, int, int, int], mode: str) -> Any:
 
 
 def pad2d_adjoint(g: Any, pads: tuple[int, int, int, int], mode: str, hw: tuple[int, int]) -> Any:
-    """:math:`P^\\top g`: fold a padded gradient back onto the ``hw``-sized image."""
+    r""":math:`P^\top g`: fold a padded gradient back onto the ``hw``-sized image."""
     xp, _ = namespace_and_device(g)
     top, bottom, left, right = pads
     g = _pad1d_adjoint(xp, g, left, right, mode, -1, hw[1])
@@ -287,6 +287,8 @@ class Conv2d(Model):
     method : "auto", "direct" or "fft"
         ``auto``: direct for kernels of at most 25 taps, else FFT.
 
+    Notes
+    -----
     Inputs: ``x`` must be finite (an inf or NaN pixel would reach every output pixel through
     the FFT but only its neighbours through the direct sum, so both methods refuse it with
     ValueError) and have ``H, W >= 1`` (same padding has nothing to pad from: ValueError, as
@@ -386,7 +388,7 @@ class Conv2d(Model):
 
     # -- the linear part and its adjoint ---------------------------------------------------
     def apply_linear(self, v: Any) -> Any:
-        """:math:`w \\star P v` (no bias): the JVP, for any leading batch axes."""
+        r""":math:`w \star P v` (no bias): the JVP, for any leading batch axes."""
         xp, v_dtype = self.xp, v.dtype
         v, w = self._working(v)
         vpad = pad2d(v, self.pads, self.pad_mode)
@@ -397,7 +399,7 @@ class Conv2d(Model):
         return _as(xp, _subsample(y, self.stride), v_dtype)
 
     def apply_adjoint(self, u: Any, hw: tuple[int, int]) -> Any:
-        """:math:`P^\\top (w * u)_{full}` onto an image of spatial size ``hw``: the VJP."""
+        r""":math:`P^\top (w * u)_{full}` onto an image of spatial size ``hw``: the VJP."""
         xp, u_dtype = self.xp, u.dtype
         u, w = self._working(u)
         top, bottom, left, right = self.pads

@@ -35,15 +35,15 @@ def _xp(x: Any) -> Any:
 
 
 def sigmoid(x: Any) -> Any:
-    """:math:`1/(1+e^{-x})` without overflow: with :math:`e = e^{-|x|}`, ``1/(1+e)`` for
-    :math:`x \\ge 0` and ``e/(1+e)`` otherwise."""
+    r""":math:`1/(1+e^{-x})` without overflow: with :math:`e = e^{-|x|}`, ``1/(1+e)`` for
+    :math:`x \ge 0` and ``e/(1+e)`` otherwise."""
     xp = _xp(x)
     e = xp.exp(-xp.abs(x))
     return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
 
 
 def softplus(x: Any) -> Any:
-    """:math:`\\log(1+e^x)` as :math:`\\max(x, 0) + \\log(1 + e^{-|x|})` (never overflows)."""
+    r""":math:`\log(1+e^x)` as :math:`\max(x, 0) + \log(1 + e^{-|x|})` (never overflows)."""
     xp = _xp(x)
     return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
 

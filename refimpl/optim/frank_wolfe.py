@@ -32,6 +32,7 @@ optimizer              v (per row)                             ``div_by_zero_eps
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -88,7 +89,14 @@ def frank_wolfe_update(param: Any, direction: Any, alpha: float, scale: float) -
 def convex_step(param: Any, direction: Any, alpha: float, scale: float) -> Any:
     """:func:`frank_wolfe_update` for arguments already validated (the optimizers' loop)."""
     w = direction * (-(alpha * scale))
+    if alpha == 1:  # inf * 0 is NaN, as in torch: made without numpy's warning
+        param = _nan_for_inf(param)
     return param * (1 - alpha) + w
+
+
+def _nan_for_inf(param: Any) -> Any:
+    xp, _ = namespace_and_device(param)
+    return xp.where(xp.isinf(param), xp.full_like(param, math.nan), param)
 
 
 def l1_frank_wolfe_update(
@@ -99,6 +107,8 @@ def l1_frank_wolfe_update(
     added at ``j``. Same rounding as the dense form, without building ``v``."""
     xp, _ = namespace_and_device(param, grad)
     rows = to_rows(grad, param_ndim)
+    if alpha == 1:
+        param = _nan_for_inf(param)
     if rows.shape[1] == 0:  # empty rows: nothing but the decay
         return param * (1 - alpha)
     j, sgn = l1_direction_rows(rows)

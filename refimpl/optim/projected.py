@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from backends import namespace_and_device
 from refimpl.optim.base import Optimizer, OptimizerState, Params, check_params, pack, pairs
 from refimpl.optim.lmo import l2_direction, linf_direction
 from refimpl.optim.projections import project_l2_ball, project_linf_ball
-from refimpl.validation import TINY, check_param_ndim, check_real
+from refimpl.validation import TINY, check_fits, check_param_ndim, check_real
 
 #: ``torch.renorm``'s margin, used by the documented ``L2ProjectedOptim``
 RENORM_MARGIN = 1e-7
@@ -43,6 +44,7 @@ def _make(
         new, steps = [], []
         for g, p, k in zip(glist, plist, state.step):
             if g is not None:
+                check_fits("lr", lr, p.dtype, namespace_and_device(p)[0])  # else inf steps
                 p = p + direction(g) * (-lr)
                 k += 1
             new.append(project(p))

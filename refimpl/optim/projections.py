@@ -59,10 +59,17 @@ def project_l2_ball(
     cap = min(eps, top)  # a radius beyond the dtype scales to its largest value
     e = xp.asarray(cap, dtype=x.dtype, device=dev)
     n = ops.vector_norm(rows, axis=1, keepdims=True)
-    den = n + margin if margin else n
-    f = e / xp.where(den == 0, xp.ones_like(den), den)  # den = 0 rows are not projected
-    fast = xp.where(n > e, rows * f, rows)
     flag = xp.isinf(n)
+    # the factor e / (n + margin) for rows outside the ball, 1 elsewhere: computed only where
+    # it is <= 1, so that neither it nor rows * f overflows (a zero, NaN or infinite norm
+    # would give inf or NaN factors; infinite rows are replaced below)
+    out = xp.logical_and(n > e, xp.logical_not(flag))
+    one = xp.ones_like(n)
+    if margin < top * float(xp.finfo(x.dtype).eps) / 2:  # n + margin <= top: no overflow
+        f = xp.where(out, e / xp.where(out, n + margin if margin else n, one), one)
+    else:  # halved: n / 2 + margin / 2 stays finite (a margin beyond the dtype is capped)
+        f = xp.where(out, (e / 2) / xp.where(out, n / 2 + min(margin, top) / 2, one), one)
+    fast = xp.where(out, rows * f, rows)
     thr = underflow_threshold(xp.finfo(n.dtype), rows.shape[1])
     if eps < thr and xp.finfo(n.dtype).bits >= 32:  # a norm that underflowed may exceed eps
         flag = xp.logical_or(flag, n < thr)
@@ -71,17 +78,31 @@ def project_l2_ball(
     # ||rows|| = m ||s||: compare and scale with s = rows / m (no overflow or underflow)
     wide = widen(xp, rows)
     infinite_row, m, s, ns = scaled_rows(xp, wide, 2)
-    outside = xp.logical_or(ns > _over(eps, m, top), infinite_row)  # ||rows|| = m ns > eps
-    slow = xp.where(outside, s * (cap / (ns + margin / m)), wide)
+    top_w = float(xp.finfo(wide.dtype).max)
+    outside = xp.logical_or(_outside(xp, ns, m, eps, top_w, rows.shape[1]), infinite_row)
+    den = xp.where(outside, ns + _quotient(xp, min(margin, top_w), m, top_w), xp.ones_like(ns))
+    slow = xp.where(outside, s * (cap / den), wide)  # den = 1: rows inside (zero rows too)
     slow = narrow_toward_zero(xp, slow, x.dtype)
     return xp.reshape(xp.where(flag, slow, fast), x.shape)
 
 
-def _over(eps: float, m: Any, top: float) -> Any:
-    """``eps / m`` for the host radius ``eps``, which may exceed the dtype's largest value
-    ``top`` (``m`` in ``(0, top]``): computed as ``(eps / top) * (top / m)`` then, so the
-    radius itself never rounds to inf (a quotient that overflows is inf, and correct)."""
-    return (eps / top) * (top / m) if eps > top else eps / m
+def _outside(xp: Any, ns: Any, m: Any, eps: float, top: float, d: int) -> Any:
+    """``m * ns > eps`` (a row's norm beyond the radius) for ``m`` in ``(0, top]``, ``ns`` in
+    ``[0, sqrt(d)]`` and the host radius ``eps``, which may exceed the dtype's largest value
+    ``top``: with ``eps > top``, ``ns * (m / c) > eps / c`` for a power of two ``c`` that keeps
+    both sides in range (exact scaling); else ``ns > eps / m`` (``_quotient``)."""
+    if eps > top:
+        c = 2.0 ** math.ceil(math.log2(eps / top * math.sqrt(max(d, 1))))
+        return ns * (m / c) > eps / c
+    return ns > _quotient(xp, eps, m, top)
+
+
+def _quotient(xp: Any, a: float, m: Any, top: float) -> Any:
+    """``a / m`` for a host ``0 <= a <= top`` and ``m`` in ``(0, top]``, without overflow: where
+    the quotient would exceed ``top / 2`` (``m < 2 a / top``), ``m`` is floored at ``2 a / top``
+    (the quotient is then about ``top / 2``, far beyond any scaled norm ``ns``)."""
+    floor = 2 * a / top
+    return a / (xp.maximum(m, xp.asarray(floor, dtype=m.dtype, device=m.device)) if floor else m)
 
 
 def project_l1_ball(
@@ -120,10 +141,12 @@ def project_l1_ball(
         return xp.asarray(x, copy=True)
     w = widen(xp, rows)
     a = xp.abs(w)
-    if not bool(xp.any(xp.isinf(xp.sum(a, axis=1, keepdims=True)))):
-        # every ||x_i||_1 <= the dtype's largest value: a radius beyond it changes nothing
-        y = _soft_threshold(xp, dev, w, a, min(eps, float(xp.finfo(w.dtype).max)), method)
-    else:  # an infinite entry, or a sum beyond the dtype
+    top = float(xp.finfo(w.dtype).max)
+    if float(xp.max(a)) * rows.shape[1] <= top / 2:
+        # every ||x_i||_1 <= D max|x_i| <= top / 2: no sum can overflow (told without summing,
+        # so no overflow is ever computed), and a radius beyond the dtype changes nothing
+        y = _soft_threshold(xp, dev, w, a, min(eps, top), method)
+    else:  # an infinite entry or a sum that may overflow (the same result where none does)
         y = _project_l1_extreme(xp, dev, w, eps, method)
     return xp.reshape(narrow_toward_zero(xp, y, x.dtype), x.shape)
 
@@ -156,8 +179,10 @@ def _project_l1_extreme(xp: Any, dev: Any, w: Any, eps: float, method: str) -> A
     count = xp.astype(xp.count_nonzero(pattern, axis=1, keepdims=True), w.dtype)
     limit = pattern * _share(xp, eps, xp.where(count == 0, xp.ones_like(count), count), top)
     finite = xp.where(infinite_row, zero, w)
-    over = xp.isinf(xp.sum(xp.abs(finite), axis=1, keepdims=True))
     k = 2.0 ** math.ceil(math.log2(max(w.shape[1], 2)))
+    # ||x||_1 overflows exactly when the sum of |x| / k (exact scaling: the same roundings,
+    # never an overflow, as ||x / k||_1 <= D top / k <= top) exceeds top / k
+    over = xp.sum(xp.abs(finite) / k, axis=1, keepdims=True) > top / k
     one = xp.ones_like(count)
     scale = xp.where(over, k * one, one)
     # the scaled rows' radii: a row that did not overflow has ||x||_1 <= top, one scaled by k

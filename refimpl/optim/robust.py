@@ -90,7 +90,9 @@ def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> An
     check_fits("div_by_zero_eps", div_by_zero_eps, rows.dtype, xp)
     n = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
     guard = xp.clip(n, min=div_by_zero_eps)
-    guard = xp.where(guard == 0, xp.ones_like(guard), guard)
+    # a zero norm divides by 1 (the row stays zero); an infinite one too: such rows are
+    # replaced below, and inf / inf would only make NaNs (and numpy's RuntimeWarning)
+    guard = xp.where(xp.logical_or(guard == 0, xp.isinf(guard)), xp.ones_like(guard), guard)
     fast = rows / guard
     flag = unreliable(xp, n, rows.shape[1], ord)
     if not bool(xp.any(flag)):

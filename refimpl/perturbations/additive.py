@@ -134,18 +134,18 @@ class AdditivePerturbation:
         return _broadcast_tangent(v, tuple(x.shape), out, x.dtype, like=self._delta, name="v")
 
     def vjp(self, x: Any, u: Any) -> Any:
-        """:math:`J_x^\\top u`: ``u`` (shaped like ``p(x)``) summed down to ``x.shape``."""
+        r""":math:`J_x^\top u`: ``u`` (shaped like ``p(x)``) summed down to ``x.shape``."""
         self._check_cotangent(x, u)
         return pullback(u, tuple(x.shape), tuple(self._delta.shape), tuple(x.shape), x.dtype)
 
     def jvp_delta(self, x: Any, v: Any) -> Any:
-        """:math:`J_\\delta v`: ``v`` (shaped like ``delta``) broadcast to the output shape."""
+        r""":math:`J_\delta v`: ``v`` (shaped like ``delta``) broadcast to the output shape."""
         d = self._delta
         out = self._out_shape(x)
         return _broadcast_tangent(v, tuple(d.shape), out, d.dtype, like=d, name="v")
 
     def vjp_delta(self, x: Any, u: Any) -> Any:
-        """:math:`J_\\delta^\\top u`: the gradient with respect to ``delta`` of a loss whose
+        r""":math:`J_\delta^\top u`: the gradient with respect to ``delta`` of a loss whose
         gradient with respect to ``p(x)`` is ``u``; ``u`` summed over the broadcast
         dimensions, in ``delta``'s dtype (what autograd leaves in ``delta.grad``)."""
         self._check_cotangent(x, u)
@@ -213,7 +213,7 @@ def sum_to_shape(u: Any, target: Sequence[int], *, batch: int = 0) -> Any:
 def pullback(
     u: Any, x_shape: Sequence[int], delta_shape: Sequence[int], target: Sequence[int], dtype: Any
 ) -> Any:
-    """:math:`J^\\top u` of :math:`y = x + \\delta` with respect to the operand of shape
+    r""":math:`J^\top u` of :math:`y = x + \delta` with respect to the operand of shape
     ``target`` (``x_shape`` or ``delta_shape``): ``u`` must have the output's shape (the
     broadcast of both), optionally with one leading batch dimension (ValueError otherwise:
     a cotangent of another shape is never silently reshaped); it is summed over the

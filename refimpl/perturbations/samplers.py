@@ -81,7 +81,7 @@ def uniform_like_l1_n_ball(
         Radius of the ball (0: the degenerate ball {0}, all zeros).
     param_ndim : int | None
         Which sub-arrays are rows (default -1: ``x[i]`` are independent rows).
-    rng : None | int | generator | backends.Rng
+    rng : None | int | native generator | backends.Rng
         Source of randomness (see ``backends.rng``).
 
     Returns

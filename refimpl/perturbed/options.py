@@ -16,15 +16,15 @@ SAMPLINGS = ("mc", "antithetic", "qmc")
 
 @dataclass(frozen=True)
 class PerturbedOptions:
-    """``num_samples`` N >= 1; ``sigma`` > 0 (finite; at each call ``max|theta| + 40 sigma``
+    r"""``num_samples`` N >= 1; ``sigma`` > 0 (finite; at each call ``max|theta| + 40 sigma``
     must also be finite in theta's dtype, see ``refimpl.validation.check_noise_scale``);
     ``noise``: "normal", "gumbel" or a :class:`~refimpl.perturbed.noise.Noise`; ``batched``:
     theta is ``(batch, *event)`` (rank >= 2) with independent noise per example, else one
     example (rank >= 1); ``rng``: None, an int seed, a native generator or a
     ``backends.Rng``; ``chunk_size``: samples per call of ``func`` (None: sized from a
     memory budget; results do not depend on it); ``sampling``: "mc", "antithetic" or "qmc";
-    ``baseline``: subtract :math:`y^*(\\theta)` in the derivative estimates; ``progress``: a
-    progress bar (None: for long runs only)."""
+    ``baseline``: subtract :math:`y^*(\theta)` in the derivative estimates; ``progress``: a
+    progress bar (None: once a call has run 2 seconds)."""
 
     num_samples: int = 1000
     sigma: float = 0.05

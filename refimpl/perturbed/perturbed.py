@@ -63,8 +63,6 @@ __all__ = ["Estimates", "Perturbed", "PerturbedOptions", "perturbed"]
 #: values of one chunk (samples x batch x max(input, output) size): about 1 MiB of float32,
 #: so the dozen temporaries of a chunk stay in cache and in the allocator's free lists
 CHUNK_VALUES = 2**18
-#: runs with at least this many sampled values show a progress bar when progress=None
-PROGRESS_VALUES = 2**28
 _OPTION_NAMES = tuple(f.name for f in dataclasses.fields(PerturbedOptions))
 
 
@@ -219,7 +217,7 @@ class Perturbed:
 
     # -- the protocol ---------------------------------------------------------------------
     def __call__(self, theta: Any, *args: Any, **kwargs: Any) -> Any:
-        """The Monte Carlo mean :math:`\frac1N \\sum_n \\mathrm{func}(\theta + \\sigma z_n)`."""
+        r"""The Monte Carlo mean :math:`\frac1N \sum_n \mathrm{func}(\theta + \sigma z_n)`."""
         return self.estimate(theta, args, kwargs).value
 
     def jvp(self, theta: Any, v: Any, *args: Any, **kwargs: Any) -> Any:
@@ -227,7 +225,7 @@ class Perturbed:
         return self.estimate(theta, args, kwargs, v=_given(v, "v")).jvp
 
     def vjp(self, theta: Any, u: Any, *args: Any, **kwargs: Any) -> Any:
-        """:math:`\\hat J^\top u` (``u`` shaped like ``p(theta)``, or with a leading k)."""
+        r""":math:`\hat J^\top u` (``u`` shaped like ``p(theta)``, or with a leading k)."""
         return self.estimate(theta, args, kwargs, u=_given(u, "u")).vjp
 
     def value_and_vjp(self, theta: Any, u: Any, *args: Any, **kwargs: Any) -> tuple[Any, Any]:
@@ -288,19 +286,21 @@ class Perturbed:
 
         done = 0
         chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
-        bar = self._bar(batch * math.prod(event))
-        while done < o.num_samples:
-            c = min(chunk, o.num_samples - done)
-            z, g = stream.take(c)  # (c, batch, *event)
-            x = tb[None, ...] + o.sigma * z
-            y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
-            if acc is None:  # without a baseline call, the first chunk tells the output shape
-                acc = _Accumulator(xp, theta, o.batched, solver.out_shape, base, **wanted)
-                chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
-            acc.add(y, g, x)
-            done += c
-            bar.update(c)
-        bar.close()
+        bar = self._bar()
+        try:
+            while done < o.num_samples:
+                c = min(chunk, o.num_samples - done)
+                z, g = stream.take(c)  # (c, batch, *event)
+                x = tb[None, ...] + o.sigma * z
+                y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
+                if acc is None:  # without a baseline call, the first chunk tells the out shape
+                    acc = _Accumulator(xp, theta, o.batched, solver.out_shape, base, **wanted)
+                    chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
+                acc.add(y, g, x)
+                done += c
+                bar.update(c)
+        finally:
+            bar.close()
         return self._estimates(xp, theta, acc.sums)
 
     def _estimates(self, xp: Any, theta: Any, sums: _Sums) -> Estimates:
@@ -350,13 +350,14 @@ class Perturbed:
             raise ValueError(f"theta must not be empty, got shape {tuple(theta.shape)}")
         return xp, theta if self.options.batched else xp.reshape(theta, (1, *theta.shape))
 
-    def _bar(self, values_per_sample: int) -> Any:
-        show = self.options.progress
-        if show is None:
-            show = self.options.num_samples * values_per_sample >= PROGRESS_VALUES
+    def _bar(self) -> Any:
+        """A bar over the samples: with ``progress=None`` it appears only once the call has
+        run ``backends.progress.DELAY`` (2) seconds, True shows it at once, False never."""
         name = getattr(self.func, "__name__", "func")
         n = self.options.num_samples
-        return progress_bar(n, enabled=show, desc=f"perturbed {name}", unit="sample")
+        return progress_bar(
+            n, enabled=self.options.progress, desc=f"perturbed {name}", unit="sample"
+        )
 
     def _chunk(self, stream: Any, batch: int, d_in: int, out_shape: tuple[int, ...] | None) -> int:
         """Samples per call of func: ``chunk_size``, or about CHUNK_VALUES values of the
@@ -458,7 +459,7 @@ def perturbed(
     batched : bool
         True: ``theta`` is ``(batch, *event)`` (rank >= 2) and examples get independent
         noise; False: ``theta`` is one example.
-    rng : None | int | generator | backends.Rng
+    rng : None | int | native generator | backends.Rng
         Randomness (see :class:`Perturbed` for what each kind means across calls).
     chunk_size : int | None
         Samples per call of ``func``; None sizes chunks from a memory budget (about 2^18
@@ -469,7 +470,7 @@ def perturbed(
     baseline : bool
         Subtract :math:`y^*(\theta)` in the derivative estimates (unbiased; default True).
     progress : bool | None
-        A tqdm bar over the samples; None shows one for long runs only.
+        A tqdm bar over the samples; None shows one only once a call has run 2 seconds.
 
     Returns
     -------

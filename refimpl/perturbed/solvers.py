@@ -117,7 +117,7 @@ def shortest_path(
         raise ValueError(f"weights must have shape (..., n, n), got {tuple(weights.shape)}")
     n = weights.shape[-1]
     src, tgt = (_node(v, n, name) for v, name in ((source, "source"), (target, "target")))
-    w = (weights + xp.matrix_transpose(weights)) / 2.0 if symmetrize else weights
+    w = weights / 2.0 + xp.matrix_transpose(weights) / 2.0 if symmetrize else weights
     lead = tuple(w.shape[:-2])
     w = xp.reshape(w, (-1, n, n))
     s = w.shape[0]

@@ -92,6 +92,10 @@ def _snapshot(module: torch.nn.Module) -> Any:
 class Eigendistortion:
     """Eigendistortions of a torch model at ``image`` (plenoptic's signature).
 
+    Its attributes are plenoptic's: ``image``, ``model``, ``eigendistortions``
+    ``(n_dist, *image.shape[1:])``, ``eigenvalues`` (decreasing, >= 0, always 1-d),
+    ``eigenindex``, ``jacobian``, and ``convergence`` (residuals, products, per block).
+
     Parameters
     ----------
     image : Tensor
@@ -99,10 +103,6 @@ class Eigendistortion:
     model : nn.Module or callable
         On the image's device and dtype. Its outputs may be a tensor, or a tuple/list/dict of
         tensors (concatenated).
-
-    Attributes: ``image``, ``model``, ``eigendistortions`` ``(n_dist, *image.shape[1:])``,
-    ``eigenvalues`` (decreasing, >= 0, always 1-d), ``eigenindex``, ``jacobian``,
-    ``convergence`` (residuals, products, per block).
     """
 
     def __init__(self, image: torch.Tensor, model: Any) -> None:

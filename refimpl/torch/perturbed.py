@@ -179,15 +179,15 @@ class _FenchelYoungFunction(torch.autograd.Function):
 
 
 class FenchelYoungLoss(torch.nn.Module):
-    """The Fenchel-Young loss of a perturbed solver, as an ``nn.Module``.
+    r"""The Fenchel-Young loss of a perturbed solver, as an ``nn.Module``.
 
     Signature of the port (``func, num_samples=1000, sigma=0.01, noise="normal",
     batched=True, maximize=True, device=None``) plus keyword-only ``generator``,
     ``chunk_size``, ``sampling``. ``forward(input_tensor, y_true, *args, **kwargs)`` returns
     the per-example loss (shape ``(batch,)``; 0-d unbatched):
-    :math:`\\hat F_\\sigma(\\theta) - \\langle\\theta, y\\rangle`, the FY loss up to a constant
-    in theta (the port returns :math:`\\sum (y_\\sigma - y)^2` instead). Its gradient is
-    the port's: :math:`y_\\sigma(\\theta) - y` (``maximize=False``: the negative).
+    :math:`\hat F_\sigma(\theta) - \langle\theta, y\rangle`, the FY loss up to a constant
+    in theta (the port returns :math:`\sum (y_\sigma - y)^2` instead). Its gradient is
+    the port's: :math:`y_\sigma(\theta) - y` (``maximize=False``: the negative).
     """
 
     def __init__(

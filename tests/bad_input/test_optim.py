@@ -44,8 +44,10 @@ INF_DIRECTION = "an infinite direction moves the parameter to infinity, as in Fr
 
 
 def data(backend, shape=(3, 4), dtype="float32", seed=0, scale=1.0):
-    """Standard normal entries of the backend."""
-    a = np.random.default_rng(seed).standard_normal(shape) * scale
+    """Standard normal entries of the backend, times ``scale``, clipped to the dtype's range
+    (finite, however large ``scale``)."""
+    top = float(np.finfo(dtype).max)
+    a = np.clip(np.random.default_rng(seed).standard_normal(shape) * scale, -top, top)
     return backend.xp.asarray(a.tolist(), dtype=backend.dtype(dtype), device=backend.device)
 
 
