@@ -6,6 +6,7 @@ Build it with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from pathlib import Path
 
@@ -48,7 +49,9 @@ autodoc_default_options = {
     "show-inheritance": True,
     "special-members": "__call__",
 }
-autodoc_mock_imports: list[str] = []
+# The front ends' libraries, where not installed, are stood in for (their pages then show
+# the signatures and docstrings all the same).
+autodoc_mock_imports = [m for m in ("torch", "jax") if importlib.util.find_spec(m) is None]
 
 html_theme = "pydata_sphinx_theme"
 html_title = "refimpl"

@@ -209,24 +209,75 @@ def test_tuple_inputs_and_additional_forward_args(backend, dtype):
     np.testing.assert_allclose(backend.to_numpy(ig[0]), 2 * a * x1, **t)
 
 
+def test_compute_convergence_delta_is_the_attribute_delta(backend, dtype):
+    """compute_convergence_delta (captum's) gives the delta attribute returns, bit for bit, for
+    any internal_batch_size and baseline form; for Saliency it is sum(grad) - (f(x) - f(0))."""
+    x = backend.asarray(X, dtype=dtype)
+    model = mlp(backend, dtype)
+    ig = ra.IntegratedGradients(model)
+    for base in (None, 0.5, backend.asarray(X[::-1] * 0.3, dtype=dtype)):
+        for rows in (None, 4, 7):
+            out, delta = ig.attribute(
+                x, base, [0, 2, 1], n_steps=9, internal_batch_size=rows,
+                return_convergence_delta=True,
+            )  # fmt: skip
+            again = ig.compute_convergence_delta(out, base, x, target=[0, 2, 1])
+            assert np.array_equal(backend.to_numpy(again), backend.to_numpy(delta))
+            assert tuple(again.shape) == (3,)
+            backend.assert_same_place(again, dtype)
+    sal = ra.Saliency(model, abs=False)
+    g = sal.attribute(x, target=1)
+    d = backend.to_numpy(sal.compute_convergence_delta(g, None, x, target=1))
+    expect = mlp_grad(X, [1] * 3).sum(axis=1) - (mlp_out(X)[:, 1] - mlp_out(0 * X)[:, 1])
+    np.testing.assert_allclose(d, expect, **tol(name(backend, dtype)))
+    with pytest.raises(ValueError, match="attributions has 2 rows but end_point"):
+        ig.compute_convergence_delta(g[:2, ...], None, x, target=1)
+    with pytest.raises(ValueError, match="start_point has shape"):
+        ig.compute_convergence_delta(g, backend.asarray(X[:2], dtype=dtype), x, target=1)
+    with pytest.raises(ra.TargetError, match="list of 2 items"):
+        ig.compute_convergence_delta(g, None, x, target=[0, 1])
+
+
+def test_attribute_future_is_not_implemented(backend):
+    """As captum 0.9 for these four classes: NotImplementedError."""
+    model = mlp(backend, "float64")
+    for method in (
+        ra.Saliency(model),
+        ra.InputXGradient(model),
+        ra.IntegratedGradients(model),
+        ra.NoiseTunnel(ra.Saliency(model)),
+    ):
+        with pytest.raises(NotImplementedError, match="attribute_future is not implemented"):
+            method.attribute_future()
+
+
 # -- bad input -------------------------------------------------------------------------------
 def test_targets_are_validated(backend):
+    """Bad targets raise TargetError (a ValueError and captum's AssertionError) or
+    TargetTypeError (a TypeError and an AssertionError), naming the problem."""
+    assert issubclass(ra.TargetError, ValueError) and issubclass(ra.TargetError, AssertionError)
+    assert issubclass(ra.TargetTypeError, TypeError)
+    assert issubclass(ra.TargetTypeError, AssertionError)
     x = backend.asarray(X, dtype="float64")
     sal = ra.Saliency(mlp(backend, "float64"))
-    with pytest.raises(ValueError, match="list of 2 items but the batch has 3"):
+    with pytest.raises(ra.TargetError, match="list of 2 items but the batch has 3"):
         sal.attribute(x, target=[0, 1])
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ra.TargetError, match="out of range"):
         sal.attribute(x, target=3)
-    with pytest.raises(ValueError, match="out of range"):
+    with pytest.raises(ra.TargetError, match="out of range"):
         sal.attribute(x, target=backend.asarray([0, 5, 1], dtype="int64"))
-    with pytest.raises(ValueError, match="target=None needs one output value"):
+    with pytest.raises(ra.TargetError, match="target=None needs one output value"):
         sal.attribute(x)
-    with pytest.raises(TypeError, match="target must be None, an int"):
+    with pytest.raises(ra.TargetTypeError, match="target must be None, an int"):
         sal.attribute(x, target=1.0)
-    with pytest.raises(TypeError, match="integer dtype"):
+    with pytest.raises(ra.TargetTypeError, match="integer dtype"):
         sal.attribute(x, target=backend.asarray([0.0, 1.0, 2.0], dtype="float64"))
-    with pytest.raises(ValueError, match="tuple of 2 indices"):
+    with pytest.raises(ra.TargetError, match="tuple of 2 indices"):
         sal.attribute(x, target=(0, 1))
+    with pytest.raises(AssertionError, match="tuple of 20 indices"):  # captum's hook-removal test
+        sal.attribute(x, target=(9999,) * 20)
+    with pytest.raises(ra.TargetError, match="list of 2 items but the inputs have 3"):
+        ra.NoiseTunnel(sal).attribute(x, target=[0, 1], nt_samples=2, rng=0)
     assert np.array_equal(
         backend.to_numpy(sal.attribute(x, target=-1)), backend.to_numpy(sal.attribute(x, target=2))
     )

@@ -101,10 +101,31 @@ def test_default_columns_follow_the_adapters():
     from backends.registry import ADAPTERS
 
     labels = [t.label for t in builtin_targets()]
-    refimpl = [t.name for t in builtin_targets() if t.kind == "refimpl"]
+    refimpl = [t.name for t in builtin_targets() if isinstance(t, RefimplTarget)]
     assert set(refimpl) == set(ADAPTERS)
     assert "torch:cuda" in labels and "array_api_strict" in labels
-    assert labels[-4:] == ["rai_toolbox", "captum", "plenoptic", "optax"]
+    assert labels[-5:] == ["refimpl.jax", "rai_toolbox", "captum", "plenoptic", "optax"]
+
+
+def test_the_jax_front_end_column_runs_the_optax_cases_when_named(capsys):
+    """refimpl.jax: this project (kind refimpl), on the cases of the optax column only,
+    opt-in like jax (XLA compiles slowly), needing jax but not optax."""
+    from conformance.registry import all_cases
+    from conformance.targets import JaxFrontEnd
+
+    front = JaxFrontEnd()
+    assert (front.label, front.kind) == ("refimpl.jax", "refimpl")
+    cases = all_cases()
+    assert [c.id for c in cases if front.applies_to(c)] == [
+        c.id for c in cases if "optax" in c.originals
+    ]
+    has_jax = importlib.util.find_spec("jax") is not None
+    assert (front.unavailable() is None) == has_jax
+    optax_case = Case("syn.optax", SRC, "x", exact(), _ball, originals=("optax",))
+    assert "refimpl.jax" not in _runs_on(capsys, [], [optax_case])[0].split(", ")
+    got = _runs_on(capsys, ["--target", "refimpl.jax,optax"], [optax_case])
+    assert got == ["refimpl.jax, optax"]
+    assert not front.supports("perturbed_defaults") and not front.supports("solve")
 
 
 def test_register_target_validates():
@@ -178,7 +199,9 @@ def test_target_selection(capsys):
     assert _runs_on(capsys, ["--target", "original"], [both]) == ["rai_toolbox, captum"]
     assert _runs_on(capsys, ["--target", "numpy,torch:cuda"], [both]) == ["numpy, torch:cuda"]
     refimpl = _runs_on(capsys, ["--target", "refimpl"], [both])[0].split(", ")
-    assert refimpl == [t.label for t in builtin_targets() if t.kind == "refimpl"]
+    assert refimpl == [
+        t.label for t in builtin_targets() if t.kind == "refimpl" and t.applies_to(both)
+    ]
     # --backend and --target together: the union, in table order
     got = _runs_on(capsys, ["--backend", "numpy", "--target", "captum"], [both])
     assert got == ["numpy, captum"]

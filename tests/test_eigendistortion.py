@@ -411,7 +411,7 @@ def test_load_refuses_other_files_and_dtypes(tmp_path):
         Eigendistortion(case.image, case.model).load(tmp_path / "plain.npz")
     run(Eigendistortion(case.image, case.model), "exact").save(tmp_path / "e.npz")
     img32 = case.image.astype(np.float32)
-    with pytest.raises(ValueError, match="different dtypes"):
+    with pytest.raises(ValueError, match="attribute image have different dtype"):
         Eigendistortion(img32, case.model).load(tmp_path / "e.npz", raise_on_checks=False)
     with pytest.raises(FileNotFoundError, match="save: the directory of path .*nowhere"):
         run(Eigendistortion(case.image, case.model), "exact").save(tmp_path / "nowhere" / "e.npz")

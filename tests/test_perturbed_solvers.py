@@ -237,6 +237,45 @@ def test_fy_value_for_one_hot_gumbel_is_the_logistic_loss(backend):
     )
 
 
+def test_fy_port_value_is_the_squared_distance_of_softmax(backend):
+    """value="port" gives the TensorFlow original's and the PyTorch port's number,
+    sum((y_sigma - y)**2) per example, from the same samples as the gradient (exactly
+    sum(grad**2)); for the Gumbel arg-max y_sigma = softmax(theta / sigma), so it is close to
+    ||softmax(theta / sigma) - y||^2 (each entry of y_sigma has sd <= 0.5 / sqrt(N): with
+    N = 20000 the 0.03 tolerance is over 8 sd of the linear term). The default value is
+    sigma * cross-entropy + sigma * gamma: no constant links the two (their difference
+    changes from example to example), and the gradient is the same for both."""
+    theta_np = np.array([[0.3, -0.2, 1.0], [0.0, 0.5, -1.0], [2.0, 0.1, 0.0]])
+    y_np = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
+    n, sigma = 20_000, 0.7
+    theta = backend.asarray(theta_np, dtype="float64")
+    y = backend.asarray(y_np, dtype="float64")
+    kw = dict(num_samples=n, sigma=sigma, noise="gumbel", rng=1)
+    port = fenchel_young_loss(argmax_one_hot, value="port", **kw)
+    fy = fenchel_young_loss(argmax_one_hot, **kw)
+    value, grad = (as_np(backend, a) for a in port.value_and_grad(theta, y))
+    np.testing.assert_allclose(value, (grad**2).sum(-1), rtol=1e-12)
+    t = theta_np / sigma
+    soft = np.exp(t - t.max(-1, keepdims=True))
+    soft /= soft.sum(-1, keepdims=True)
+    np.testing.assert_allclose(value, ((soft - y_np) ** 2).sum(-1), atol=0.03)
+    fy_value, fy_grad = (as_np(backend, a) for a in fy.value_and_grad(theta, y))
+    np.testing.assert_array_equal(fy_grad, grad)  # same samples, same gradient
+    lse = t.max(-1) + np.log(np.exp(t - t.max(-1, keepdims=True)).sum(-1))
+    closed = sigma * (lse - (t * y_np).sum(-1)) + sigma * EULER_GAMMA
+    np.testing.assert_allclose(fy_value, closed, atol=5 * sigma * math.pi / math.sqrt(6 * n))
+    gap = fy_value - value
+    assert np.ptp(gap) > 0.2, gap  # not a constant offset
+    # maximize=False: the same squared distance (the sign of y - y_sigma does not matter)
+    mn = fenchel_young_loss(argmax_one_hot, value="port", maximize=False, **kw)
+    v2, g2 = (as_np(backend, a) for a in mn.value_and_grad(theta, y))
+    np.testing.assert_array_equal(g2, -grad)
+    np.testing.assert_allclose(v2, value, rtol=1e-12)
+    assert "value='port'" in repr(port) and port.replace(sigma=0.5).value == "port"
+    with pytest.raises(ValueError, match="value must be one of 'fenchel_young', 'port'"):
+        fenchel_young_loss(argmax_one_hot, value="tf")
+
+
 def test_tf_fenchel_young_ranks():
     """The TF/port FY test: 1-based ranks, N 1e4, sigma 0.1, unbatched, theta [1,20,7.3,7.35]:
     g_true[:2] = 0 exactly (those ranks never move at sigma 0.1), |g_pert| < |g_hard| <

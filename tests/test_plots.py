@@ -196,6 +196,48 @@ def test_display_eigendistortions_middle_indices_have_no_visibility_word(backend
     assert titles == ["index 54 (10th least visible)", "index 53"]
 
 
+def test_eigendistortion_plots_take_the_torch_front_end_and_plenoptics_objects():
+    """refimpl's figures take refimpl.torch's and plenoptic's objects (plenoptic's has no
+    ``convergence`` or ``method``, a 0-d eigenvalue for randomized_svd k=1, ``_indexer``);
+    plenoptic's figures take the front end's objects."""
+    torch = pytest.importorskip("torch")
+    from refimpl.torch import Eigendistortion as TorchEigendistortion
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Softplus()).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x = torch.rand(1, 1, 8, 8)
+    ours = TorchEigendistortion(x, model)
+    ours.synthesize("eigsh", k=2, rng=0, progress=False)
+    fig = display_eigendistortions(ours, [0, -1])
+    assert [ax.get_title().split("\n")[0] for ax in fig.axes[1:3]] == [
+        "index 0 (most visible)",
+        "index 63 (least visible)",
+    ]
+    ax = plot_eigenvalues(ours)
+    assert ax.get_title() == "4 of 64 eigenvalues (eigsh)"
+    with pytest.raises(TypeError, match="eig must be an Eigendistortion"):
+        plot_eigenvalues(x)
+    po = pytest.importorskip("plenoptic")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        theirs = po.Eigendistortion(x, model)
+        theirs.synthesize("randomized_svd", k=1)  # 0-d eigenvalues in plenoptic
+        their_fig = display_eigendistortions(theirs, 0)
+        assert their_fig.axes[1].get_title().startswith("index 0 (most visible)")
+        assert plot_eigenvalues(theirs).get_title() == "1 of 64 eigenvalues"
+        with pytest.raises(ValueError, match="not among the synthesized"):
+            display_eigendistortions(theirs, -1)
+        # plenoptic's figures on the front end's object (registered as a virtual subclass
+        # of plenoptic's, on first reading its image once plenoptic is imported)
+        fig = po.plot.eigendistortion_imshow_all(ours, [0, -1])
+        assert isinstance(ours, po.Eigendistortion)
+        titles = [a.get_title().split("\n")[0] for a in fig.axes[1:3]]
+        assert titles == ["Eigendistortion[0]", "Eigendistortion[-1]"]
+        po.plot.synthesis_imshow(ours, batch_idx=-1)
+
+
 # -- visualize_image_attr ---------------------------------------------------------------------
 def saliency_map(backend) -> tuple[np.ndarray, object]:
     """A (H, W) saliency map of the backend from refimpl.attr, and the (H, W) image."""

@@ -23,6 +23,8 @@ Columns
     optax: ``optax.perturbations.make_perturbed_fun`` (jax on CPU; Gumbel / Normal noise,
     baseline on), batched through ``jax.vmap`` over split keys. It has no decorator form and
     no perturbed default to compare, so those cases SKIP there with the reason.
+    refimpl.jax (opt-in): ``refimpl.jax.make_perturbed_fun``, optax's signature over the same
+    keys, and the same SKIPs.
 """
 
 from __future__ import annotations

@@ -569,7 +569,8 @@ def power_warns(ctx: Context) -> None:
     for r in runs(ctx, "ln"):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            r.eig.synthesize("power", max_iter=5, rng=0, progress=False)
+            # the torch front end is silent by default, like plenoptic: the warning is asked for
+            r.eig.synthesize("power", max_iter=5, rng=0, progress=False, warn_unconverged=True)
         msgs = [str(w.message) for w in caught if "did not converge" in str(w.message)]
         assert msgs and "residual" in msgs[0], f"{r.label}: {msgs}"
         info = r.eig.convergence["bottom"]

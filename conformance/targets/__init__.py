@@ -16,6 +16,8 @@ Modules
     ``backends.registry.ADAPTERS`` lists).
     ``torch`` -- :class:`TorchFrontEnd`: the torch front end ``refimpl.torch``, checked in the
     same cell as the torch columns.
+    ``jax_front_end`` -- :class:`JaxFrontEnd`: the JAX front end ``refimpl.jax``, a column
+    (``refimpl.jax``, opt-in) running the optax column's cases with the import changed.
     ``rai_toolbox``, ``captum``, ``plenoptic``, ``optax`` -- :class:`RaiToolbox`,
     :class:`Captum`, :class:`Plenoptic`, :class:`Optax`: the documented libraries
     themselves, each a column when installed.
@@ -49,6 +51,7 @@ from conformance.targets.base import (
     registered_targets,
 )
 from conformance.targets.captum import Captum
+from conformance.targets.jax_front_end import JaxFrontEnd
 from conformance.targets.optax import Optax
 from conformance.targets.plenoptic import Plenoptic
 from conformance.targets.rai_toolbox import RaiToolbox
@@ -68,9 +71,16 @@ def original_targets() -> list[Target]:
     return [cls() for cls in ORIGINALS.values()]
 
 
+def front_end_targets() -> list[Target]:
+    """The front ends that are columns of their own (``refimpl.jax``; ``refimpl.torch`` is a
+    companion of the torch columns instead)."""
+    return [JaxFrontEnd()]
+
+
 def builtin_targets() -> list[Target]:
-    """The default columns: refimpl on every backend, then every documented library."""
-    return refimpl_targets() + original_targets()
+    """The built-in columns: refimpl on every backend, the front-end columns, then every
+    documented library."""
+    return refimpl_targets() + front_end_targets() + original_targets()
 
 
 __all__ = [
@@ -82,6 +92,7 @@ __all__ = [
     "AdditiveRun",
     "Captum",
     "EigendistortionRun",
+    "JaxFrontEnd",
     "NoiseTunnelRun",
     "NotSupported",
     "Optax",
@@ -94,6 +105,7 @@ __all__ = [
     "TorchFrontEnd",
     "build_target",
     "builtin_targets",
+    "front_end_targets",
     "import_plugin",
     "load_entry_points",
     "original_targets",

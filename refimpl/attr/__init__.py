@@ -7,6 +7,8 @@
 ``InputXGradient``         input times gradient
 ``IntegratedGradients``    path integral of the gradient, Gauss-Legendre or Riemann rules,
                            with the completeness (convergence) delta
+``TargetError``            a bad ``target``: a ValueError and an AssertionError (captum's
+                           type), ``TargetTypeError`` likewise a TypeError
 ``quadrature``             the nodes and weights of those rules on [0, 1]
 ``visualize_image_attr``   captum's picture of an attribution: normalised, a diverging
                            colormap centred on 0, a colour bar (matplotlib, imported on
@@ -27,7 +29,13 @@ from refimpl.attr.noise_tunnel import NoiseTunnel, TunnelCall
 from refimpl.attr.options import NT_TYPES, NoiseTunnelOptions
 from refimpl.attr.plot import visualize_image_attr
 from refimpl.attr.quadrature import METHODS, gauss_legendre, quadrature
-from refimpl.attr.targets import target_cotangent, target_gradients, target_scores
+from refimpl.attr.targets import (
+    TargetError,
+    TargetTypeError,
+    target_cotangent,
+    target_gradients,
+    target_scores,
+)
 from refimpl.attr.tunnel_call import prepare_call
 
 __all__ = [
@@ -40,6 +48,8 @@ __all__ = [
     "NoiseTunnelOptions",
     "RunningMoments",
     "Saliency",
+    "TargetError",
+    "TargetTypeError",
     "expand_kwargs",
     "gauss_legendre",
     "mirror",

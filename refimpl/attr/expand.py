@@ -35,7 +35,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backends import namespace_and_device
-from refimpl.attr.targets import check_target_entry, entry_indices
+from refimpl.attr.targets import TargetError, check_target_entry, entry_indices
 from refimpl.validation import check_same_place, is_array
 
 __all__ = ["RowTargets", "expand_kwargs", "repeat_rows", "tile_rows"]
@@ -73,7 +73,7 @@ def expand_target(target: Any, batch: int, k: int, *, tile: bool = False, ref: A
         return operator.index(target)  # numpy integers too (an int for every row)
     if isinstance(target, list):
         if len(target) != batch:
-            raise ValueError(
+            raise TargetError(
                 f"target is a list of {len(target)} items but the inputs have {batch} examples; "
                 "give one target per example, or one int/tuple for all"
             )
@@ -90,7 +90,7 @@ def expand_target(target: Any, batch: int, k: int, *, tile: bool = False, ref: A
         if target.ndim == 0 or (target.ndim == 1 and target.shape[0] == 1 and batch != 1):
             return target
         if target.ndim != 1 or target.shape[0] != batch:
-            raise ValueError(
+            raise TargetError(
                 f"a target array must have shape ({batch},) (one per example) or hold one "
                 f"value, got shape {tuple(target.shape)}"
             )

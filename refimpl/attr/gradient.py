@@ -22,6 +22,7 @@ import inspect
 from typing import Any
 
 from backends import namespace_and_device
+from refimpl.attr.baselines import convergence_delta
 from refimpl.attr.inputs import as_args_tuple, as_input_tuple
 from refimpl.attr.targets import forward_scores, target_gradients
 from refimpl.models.base import Model
@@ -57,6 +58,29 @@ class Attribution:
 
     def has_convergence_delta(self) -> bool:
         return False
+
+    def compute_convergence_delta(
+        self,
+        attributions: Any,
+        start_point: Any,
+        end_point: Any,
+        target: Any = None,
+        additional_forward_args: Any = None,
+    ) -> Any:
+        r"""captum's completeness delta, per example: :math:`\sum_i a_i - (s(x) - s(x'))`
+        with ``x`` the ``end_point`` (inputs), ``x'`` the ``start_point`` (baselines: None,
+        a number, an array, or a tuple of them) and ``s`` the target score; zero for exact
+        integrated gradients. ``attribute(..., return_convergence_delta=True)`` returns the
+        same numbers bit for bit."""
+        return convergence_delta(
+            self, attributions, start_point, end_point, target, additional_forward_args
+        )
+
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        """NotImplementedError, as in captum 0.9 for Saliency, InputXGradient,
+        IntegratedGradients and NoiseTunnel (captum implements it only for perturbation
+        methods whose forward function returns a ``torch.futures.Future``)."""
+        raise NotImplementedError(f"attribute_future is not implemented for {type(self).__name__}")
 
     def check_forward_args(self, args: tuple[Any, ...]) -> None:
         """TypeError, before any work, when the model cannot take the extra arguments

@@ -87,6 +87,10 @@ class NoiseTunnel:
     def __repr__(self) -> str:
         return f"NoiseTunnel({self.attribution_method!r})"
 
+    def attribute_future(self, *args: Any, **kwargs: Any) -> Any:
+        """NotImplementedError, as captum 0.9's ``NoiseTunnel.attribute_future``."""
+        raise NotImplementedError("attribute_future is not implemented for NoiseTunnel")
+
     # -- hooks for front ends (the torch one: no_grad, requires_grad, torch's generator) ---
     def context(self) -> Any:
         """The context every run happens in (none here)."""

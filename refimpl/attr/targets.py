@@ -33,7 +33,26 @@ from backends import namespace_and_device
 from refimpl.models.base import linearize
 from refimpl.validation import check_array, check_same_place, is_array
 
-__all__ = ["check_target_entry", "target_cotangent", "target_gradients", "target_scores"]
+__all__ = [
+    "TargetError",
+    "TargetTypeError",
+    "check_target_entry",
+    "target_cotangent",
+    "target_gradients",
+    "target_scores",
+]
+
+
+class TargetError(ValueError, AssertionError):
+    """A ``target`` that does not fit the model output or the batch (out of range, a tuple of
+    the wrong length, ``None`` for a vector output, a list of the wrong length). A ValueError,
+    and an AssertionError too, because captum raises one (its checks are asserts) and code
+    written for captum catches it; it is raised by a real check, so ``python -O`` keeps it."""
+
+
+class TargetTypeError(TypeError, AssertionError):
+    """A ``target`` of a type no rule accepts (a float, a bool, a float array...): a
+    TypeError, and an AssertionError as captum's ``Target type ... is not valid``."""
 
 
 def check_target_entry(t: Any, *, what: str) -> None:
@@ -41,7 +60,9 @@ def check_target_entry(t: Any, *, what: str) -> None:
     them (its range needs the model output: :func:`target_cotangent` checks it)."""
     parts = t if isinstance(t, tuple) else (t,)
     if not all(isinstance(i, numbers.Integral) and not isinstance(i, bool) for i in parts):
-        raise TypeError(f"{what} must be an int or a tuple of ints, got {t!r} ({type(t).__name__})")
+        raise TargetTypeError(
+            f"{what} must be an int or a tuple of ints, got {t!r} ({type(t).__name__})"
+        )
 
 
 def entry_indices(target: list) -> Any:
@@ -53,10 +74,10 @@ def entry_indices(target: list) -> Any:
 
 def _index(i: Any, n: int, *, what: str) -> int:
     if isinstance(i, bool) or not isinstance(i, numbers.Integral):
-        raise TypeError(f"{what} must be an int, got {i!r} ({type(i).__name__})")
+        raise TargetTypeError(f"{what} must be an int, got {i!r} ({type(i).__name__})")
     i = operator.index(i)
     if not -n <= i < n:
-        raise ValueError(f"{what}={i} is out of range for an output axis of length {n}")
+        raise TargetError(f"{what}={i} is out of range for an output axis of length {n}")
     return i % n
 
 
@@ -64,7 +85,7 @@ def _flat_index(t: Any, out: tuple[int, ...], *, what: str) -> int:
     """The C-order position in ``out`` that the int or tuple ``t`` selects."""
     if isinstance(t, tuple):
         if len(t) != len(out):
-            raise ValueError(
+            raise TargetError(
                 f"{what} is a tuple of {len(t)} indices but each example's output has shape "
                 f"{out} ({len(out)} axes); give one index per output axis"
             )
@@ -73,7 +94,7 @@ def _flat_index(t: Any, out: tuple[int, ...], *, what: str) -> int:
             flat = flat * n + _index(i, n, what=f"{what}[{axis}]")
         return flat
     if len(out) != 1:
-        raise ValueError(
+        raise TargetError(
             f"{what} is an int, so each example's output must have one axis; it has shape "
             f"{out} (use a tuple of indices)"
         )
@@ -89,7 +110,7 @@ def target_cotangent(y: Any, target: Any) -> Any:
     m = math.prod(out)
     if target is None:
         if m != 1:
-            raise ValueError(
+            raise TargetError(
                 f"target=None needs one output value per example, but the output has shape "
                 f"{tuple(y.shape)}; pass target= (an int, a tuple, or one per example)"
             )
@@ -99,32 +120,32 @@ def target_cotangent(y: Any, target: Any) -> Any:
     if is_array(target):
         check_same_place(target, y, name="target", ref_name="the model output")
         if not xp.isdtype(target.dtype, "integral"):
-            raise TypeError(f"a target array must have an integer dtype, got {target.dtype}")
+            raise TargetTypeError(f"a target array must have an integer dtype, got {target.dtype}")
         if target.ndim == 0 or math.prod(target.shape) == 1:
             flat = _flat_index(int(xp.reshape(target, (-1,))[0]), out, what="target")
             pos = xp.full((batch,), flat, dtype=xp.int64, device=dev)
         else:
             if target.ndim != 1 or target.shape[0] != batch:
-                raise ValueError(
+                raise TargetError(
                     f"a target array must hold one index per example, shape ({batch},), got "
                     f"{tuple(target.shape)}"
                 )
             if len(out) != 1:
-                raise ValueError(
+                raise TargetError(
                     f"a target array indexes one output axis, but each example's output has "
                     f"shape {out}; use a list of tuples"
                 )
             t = xp.astype(target, xp.int64)
             lo, hi = int(xp.min(t)), int(xp.max(t))
             if lo < -out[0] or hi >= out[0]:
-                raise ValueError(
+                raise TargetError(
                     f"target holds indices in [{lo}, {hi}], out of range for an output axis "
                     f"of length {out[0]}"
                 )
             pos = xp.where(t < 0, t + out[0], t)
     elif isinstance(target, list):
         if len(target) != batch:
-            raise ValueError(
+            raise TargetError(
                 f"target is a list of {len(target)} items but the batch has {batch} examples; "
                 "give one target per example, or one int/tuple for all"
             )
@@ -137,7 +158,7 @@ def target_cotangent(y: Any, target: Any) -> Any:
         flat = _flat_index(target, out, what="target")
         pos = xp.full((batch,), flat, dtype=xp.int64, device=dev)
     else:
-        raise TypeError(
+        raise TargetTypeError(
             "target must be None, an int, a tuple of ints, a list (one per example) or an "
             f"integer array; got {type(target).__name__}"
         )

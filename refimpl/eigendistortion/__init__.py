@@ -16,10 +16,15 @@ See ``docs/eigendistortion.md``.
 """
 
 from refimpl.eigendistortion.eigendistortion import Eigendistortion
-from refimpl.eigendistortion.options import EigendistortionOptions, EigendistortionResult
+from refimpl.eigendistortion.options import (
+    METHODS,
+    EigendistortionOptions,
+    EigendistortionResult,
+)
 from refimpl.eigendistortion.plot import display_eigendistortions, plot_eigenvalues
 
 __all__ = [
+    "METHODS",
     "Eigendistortion",
     "EigendistortionOptions",
     "EigendistortionResult",

@@ -39,8 +39,9 @@ __all__ = ["Eigendistortion"]
 JACOBIAN_WARN_ENTRIES = 1e6
 #: ... and when the image has more pixels than this (m or n products to build it)
 JACOBIAN_WARN_PIXELS = 1e4
-#: residual tolerances are floored at this many machine epsilons of the image dtype: products
-#: computed in float32 carry rounding of ~1e-7 lambda_max, and a Rayleigh-Ritz step adds more
+#: a ``stop_criterion`` below this many machine epsilons of the image dtype is clamped to it
+#: (products computed in float32 carry rounding of ~1e-7 lambda_max, and a Rayleigh-Ritz step
+#: adds more, so a smaller residual is out of reach); ``convergence`` records both numbers
 TOL_FLOOR_EPS = 100
 #: shift of the bottom solve: Lanczos on sigma I - F with sigma = SHIFT * lambda_max
 SHIFT = 1.01
@@ -190,6 +191,7 @@ class Eigendistortion:
         rng: Any = None,
         progress: bool = True,
         lanczos: str = "auto",
+        warn_unconverged: bool = True,
     ) -> None:
         r"""Compute eigendistortions with ``method``.
 
@@ -199,19 +201,30 @@ class Eigendistortion:
         power steps. ``"eigsh"``: the k largest and k smallest by Lanczos (at most
         ``max_iter`` block products each). ``stop_criterion``: the iterative methods stop
         when every residual :math:`\lVert Fv - \lambda v\rVert` is at most
-        ``stop_criterion`` times :math:`\lambda_{\max}` (floored at 100 machine epsilons
-        of the image dtype); when they stop at ``max_iter`` without that, they warn with
-        the residual. ``rng``: seed or generator of the random start. ``progress``: tqdm
+        ``stop_criterion`` times :math:`\lambda_{\max}`. A ``stop_criterion`` below 100
+        machine epsilons of the image dtype (1.19e-5 in float32, 2.2e-14 in float64), which
+        rounding keeps out of reach, is clamped to that value: each block of
+        ``convergence`` records ``stop_criterion`` (as given), ``tolerance`` (the value
+        used) and ``clamped``. ``warn_unconverged``: warn (UserWarning, with the residual)
+        when a block stops at ``max_iter`` without converging (the torch front end, like
+        plenoptic, is silent unless asked; ``convergence`` has the facts either way).
+        ``rng``: seed or generator of the random start. ``progress``: tqdm
         progress bars. ``lanczos`` (``eigsh``'s top pairs): ``"auto"`` (ARPACK or cupyx
         through ``backends.linalg.eigsh`` where a route exists, else Krylov-Schur), ``"arpack"``
         (that route only: ValueError where there is none, before any Fisher product),
         ``"krylov_schur"`` (the array-API Lanczos, which checks
         convergence at every step; the bottom pairs always use it).
         """
-        o = EigendistortionOptions(method, k, max_iter, p, q, stop_criterion, progress, lanczos)
+        o = EigendistortionOptions(
+            method, k, max_iter, p, q, stop_criterion, progress, lanczos, warn_unconverged
+        )
         n, k = self._n, check_int("k", k, low=1, high=self._n)
         xp = self._xp
-        tol = max(o.stop_criterion, TOL_FLOOR_EPS * float(xp.finfo(self._image.dtype).eps))
+        floor = TOL_FLOOR_EPS * float(xp.finfo(self._image.dtype).eps)
+        tol = max(o.stop_criterion, floor)
+        criterion = dict(
+            stop_criterion=o.stop_criterion, tolerance=tol, clamped=o.stop_criterion < floor
+        )
         if o.method == "exact":
             self._synthesize_exact()
             return
@@ -225,11 +238,11 @@ class Eigendistortion:
         vecs = [b.eigenvectors for b in blocks.values()]
         vals = [b.eigenvalues for b in blocks.values()]
         index = list(range(k)) + (list(range(n - k, n)) if "bottom" in blocks else [])
-        convergence = {name: b.summary() for name, b in blocks.items()}
+        convergence = {name: {**b.summary(), **criterion} for name, b in blocks.items()}
         self._store(o.method, xp.concat(vals), xp.concat(vecs, axis=1), index, convergence)
         for name, b in blocks.items():
-            if not b.converged:
-                self._warn_unconverged(o.method, name, b, tol)
+            if not b.converged and o.warn_unconverged:
+                self._warn_unconverged(o.method, name, b, o.stop_criterion, tol)
 
     def _store(
         self, method: str, values: Any, vectors: Any, index: list[int], convergence: dict
@@ -258,8 +271,11 @@ class Eigendistortion:
         small, usually long before ``max_iter``; a converged one ends at 100% (``_finish``)."""
         return progress_bar(total=None, enabled=enabled, desc=desc, unit="Fv")
 
-    def _warn_unconverged(self, method: str, name: str, b: Pairs, tol: float) -> None:
+    def _warn_unconverged(self, method: str, name: str, b: Pairs, given: float, tol: float) -> None:
         worst = max(b.residuals)
+        criterion = f"stop_criterion {given:.3g}"
+        if tol != given:
+            criterion += f" (clamped to {tol:.3g}, 100 eps of {self._image.dtype})"
         extra = ""
         if "error_estimate" in b.extra:
             extra = (
@@ -274,7 +290,7 @@ class Eigendistortion:
         warnings.warn(
             f"{method}: the {name} eigenpairs did not converge after {b.n_products} Fisher "
             f"products: residual ||F v - lambda v|| = {worst:.2e} lambda_max > "
-            f"stop_criterion {tol:.2e}{extra} ({hint})",
+            f"{criterion}{extra} ({hint})",
             UserWarning,
             stacklevel=3,
         )
@@ -299,7 +315,8 @@ class Eigendistortion:
         m, n = self._fisher.jacobian.shape
         if m * n > JACOBIAN_WARN_ENTRIES:
             warnings.warn(
-                f"Jacobian > 1e6 elements ({m} x {n}) and may cause out-of-memory. Use "
+                # plenoptic's wording first (its filters match the start of the message)
+                f"Jacobian > 1e6 elements and may cause out-of-memory ({m} x {n}). Use "
                 "method = {'power', 'randomized_svd', 'eigsh'}.",
                 UserWarning,
                 stacklevel=3,

@@ -452,16 +452,17 @@ def load(
     dtype_name = adapter.dtype_name(eig.image.dtype)
     check(
         meta["image_dtype"] == dtype_name,
-        f"Saved and initialized image have different dtypes: {meta['image_dtype']} and "
+        f"Saved and initialized attribute image have different dtype: {meta['image_dtype']} and "
         f"{dtype_name}",
         hard=True,
     )
     for name, current in (("image", eig.image), ("representation", eig.representation)):
-        what = "model output" if name == "representation" else name
+        # plenoptic's wording: "attribute image", "model output"
+        what = "model output" if name == "representation" else f"attribute {name}"
         saved = arrays[name]
         check(
             tuple(saved.shape) == tuple(current.shape),
-            f"Saved and initialized {what} have different shapes: {tuple(saved.shape)} and "
+            f"Saved and initialized {what} have different shape: {tuple(saved.shape)} and "
             f"{tuple(current.shape)}",
             hard=True,
         )
@@ -469,7 +470,7 @@ def load(
         close = bool(xp.all(_within(xp.abs(current - s), xp.abs(s), atol, rtol, xp)))
         check(
             close,
-            f"Saved and initialized attribute {what} have different values (atol={atol:g}, "
+            f"Saved and initialized {what} have different values (atol={atol:g}, "
             f"rtol={rtol:g}): the file was made from another "
             + ("image" if name == "image" else "model (its output at the image differs)"),
         )

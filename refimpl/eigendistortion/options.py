@@ -21,7 +21,7 @@ class EigendistortionOptions:
     """``method`` in :data:`METHODS`; ``k >= 1`` pairs per end of the spectrum (at most the
     number of pixels, checked by ``synthesize``); ``max_iter >= 1``; ``p, q >= 0`` (the
     randomized SVD's oversampling and power steps); ``stop_criterion > 0``; ``progress``;
-    ``lanczos`` in :data:`LANCZOS`."""
+    ``lanczos`` in :data:`LANCZOS`; ``warn_unconverged`` (a bool)."""
 
     method: str = "power"
     k: int = 1
@@ -31,6 +31,7 @@ class EigendistortionOptions:
     stop_criterion: float = 1e-7
     progress: bool = True
     lanczos: str = "auto"
+    warn_unconverged: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str) or self.method not in METHODS:
@@ -46,6 +47,7 @@ class EigendistortionOptions:
             ),
             progress=check_bool("progress", self.progress),
             lanczos=check_choice("lanczos", self.lanczos, LANCZOS),
+            warn_unconverged=check_bool("warn_unconverged", self.warn_unconverged),
         )
         for name, value in checked.items():
             object.__setattr__(self, name, value)

@@ -45,12 +45,66 @@ def _floats(x: Any) -> Any:
     return _host(x).astype(float)
 
 
-def _check_eig(eig: Any) -> None:
-    if not isinstance(eig, Eigendistortion):
-        raise TypeError(
-            "eig must be a refimpl.eigendistortion.Eigendistortion, got "
-            f"{eig!r} ({type(eig).__name__})"
-        )
+#: what the figures read of an eigendistortion object (all three kinds have them)
+_ATTRIBUTES = ("image", "eigendistortions", "eigenvalues", "eigenindex")
+
+
+class _View:
+    """What the figures read, from a :class:`Eigendistortion`, the torch front end
+    (``refimpl.torch.Eigendistortion``) or plenoptic's ``Eigendistortion``: the arrays,
+    ``n_pixels`` (from the image's shape, the rule of all three), ``convergence`` and
+    ``method`` where the object has them (plenoptic's has neither), and ``indexer`` computed
+    from ``eigenindex`` (plenoptic's is ``_indexer``; a bool is refused here too)."""
+
+    def __init__(self, eig: Any) -> None:
+        self.image = eig.image
+        self.eigendistortions = eig.eigendistortions
+        self.eigenvalues = eig.eigenvalues
+        self.eigenindex = eig.eigenindex
+        shape = tuple(self.image.shape)
+        self.n_pixels = math.prod(shape[1:] if len(shape) > 1 else shape)
+        convergence = getattr(eig, "convergence", None)
+        self.convergence = convergence if isinstance(convergence, dict) else {}
+        method = getattr(eig, "method", None)
+        self.method = method if isinstance(method, str) else None
+
+    def indexer(self, idx: int) -> int:
+        idx = check_int("idx", idx)
+        n = self.n_pixels
+        try:
+            i = range(n)[idx]
+        except IndexError:
+            raise ValueError(
+                f"idx={idx!r}: eigenindex must be the index of one of the vectors, in "
+                f"[-{n}, {n}) (n = {n})"
+            ) from None
+        index = [int(v) for v in _host(self.eigenindex).reshape(-1).tolist()]
+        if i not in index:
+            raise ValueError(
+                f"idx={idx!r}: eigenindex must be the index of one of the vectors: {idx!r} "
+                f"(= {i}) is not among the synthesized "
+                f"{index if len(index) <= 8 else index[:4] + ['...']}"
+            )
+        return index.index(i)
+
+
+def _method(eig: _View) -> str:
+    return "" if eig.method is None else f" ({eig.method})"
+
+
+def _check_eig(eig: Any) -> _View:
+    """The view of ``eig``: a :class:`Eigendistortion`, or an object with its attributes
+    (the torch front end, plenoptic's ``Eigendistortion``); TypeError for anything else."""
+    if isinstance(eig, Eigendistortion) or (
+        not is_array(eig) and all(hasattr(eig, a) for a in _ATTRIBUTES)
+    ):
+        view = _View(eig)
+        if view.eigendistortions is None or is_array(view.eigendistortions):
+            return view
+    raise TypeError(
+        "eig must be an Eigendistortion (refimpl.eigendistortion, refimpl.torch or "
+        f"plenoptic), got {eig!r} ({type(eig).__name__})"
+    )
 
 
 def _check_cmap(cmap: Any) -> None:
@@ -179,7 +233,7 @@ def display_eigendistortions(
     Parameters
     ----------
     eig : Eigendistortion
-        A synthesized result.
+        A synthesized result: this package's, ``refimpl.torch``'s or plenoptic's object.
     eigenindex : int or list of int
         Indices into the full decreasing spectrum (``-1``: the smallest eigenvalue, index
         ``n - 1``); each must be one of ``eig.eigenindex``.
@@ -198,7 +252,7 @@ def display_eigendistortions(
     matplotlib.figure.Figure
         ``fig.axes`` is ``[image, distortion_1, ..., distortion_k, sum_1, ..., sum_k]``.
     """
-    _check_eig(eig)
+    eig = _check_eig(eig)
     indices = _indices(eigenindex)
     scales = _scales(distortion_scale, len(indices))
     check_callable("process_image", process_image, optional=True)
@@ -211,7 +265,7 @@ def display_eigendistortions(
     full = [range(n)[i] for i in indices]
     image = _floats(eig.image)
     dists = _floats(eig.eigendistortions)
-    lam = _floats(eig.eigenvalues)
+    lam = _floats(eig.eigenvalues).reshape(-1)  # plenoptic's is 0-d for randomized_svd, k=1
 
     def process(a: Any) -> Any:
         return a if process_image is None else _processed(process_image, a)
@@ -343,7 +397,7 @@ def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
     Parameters
     ----------
     eig : Eigendistortion
-        A synthesized result.
+        A synthesized result: this package's, ``refimpl.torch``'s or plenoptic's object.
     ax : matplotlib Axes, optional
         Where to draw; a new figure of 5.5 x 3.8 inches otherwise.
     logy : bool
@@ -353,7 +407,7 @@ def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
     -------
     matplotlib.axes.Axes
     """
-    _check_eig(eig)
+    eig = _check_eig(eig)
     check_bool("logy", logy)
     plt = _pyplot()
     if ax is not None and not isinstance(ax, _axes_type()):
@@ -362,8 +416,8 @@ def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
         raise ValueError("No eigenvalues synthesized: call synthesize() first")
     if ax is None:
         _, ax = plt.subplots(figsize=(5.5, 3.8), layout="constrained")
-    lam = [float(v) for v in _floats(eig.eigenvalues).tolist()]
-    index = [int(i) for i in _host(eig.eigenindex).tolist()]
+    lam = [float(v) for v in _floats(eig.eigenvalues).reshape(-1).tolist()]
+    index = [int(i) for i in _host(eig.eigenindex).reshape(-1).tolist()]
     n = eig.n_pixels
     res = _residuals(eig, len(lam))
     err = res if res is not None else [0.0] * len(lam)
@@ -399,7 +453,7 @@ def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
             marker="." if many else "o",
             markersize=3 if many else 5,
             linewidth=1,
-            label=f"eigenvalues ({eig.method})" if r == 0 else None,
+            label=("eigenvalues" + _method(eig)) if r == 0 else None,
             gid="eigenvalues",
         )
     if zeros:
@@ -450,6 +504,6 @@ def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
     ax.set_xlabel("eigenvalue index")
     ax.set_ylabel(r"eigenvalue of $F = J^\top J$")
     if not ax.get_title():
-        ax.set_title(f"{len(lam)} of {n} eigenvalues ({eig.method})")
+        ax.set_title(f"{len(lam)} of {n} eigenvalues{_method(eig)}")
     ax.legend(loc="best", fontsize="small")
     return ax

@@ -266,6 +266,7 @@ class Perturbed:
         arrays of theta's library and device; ``v`` shaped like theta), and ``u``'s shape as
         soon as func's output shape is known (after the baseline call, else the first chunk).
         """
+        _refuse_jax_tracers(theta, u, v)
         _check_estimate_args(args, kwargs, jacobian, f_sigma, jacobian_limit)
         o = self.options
         xp, tb = self._check_theta(theta)
@@ -374,6 +375,21 @@ class Perturbed:
             f"{f.name}={getattr(o, f.name)!r}" for f in dataclasses.fields(o) if f.name != "noise"
         )
         return f"perturbed({name}, noise={o.noise.name!r}, {opts})"
+
+
+def _refuse_jax_tracers(*arrays: Any) -> None:
+    """A TypeError for traced JAX values (``jax.grad``, ``jax.jit``, ``jax.vmap``): the
+    estimator runs eagerly (chunk loop, checks of values), and ``jax.grad`` would
+    differentiate the solver (zero almost everywhere), not the estimator. Recognised by
+    class, without importing jax (the algorithms import no array library)."""
+    for a in arrays:
+        if any(c.__name__ == "Tracer" and c.__module__.startswith("jax") for c in type(a).__mro__):
+            raise TypeError(
+                "refimpl.perturbed runs eagerly and cannot be traced by jax.grad, jax.jit or "
+                f"jax.vmap (got a {type(a).__name__}); under JAX transformations use the JAX "
+                "front end refimpl.jax.make_perturbed_fun (optax's signature, a jax.custom_vjp "
+                "with the closed-form estimator)"
+            )
 
 
 def _given(direction: Any, name: str) -> Any:

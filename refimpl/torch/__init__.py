@@ -10,3 +10,4 @@ from refimpl.torch.models import TorchModel, as_model  # noqa: F401 (the derivat
 from refimpl.torch.optim import *  # noqa: F403 (the whole of rai_toolbox.optim: L1qFrankWolfe, ...)
 from refimpl.torch.perturbations import *  # noqa: F403 (AdditivePerturbation, uniform_like_*_n_ball_)
 from refimpl.torch.perturbed import *  # noqa: F403 (perturbed, FenchelYoungLoss)
+from refimpl.torch.solvers import *  # noqa: F403 (gradient_ascent, random_restart, PerturbationModel)

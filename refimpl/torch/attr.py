@@ -1,7 +1,8 @@
 """captum-style attributions on ``torch.nn.Module`` (autograd), and the noise tunnel.
 
 ``Saliency``, ``InputXGradient`` and ``IntegratedGradients`` have captum 0.9's constructor
-and ``attribute`` signatures and run ``refimpl.attr``'s algorithms with the gradient taken by
+and ``attribute`` signatures (and its ``compute_convergence_delta``; ``attribute_future``
+raises NotImplementedError, as captum's does for these four classes) and run ``refimpl.attr``'s algorithms with the gradient taken by
 autograd on ``forward_func(*inputs, *additional_forward_args)`` (tuple inputs and extra
 arguments work as in captum). ``NoiseTunnel`` wraps them, or captum's own attribution
 objects, or anything with ``attribute(inputs, **kwargs)``.
@@ -16,6 +17,8 @@ Differences from ``refimpl.attr.NoiseTunnel``:
   too);
 * inputs must be torch tensors (a TypeError naming ``inputs`` otherwise), here and in the
   attribution methods;
+* a bad ``target`` raises ``refimpl.attr.TargetError`` (a ValueError and an AssertionError,
+  captum's type) or ``TargetTypeError`` (a TypeError and an AssertionError);
 * ``captum_compatible=True`` draws the noise exactly as captum 0.9 does (per chunk and input,
   ``stdev * randn((B*k, ...))`` as float32 from the generator, rows ``b*k + j``), accumulates
   as captum does (chunk sums, ``E[a^2] - E[a]^2``), orders deltas chunk-major, and draws
@@ -132,6 +135,25 @@ class _Autograd:
         with torch.no_grad():
             out = _output(self.forward_func(*xs, *args), xs[0].shape[0])
             return target_scores(out, target_cotangent(out, target))
+
+    def compute_convergence_delta(
+        self,
+        attributions: Any,
+        start_point: Any,
+        end_point: Any,
+        target: Any = None,
+        additional_forward_args: Any = None,
+    ) -> torch.Tensor:
+        """captum's ``compute_convergence_delta``: per example, the sum of the attributions
+        minus ``F(end_point) - F(start_point)`` of the target score, without a graph
+        (``attribute(..., return_convergence_delta=True)`` gives the same digits)."""
+        _check_tensors(attributions, "attributions")
+        _check_tensors(end_point, "end_point")
+        self.check_call(end_point, additional_forward_args)
+        with torch.no_grad():
+            return super().compute_convergence_delta(  # type: ignore[misc]
+                attributions, start_point, end_point, target, additional_forward_args
+            )
 
 
 class Saliency(_Autograd, _attr.Saliency):

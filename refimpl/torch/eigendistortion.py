@@ -13,17 +13,24 @@ weights. Differences from plenoptic (README, "Differences"): the verified bugs a
 (shifted first step, decreasing bottom block, clip instead of abs, re-orthonormalised
 randomized SVD, 1-d eigenvalues for k = 1); ``stop_criterion`` is a residual relative to
 the largest eigenvalue; ``method="eigsh"`` (Lanczos) is added; files are ``.npz`` with JSON
-metadata, not pickles; ``rng=`` and ``progress=`` keywords; random starts use
+metadata, or plenoptic's format for a ``.pt`` path (``.pt`` files, plenoptic's too, are
+read with ``torch.load(weights_only=True)``); ``rng=``, ``progress=`` and ``warn_unconverged=`` keywords
+(stopping at ``max_iter`` is silent unless asked, as in plenoptic); random starts use
 ``torch.default_generator`` unless ``rng`` is given (plenoptic: the global RNG as well).
 """
 
 from __future__ import annotations
 
+import importlib
+import os
+import sys
 import warnings
+import zipfile
 from typing import Any
 
 import torch
 
+from refimpl.eigendistortion import METHODS, EigendistortionResult
 from refimpl.eigendistortion import Eigendistortion as _Eigendistortion
 from refimpl.torch.checks import check_device, check_tensor, check_values
 from refimpl.torch.models import as_model
@@ -37,6 +44,7 @@ _FLOATS = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
 def _validate_input(image: Any) -> None:
     """plenoptic's ``validate_input(image, no_batch=True)``."""
     check_values(check_tensor(image, "image"), "image")
+    image = image.detach()  # an image that requires grad is read, not differentiated
     if image.dtype not in _FLOATS:
         raise TypeError(
             f"image must have a real floating dtype (float16/32/64), got {image.dtype} "
@@ -64,6 +72,81 @@ def _validate_input(image: Any) -> None:
                 UserWarning,
                 stacklevel=3,
             )
+
+
+_PLENOPTIC_CLASS = "plenoptic._synthesize.eigendistortion"
+_registered = False
+
+
+def _register_with_plenoptic() -> None:
+    """Make plenoptic's plot helpers take this class: ``isinstance(ours, po.Eigendistortion)``
+    is what they test, and plenoptic's class is an ABC, so this class is registered as a
+    virtual subclass once the user has imported plenoptic (never imported here otherwise:
+    the check looks in ``sys.modules``, at import, at construction and when ``image`` is
+    read)."""
+    global _registered
+    if _registered:
+        return
+    module = sys.modules.get(_PLENOPTIC_CLASS)
+    if module is None and "plenoptic" in sys.modules:  # the user imported plenoptic: its
+        try:  # classes load lazily, this one may not be yet
+            module = importlib.import_module(_PLENOPTIC_CLASS)
+        except Exception:  # another plenoptic layout: its helpers do not see ours
+            return
+    base = getattr(module, "Eigendistortion", None)
+    if base is not None and hasattr(base, "register"):
+        base.register(Eigendistortion)
+        _registered = True
+
+
+def _load_jvp_decompositions() -> None:
+    """torch's forward-mode AD imports ``torch._decomp.decompositions_for_jvp`` on its first
+    use, and that import warns (DeprecationWarning: ``torch.jit.script``, from torch's own
+    code) on recent torch; under warnings-as-errors (plenoptic's test settings) the first
+    product would fail. It is imported here once, that warning ignored."""
+    if "torch._decomp.decompositions_for_jvp" in sys.modules:
+        return
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            importlib.import_module("torch._decomp.decompositions_for_jvp")
+        except Exception:  # torch without it: forward mode does not need it
+            pass
+
+
+def _check_output_precision(image: torch.Tensor, output: torch.Tensor) -> None:
+    """plenoptic's ``validate_model`` rule: the model keeps the image's precision (float32
+    in, float32 or complex64 out; float64, complex128), TypeError otherwise."""
+    allowed = {
+        torch.float32: (torch.float32, torch.complex64),
+        torch.float64: (torch.float64, torch.complex128),
+    }.get(image.dtype)
+    if allowed is not None and output.dtype not in allowed:
+        raise TypeError(
+            f"model changes precision of input, don't do that! (image {image.dtype}, model "
+            f"output {output.dtype}: cast the model to the image's dtype)"
+        )
+
+
+def _model_name(model: Any) -> str:
+    """plenoptic's ``_get_name``: ``module.name`` of a function, ``module.Class`` of an
+    object."""
+    name = getattr(model, "__name__", None)
+    if name is not None and hasattr(model, "__module__"):
+        return f"{model.__module__}.{name}"
+    return f"{type(model).__module__}.{type(model).__name__}"
+
+
+def _is_torch_archive(path: Any) -> bool:
+    """Whether ``path`` is a file written by ``torch.save`` (a zip archive whose members sit
+    in one folder, with a ``data.pkl``), such as plenoptic's ``.pt`` files."""
+    try:
+        if not os.path.isfile(path) or not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as zf:
+            return any(n.endswith("/data.pkl") for n in zf.namelist())
+    except (OSError, zipfile.BadZipFile, TypeError):
+        return False
 
 
 def _snapshot(module: torch.nn.Module) -> Any:
@@ -115,14 +198,51 @@ class Eigendistortion:
                 stacklevel=2,
             )
         self._model = model
+        _load_jvp_decompositions()
         self._build(image.detach())
+        _check_output_precision(self._ref.image, self._ref.representation)
+        _register_with_plenoptic()
 
     def _build(self, image: torch.Tensor) -> None:
         self._ref = _Eigendistortion(image, as_model(self._model))
+        self._flat: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    # -- plenoptic's autograd view: x (n, 1) requiring grad, y = model(x) flattened (m, 1) ----
+    def _autograd_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(_image_flat, _representation_flat)`` as plenoptic builds them (its ``autodiff``
+        helpers take them): made on first use, one more model call, none before."""
+        image = self._ref.image
+        if (
+            self._flat is None
+            or self._flat[0].device != image.device
+            or (self._flat[0].dtype != image.dtype)
+        ):
+            x = image.detach().flatten().unsqueeze(1).requires_grad_(True)
+            out = self._model(x.view(*image.shape))
+            if isinstance(out, dict):
+                out = list(out.values())
+            if isinstance(out, tuple | list):
+                y = torch.cat([o.squeeze().reshape(-1) for o in out]).unsqueeze(1)
+            else:
+                y = out.squeeze().reshape(-1).unsqueeze(1)
+            self._flat = (x, y)
+        return self._flat
+
+    @property
+    def _image_flat(self) -> torch.Tensor:
+        """plenoptic's ``_image_flat``: the image as an ``(n, 1)`` column, requiring grad."""
+        return self._autograd_pair()[0]
+
+    @property
+    def _representation_flat(self) -> torch.Tensor:
+        """plenoptic's ``_representation_flat``: ``model(_image_flat.view(image.shape))``
+        as an ``(m, 1)`` column, connected to ``_image_flat`` in the autograd graph."""
+        return self._autograd_pair()[1]
 
     # -- plenoptic's attributes -----------------------------------------------------------
     @property
     def image(self) -> torch.Tensor:
+        _register_with_plenoptic()  # plenoptic's helpers read it before their isinstance test
         return self._ref.image
 
     @property
@@ -154,9 +274,14 @@ class Eigendistortion:
         return self._ref.method
 
     def __repr__(self) -> str:
+        """plenoptic's format: the class name, ``image = shape (dtype)``, and the model's
+        ``__name__`` or its repr indented by two spaces."""
+        tab = "  "
+        name = getattr(self._model, "__name__", None)
+        model = name if name is not None else repr(self._model).replace("\n", f"\n{tab}")
         return (
-            f"Eigendistortion(\n  image = {self.image.shape} ({self.image.dtype}),\n"
-            f"  model = {self._model!r},\n)"
+            f"{type(self).__name__}(\n{tab}image = {self.image.shape} ({self.image.dtype}),\n"
+            f"{tab}model = {model},\n)"
         )
 
     # -- synthesis -------------------------------------------------------------------------
@@ -172,10 +297,13 @@ class Eigendistortion:
         rng: Any = None,
         progress: bool = True,
         lanczos: str = "auto",
+        warn_unconverged: bool = False,
     ) -> None:
         """See :meth:`refimpl.eigendistortion.Eigendistortion.synthesize`; ``rng=None``
         draws from ``torch.default_generator`` (so ``torch.manual_seed`` / ``po.set_seed``
-        make runs reproducible, as in plenoptic)."""
+        make runs reproducible, as in plenoptic). Stopping at ``max_iter`` is silent, as in
+        plenoptic, unless ``warn_unconverged=True``; ``convergence`` records it either way
+        (``converged``, ``max_residual``, ``stop_criterion``, ``tolerance``)."""
         self._ref.synthesize(
             method,
             k,
@@ -186,6 +314,7 @@ class Eigendistortion:
             rng=torch.default_generator if rng is None else rng,
             progress=progress,
             lanczos=lanczos,
+            warn_unconverged=warn_unconverged,
         )
 
     def compute_jacobian(self) -> torch.Tensor:
@@ -221,7 +350,7 @@ class Eigendistortion:
         except BaseException:
             undo()
             raise
-        self._model, self._ref = model, ref
+        self._model, self._ref, self._flat = model, ref, None
         return self
 
     def _moved_image(self, args: tuple, kwargs: dict) -> torch.Tensor:
@@ -264,9 +393,72 @@ class Eigendistortion:
             raise
 
     def save(self, file_path: str) -> None:
-        """Save to ``file_path``: an ``.npz`` archive with JSON metadata (no pickle),
-        written atomically. The model itself is not saved, only its output at the image."""
+        """Save to ``file_path``, written atomically (a temporary file, then renamed). The
+        model itself is not saved, only its name and its output at the image.
+
+        ``.pt``: plenoptic's format (``torch.save`` of plenoptic's attribute dict: tensors,
+        sizes, strings and tuples only), which plenoptic's ``load`` and
+        ``po.io.examine_saved_synthesis`` read, and :meth:`load` reads with
+        ``torch.load(weights_only=True)``. ``.npz`` or no suffix: this project's ``.npz``
+        archive with JSON metadata, which keeps ``method`` and ``convergence``. Any other
+        suffix is refused (ValueError) and nothing is written."""
+        try:
+            name = os.fspath(file_path)
+        except TypeError:
+            name = None  # not a path: the checks of refimpl's save name the argument
+        if isinstance(name, str) and name and not os.path.isdir(name):
+            suffix = os.path.splitext(os.path.basename(name))[1].lower()
+            if suffix == ".pt":
+                self._save_plenoptic(name)
+                return
+            if suffix not in ("", ".npz"):
+                raise ValueError(
+                    f"file_path={file_path!r}: save writes plenoptic's format to a .pt path "
+                    f"and an .npz archive to an .npz path (or one without a suffix), not "
+                    f"{suffix!r}; nothing was written"
+                )
         self._ref.save(file_path)
+
+    def _save_plenoptic(self, path: str) -> None:
+        """plenoptic 2.1.1's file: ``torch.save`` of its attributes (``_image``,
+        ``_image_flat``, ``_representation_flat``, ``_eigendistortions``, ... and ``_model``
+        as ``(name, ("_image",), model(image))``), with ``save_metadata``; this project's
+        ``method`` is added to the metadata (plenoptic reads only ``synthesis_object``)."""
+        if path.endswith(os.sep) or (os.altsep and path.endswith(os.altsep)):
+            raise ValueError(f"file_path={path!r} names a directory, not a file")
+        image, result = self.image, self._ref.result
+        x, y = self._autograd_pair()
+        with torch.no_grad():
+            output = self._model(image)
+        if not isinstance(output, torch.Tensor):
+            output = y.detach()
+        flat = torch.Size(image.shape[1:] if image.ndim > 1 else image.shape)
+        saved = {
+            "save_metadata": {
+                "plenoptic_version": "2.1.1",
+                "torch_version": str(torch.__version__),
+                "synthesis_object": "plenoptic.Eigendistortion",
+                "refimpl_method": None if result is None else result.method,
+            },
+            "_loaded": False,
+            "_image_shape": flat,
+            "_image_flat": x.detach(),
+            "_image": image.detach(),
+            "_representation_flat": y.detach(),
+            "_jacobian": None if self.jacobian is None else self.jacobian.detach(),
+            "_eigendistortions": None if result is None else result.eigendistortions.detach(),
+            "_eigenvalues": None if result is None else result.eigenvalues.detach(),
+            "_eigenindex": None if result is None else result.eigenindex.detach(),
+            "_model": (_model_name(self._model), ("_image",), output.detach()),
+        }
+        folder = os.path.dirname(os.path.abspath(path))
+        tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
+        try:
+            torch.save(saved, tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
     def load(
         self,
@@ -277,19 +469,21 @@ class Eigendistortion:
         tensor_equality_rtol: float = 1e-5,
         **pickle_load_args: Any,
     ) -> None:
-        """Load a file written by :meth:`save` into this just-initialized object.
+        """Load a file written by :meth:`save`, or by plenoptic's ``Eigendistortion.save``
+        (a ``.pt`` file, read with ``torch.load(weights_only=True)``: nothing in it runs),
+        into this just-initialized object.
 
         Raises ValueError when the file was made from another image or another model (its
         output at the image differs); ``raise_on_checks=False`` makes those warnings. The
         tolerances must be finite and >= 0. A damaged or crafted file raises ValueError
         naming the path, and nothing is loaded.
         Arrays are loaded onto the image's device (``map_location`` must be None or name
-        that device). Files are not pickles: ``pickle_load_args`` are refused.
+        that device). No file is unpickled freely: ``pickle_load_args`` are refused.
         """
         if pickle_load_args:
             raise TypeError(
-                f"load got unexpected arguments {sorted(pickle_load_args)}: the file is an "
-                ".npz archive with JSON metadata, not a pickle"
+                f"load got unexpected arguments {sorted(pickle_load_args)}: an .npz file is "
+                "not a pickle, and a .pt file is read with torch.load(weights_only=True) only"
             )
         check_bool("raise_on_checks", raise_on_checks)
         check_real("tensor_equality_atol", tensor_equality_atol, low=0.0)
@@ -302,9 +496,128 @@ class Eigendistortion:
                 f"{self.image.device}: make the object with the image on that device (or "
                 "call .to() after loading)"
             )
+        if _is_torch_archive(file_path):
+            if self.eigenindex is not None:
+                raise ValueError(
+                    "load can only be called with a just-initialized Eigendistortion object"
+                )
+            self._load_plenoptic(
+                file_path, raise_on_checks, tensor_equality_atol, tensor_equality_rtol
+            )
+            return
         self._ref.load(
             file_path,
             raise_on_checks=raise_on_checks,
             atol=tensor_equality_atol,
             rtol=tensor_equality_rtol,
         )
+
+    def _load_plenoptic(self, path: Any, raise_on_checks: bool, atol: float, rtol: float) -> None:
+        """Results from a file written by plenoptic's ``Eigendistortion.save``, read with
+        ``torch.load(weights_only=True)`` (tensors, sizes, strings, tuples: no code runs).
+        plenoptic's checks and wording: the image (dtype and shape always, values within the
+        tolerances) and the model's output at it (shape always, values). The pairs are put in
+        decreasing order of eigenvalue (plenoptic's bottom block is ascending) with
+        ``eigenindex`` increasing; ``method`` is read from ``eigenindex`` (``exact``: all n;
+        ``power``: a bottom block; else ``randomized_svd``); ``convergence`` is empty."""
+        image = self.image
+        try:
+            saved = torch.load(path, map_location=image.device, weights_only=True)
+        except Exception as exc:  # torch's UnpicklingError for anything but plain data
+            raise ValueError(
+                f"cannot load {str(path)!r}: a torch archive that torch.load(weights_only=True) "
+                f"refuses ({type(exc).__name__}: {str(exc).splitlines()[0]})"
+            ) from None
+        name = saved.get("save_metadata", {}) if isinstance(saved, dict) else {}
+        name = name.get("synthesis_object") if isinstance(name, dict) else None
+        if name != "plenoptic.Eigendistortion":
+            raise ValueError(
+                f"Saved object was a {name}, but initialized object is "
+                f"plenoptic.Eigendistortion (file {str(path)!r})"
+            )
+        try:
+            img, model_entry = saved["_image"], saved["_model"]
+            output = model_entry[2]
+            vectors, values = saved["_eigendistortions"], saved["_eigenvalues"]
+            index, jacobian = saved["_eigenindex"], saved.get("_jacobian")
+            if not all(isinstance(t, torch.Tensor) for t in (img, output)):
+                raise TypeError("the image or the model output is not a tensor")
+            method = saved["save_metadata"].get("refimpl_method")
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(
+                f"cannot load {str(path)!r}: not an Eigendistortion file of plenoptic ({exc})"
+            ) from None
+
+        def check(ok: bool, message: str, hard: bool = False) -> None:
+            if ok:
+                return
+            message = f"{message} (file {str(path)!r})"
+            if raise_on_checks or hard:
+                raise ValueError(message)
+            warnings.warn(message, UserWarning, stacklevel=4)
+
+        check(
+            img.dtype == image.dtype,
+            f"Saved and initialized attribute image have different dtype: {img.dtype} and "
+            f"{image.dtype}",
+            hard=True,
+        )
+        check(
+            img.shape == image.shape,
+            f"Saved and initialized attribute image have different shape: {tuple(img.shape)} "
+            f"and {tuple(image.shape)}",
+            hard=True,
+        )
+        check(
+            torch.allclose(img, image, atol=atol, rtol=rtol),
+            f"Saved and initialized attribute image have different values (atol={atol:g}, "
+            f"rtol={rtol:g}): the file was made from another image",
+        )
+        with torch.no_grad():
+            ours = self._model(image)
+        ours = ours if isinstance(ours, torch.Tensor) else self._representation_flat.detach()
+        check(
+            output.shape == ours.shape,
+            f"Saved and initialized model output have different shape: {tuple(output.shape)} "
+            f"and {tuple(ours.shape)}",
+            hard=True,
+        )
+        check(
+            torch.allclose(output.to(ours.dtype), ours, atol=atol, rtol=rtol),
+            f"Saved and initialized model output have different values (atol={atol:g}, "
+            f"rtol={rtol:g}): the file was made from another model (its output at the image "
+            "differs)",
+        )
+        saved_name, name = str(model_entry[0]), _model_name(self._model)
+        check(  # plenoptic compares the last part only ("__main__.Gaussian" is a Gaussian)
+            saved_name.split(".")[-1] == name.split(".")[-1],
+            f"Saved and initialized model have different names! {saved_name} and {name}",
+        )
+        if vectors is None and values is None and index is None:  # saved before synthesize
+            self._ref.restore(None, None)
+            return
+        if not all(isinstance(t, torch.Tensor) for t in (vectors, values, index)):
+            raise ValueError(f"cannot load {str(path)!r}: results that are not tensors")
+        values = values.reshape(-1).to(image.dtype)  # 0-d in plenoptic for randomized_svd k=1
+        n = self._ref.n_pixels
+        order = torch.argsort(values, descending=True, stable=True)
+        index = torch.sort(index.reshape(-1).to(device=image.device, dtype=torch.int64)).values
+        shape = image.shape[1:] if image.ndim > 1 else image.shape
+        vectors = vectors.to(image.dtype).reshape(len(values), *shape)[order]
+        if method not in METHODS:  # plenoptic's files do not say: eigenindex does
+            if len(index) == n:
+                method = "exact"
+            elif len(index) > 1 and int(index[-1]) == n - 1 and int(index[0]) == 0:
+                method = "power"
+            else:
+                method = "randomized_svd"
+        result = EigendistortionResult(method, vectors, values[order].clamp(min=0), index, {})
+        if jacobian is not None and not isinstance(jacobian, torch.Tensor):
+            jacobian = None
+        try:
+            self._ref.restore(result, None if jacobian is None else jacobian.to(image.dtype))
+        except ValueError as exc:
+            raise ValueError(f"cannot load {str(path)!r}: {exc}") from None
+
+
+_register_with_plenoptic()

@@ -30,7 +30,15 @@ What differs from the port (each has a test):
 * integer and bool outputs are cast to the input's dtype (the port's ``mean`` fails on them).
 
 ``FenchelYoungLoss`` is an ``nn.Module`` with the port's signature; its value is the FY loss
-up to a constant (see :mod:`refimpl.perturbed.fenchel_young`), its gradient the port's.
+up to a constant (see :mod:`refimpl.perturbed.fenchel_young`), not the port's
+``sum((y_sigma - y)**2)`` (``value="port"`` gives that one); its gradient is the port's.
+
+Coming from the port: the loss values are on another scale by design (the port prints a
+squared distance, this the FY loss), while the FY gradients and the accuracy they train to
+agree; ``perturbed``'s gradients differ by design too (the baseline is subtracted by
+default: same expectation, less variance); ``baseline=False`` gives the port's estimator,
+on other noise draws (drawn on the input's device, in blocks), so equal in distribution,
+not digit for digit.
 """
 
 from __future__ import annotations
@@ -42,11 +50,16 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
+from backends import as_rng
 from backends.torch import default_generator
-from refimpl.perturbed import Perturbed, PerturbedOptions, fenchel_young_loss
+from refimpl.perturbed import Gumbel, Normal, Perturbed, PerturbedOptions, fenchel_young_loss
 from refimpl.torch.checks import check_tensor, check_values
 
-__all__ = ["FenchelYoungLoss", "perturbed"]
+__all__ = ["SUPPORTED_NOISES", "FenchelYoungLoss", "perturbed", "sample_noise_with_gradients"]
+
+#: the port's names of its two noises (``perturbations._GUMBEL``, ``_NORMAL``)
+_GUMBEL, _NORMAL = "gumbel", "normal"
+SUPPORTED_NOISES = (_GUMBEL, _NORMAL)
 
 #: the largest Jacobian (batch x out x in entries) kept from forward to backward
 JACOBIAN_VALUES = 2**26
@@ -59,6 +72,25 @@ JACOBIAN_PER_EXAMPLE = 8192
 def _generator(generator: Any, x: torch.Tensor) -> torch.Generator:
     """``generator``, or the default generator of ``x``'s device."""
     return generator if generator is not None else default_generator(x.device)
+
+
+def sample_noise_with_gradients(
+    noise: str, shape: Any, *, device: Any = None, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    r"""The port's ``sample_noise_with_gradients(noise, shape)``: float32 noise :math:`Z` of
+    ``shape`` and :math:`\nabla\nu(Z)` (:math:`Z` for normal noise, :math:`1 - e^{-Z}` for
+    Gumbel noise), drawn by this project's samplers from ``generator`` (default: the default
+    generator of ``device``, the CPU's by default). ValueError for another noise, as in the
+    port."""
+    if noise not in SUPPORTED_NOISES:
+        raise ValueError(f"{noise} noise is not supported. Use one of [{SUPPORTED_NOISES}]")
+    _check_generator(generator)
+    device = torch.device("cpu") if device is None else torch.device(device)
+    gen = generator if generator is not None else default_generator(device)
+    law = Gumbel() if noise == _GUMBEL else Normal()
+    return law.sample(
+        as_rng(gen, backend="torch", device=device), tuple(int(n) for n in shape), torch.float32
+    )
 
 
 def _check_generator(generator: Any) -> None:
@@ -135,6 +167,13 @@ def perturbed(
     (a ``torch.Generator``; None: the default generator of the input's device). Returns the
     wrapped function, or a decorator when ``func`` is None. The wrapper takes
     ``(input_tensor, *args, **kwargs)``; ``args``/``kwargs`` are passed to ``func``.
+
+    Coming from the port: the forward values are the port's estimator; the gradients differ
+    by design, because ``baseline=True`` (the default) subtracts ``func(input_tensor)`` in
+    the Jacobian estimator: the same expectation with far less variance (it no longer grows
+    like ``1/sigma**2``). ``baseline=False`` gives the port's estimator (the noise is drawn
+    differently, on the input's device in blocks, so the values agree in distribution, not
+    digit for digit).
     """
     _check_generator(generator)
     options = PerturbedOptions(
@@ -164,7 +203,7 @@ class _FenchelYoungFunction(torch.autograd.Function):
         x, y = theta.detach(), y_true.detach()
         value, grad = loss.replace(rng=generator).value_and_grad(x, y, *args, **kwargs)
         ctx.save_for_backward(grad, x)
-        ctx.maximize = loss.maximize
+        ctx.maximize, ctx.port = loss.maximize, loss.value == "port"
         return value
 
     @staticmethod
@@ -173,7 +212,9 @@ class _FenchelYoungFunction(torch.autograd.Function):
         grad, x = ctx.saved_tensors
         dy = dy.reshape(dy.shape + (1,) * (grad.ndim - dy.ndim)).to(grad.dtype)
         grad_y = None
-        if ctx.needs_input_grad[1]:  # d/dy (F(theta) - <theta, y>) = -theta
+        if ctx.needs_input_grad[1] and ctx.port:  # d/dy sum((y_sigma - y)**2)
+            grad_y = -2.0 * (grad if ctx.maximize else -grad) * dy
+        elif ctx.needs_input_grad[1]:  # d/dy (F(theta) - <theta, y>) = -theta
             grad_y = (-x if ctx.maximize else x) * dy
         return dy * grad, grad_y, None, None, None, None
 
@@ -183,11 +224,25 @@ class FenchelYoungLoss(torch.nn.Module):
 
     Signature of the port (``func, num_samples=1000, sigma=0.01, noise="normal",
     batched=True, maximize=True, device=None``) plus keyword-only ``generator``,
-    ``chunk_size``, ``sampling``. ``forward(input_tensor, y_true, *args, **kwargs)`` returns
-    the per-example loss (shape ``(batch,)``; 0-d unbatched):
-    :math:`\hat F_\sigma(\theta) - \langle\theta, y\rangle`, the FY loss up to a constant
-    in theta (the port returns :math:`\sum (y_\sigma - y)^2` instead). Its gradient is
-    the port's: :math:`y_\sigma(\theta) - y` (``maximize=False``: the negative).
+    ``chunk_size``, ``sampling``, ``value``. ``forward(input_tensor, y_true, *args,
+    **kwargs)`` returns the per-example loss (shape ``(batch,)``; 0-d unbatched):
+    :math:`\hat F_\sigma(\theta) - \langle\theta, y\rangle`, the FY loss
+    :math:`F_\sigma(\theta) + \Omega(y) - \langle\theta, y\rangle` without the constant
+    :math:`\Omega(y)` (for one-hot or other vertex targets :math:`\Omega(y) =
+    -\sigma\langle y, E Z\rangle`: 0 with normal noise, :math:`-\sigma\gamma` with
+    Gumbel noise, so the value is then the FY loss itself, or it plus :math:`\sigma\gamma
+    \approx 0.577\sigma`).
+
+    **Coming from the port.** The port (like the TensorFlow original) returns another
+    quantity, :math:`\sum (y_\sigma(\theta) - y)^2` per example, so the numbers differ
+    by more than a constant (e.g. 32.8 there against 13.3 here summed over a batch) while
+    the gradients and the accuracy agree. ``value="port"`` returns the port's number, from
+    the same samples. The gradient, for either value, is the port's:
+    :math:`y_\sigma(\theta) - y` (``maximize=False``: the negative), the Monte Carlo mean
+    of the solver's outputs (no baseline is involved; with ``value="port"`` the gradient
+    with respect to ``y_true`` is that of the reported value, :math:`-2 (y_\sigma - y)`).
+    Gradients that go through :func:`perturbed` instead differ from the port's by design:
+    the baseline is subtracted by default (``baseline=False`` gives the port's estimator).
     """
 
     def __init__(
@@ -204,11 +259,25 @@ class FenchelYoungLoss(torch.nn.Module):
         chunk_size: int | None = None,
         sampling: str = "mc",
         progress: bool | None = None,
+        value: str = "fenchel_young",
     ) -> None:
         super().__init__()
         _check_generator(generator)
         self.func = func
         self.generator = generator
+        #: the perturbed solver itself, ``loss_fn.perturbed(theta)`` (as in the port)
+        self.perturbed = perturbed(
+            func,
+            num_samples=num_samples,
+            sigma=sigma,
+            noise=noise,
+            batched=batched,
+            device=device,
+            generator=generator,
+            chunk_size=chunk_size,
+            sampling=sampling,
+            progress=progress,
+        )
         self.loss = fenchel_young_loss(
             func,
             num_samples=num_samples,
@@ -219,6 +288,7 @@ class FenchelYoungLoss(torch.nn.Module):
             sampling=sampling,
             maximize=maximize,
             progress=progress,
+            value=value,
         )
 
     def forward(
@@ -234,5 +304,5 @@ class FenchelYoungLoss(torch.nn.Module):
         return (
             f"func={getattr(self.func, '__name__', self.func)}, num_samples={p.num_samples}, "
             f"sigma={p.sigma}, noise={p.noise.name!r}, batched={p.batched}, "
-            f"maximize={self.loss.maximize}"
+            f"maximize={self.loss.maximize}, value={self.loss.value!r}"
         )

@@ -148,6 +148,7 @@ def synthesize_table():
         },
         "rng": bad_rngs(),
         "progress": bad_bools(),
+        "warn_unconverged": bad_bools(),
         "lanczos": {
             **wrong_kinds(),
             "other": reject("lobpcg"),
@@ -171,7 +172,7 @@ def test_synthesize_sweep(backend, method):
         table = drop(table, "method", "lanczos")
     valid = dict(
         method=method, k=2, max_iter=50, p=2, q=2, stop_criterion=1e-7, rng=0,
-        progress=False, lanczos="auto",
+        progress=False, lanczos="auto", warn_unconverged=True,
     )  # fmt: skip
     sweep(call, valid, table)
 

@@ -131,6 +131,107 @@ def test_captum_compatible_is_bitwise_captum(torch_device, nt_type):
         assert torch.equal(out, ref)
 
 
+@pytest.mark.parametrize("multiply_by_inputs", [True, False])
+def test_integrated_gradients_internal_batch_size_is_bitwise_captum(
+    torch_device, multiply_by_inputs
+):
+    """IG with internal_batch_size: each batch of steps is multiplied by (x - x') before the
+    batches are added, as captum does, so attributions and deltas are captum's bit for bit
+    (float32, Gauss-Legendre), alone and in NoiseTunnel(captum_compatible=True)."""
+    ca = captum()
+    net, x = conv_net(torch_device, torch.float32), images(torch_device, torch.float32)
+    two = TwoArgs().to(torch_device)
+    pair = (x[:, 0, 0, :4].contiguous(), x[:, 1, :2, :2].contiguous())
+    for ibs in (None, 3, 7, 12):
+        kw = dict(target=[1, 0, 3], n_steps=5, internal_batch_size=ibs)
+        theirs = ca.IntegratedGradients(net, multiply_by_inputs)
+        ours = bta.IntegratedGradients(net, multiply_by_inputs)
+        a, d = theirs.attribute(x, return_convergence_delta=True, **kw)
+        b, e = ours.attribute(x, return_convergence_delta=True, **kw)
+        assert torch.equal(a, b) and torch.equal(d, e), ibs
+        kw2 = dict(kw, baselines=(0.5, 0.0), additional_forward_args=(2.0,), target=[1, 0, 2])
+        a, d = ca.IntegratedGradients(two, multiply_by_inputs).attribute(
+            pair, return_convergence_delta=True, **kw2
+        )
+        b, e = bta.IntegratedGradients(two, multiply_by_inputs).attribute(
+            pair, return_convergence_delta=True, **kw2
+        )
+        assert all(torch.equal(p, q) for p, q in zip(a, b)) and torch.equal(d, e), ibs
+        for nt_type in ra.NT_TYPES:
+            kw3 = dict(kw, nt_type=nt_type, nt_samples=5, nt_samples_batch_size=2, stdevs=0.1)
+            torch.manual_seed(4)
+            a, d = ca.NoiseTunnel(theirs).attribute(x, return_convergence_delta=True, **kw3)
+            torch.manual_seed(4)
+            b, e = bta.NoiseTunnel(ours, captum_compatible=True).attribute(
+                x, return_convergence_delta=True, **kw3
+            )
+            assert torch.equal(a, b) and torch.equal(d, e), (ibs, nt_type)
+
+
+def test_captum_api_convergence_delta_future_and_target_errors(torch_device):
+    """captum's API around attribute: compute_convergence_delta (the delta attribute returns,
+    and captum's own, bit for bit), attribute_future (NotImplementedError, as captum), and bad
+    targets raising an error that is both captum's AssertionError and a ValueError."""
+    ca = captum()
+    net, x = conv_net(torch_device, torch.float32), images(torch_device, torch.float32)
+    ig = bta.IntegratedGradients(net)
+    for base in (None, 0.25, x.flip(0) * 0.5):
+        attrs, delta = ig.attribute(x, base, [0, 4, 2], return_convergence_delta=True)
+        ours = ig.compute_convergence_delta(attrs, base, x, target=[0, 4, 2])
+        theirs = ca.IntegratedGradients(net).compute_convergence_delta(
+            attrs, base, x, target=[0, 4, 2]
+        )
+        assert torch.equal(ours, delta) and torch.equal(ours, theirs)
+        assert not ours.requires_grad
+    sal = bta.Saliency(net, abs=False)
+    g = sal.attribute(x, target=1)
+    torch.testing.assert_close(
+        sal.compute_convergence_delta(g, None, x, target=1),
+        ca.Saliency(net).compute_convergence_delta(g, None, x, target=1),
+    )
+    two = TwoArgs().to(torch_device)
+    pair = (x[:, 0, 0, :4].contiguous(), x[:, 1, :2, :2].contiguous())
+    tig = bta.IntegratedGradients(two)
+    attrs, delta = tig.attribute(
+        pair, (0.5, 0.0), 1, additional_forward_args=3.0, return_convergence_delta=True
+    )
+    again = tig.compute_convergence_delta(attrs, (0.5, 0.0), pair, 1, additional_forward_args=3.0)
+    assert torch.equal(again, delta)
+    with pytest.raises(TypeError, match="end_point"):
+        ig.compute_convergence_delta(attrs[0], None, [x], target=1)
+
+    for cls in ("Saliency", "InputXGradient", "IntegratedGradients"):
+        for lib in (ca, bta):
+            with pytest.raises(NotImplementedError, match="attribute_future"):
+                getattr(lib, cls)(net).attribute_future()
+    for lib in (ca, bta):
+        with pytest.raises(NotImplementedError, match="attribute_future"):
+            lib.NoiseTunnel(lib.Saliency(net)).attribute_future()
+
+    lin = torch.nn.Linear(3, 4).to(torch_device)
+    z = torch.zeros(1, 3, device=torch_device)
+    cases = [
+        dict(),  # no target for a vector output (captum's test_simple_target_missing_error)
+        dict(target=(1, 0)),  # a tuple for a 1-axis output (test_multi_target_error)
+        dict(target=(9999,) * 20),  # captum's hook-removal test
+        dict(target=[0, 1]),  # a list of the wrong length
+    ]
+    for kw in cases:
+        for method in (bta.Saliency(lin), bta.InputXGradient(lin), bta.IntegratedGradients(lin)):
+            for nt in (False, True):
+                m = bta.NoiseTunnel(method) if nt else method
+                with pytest.raises(ValueError) as info:
+                    m.attribute(z, **kw)
+                assert isinstance(info.value, AssertionError) and isinstance(
+                    info.value, ra.TargetError
+                ), (kw, type(method).__name__, nt)
+        with pytest.raises(AssertionError):  # captum's type for the same call
+            ca.IntegratedGradients(lin).attribute(z, **kw)
+    with pytest.raises(TypeError) as info:
+        bta.Saliency(lin).attribute(z, target=1.5)
+    assert isinstance(info.value, AssertionError) and isinstance(info.value, ra.TargetTypeError)
+
+
 def test_captum_compatible_deltas_and_drawn_baselines(torch_device):
     """IG deltas in captum's chunk-major order; baselines drawn with numpy's global RNG once
     for all full chunks (GradientShap's recipe): equal to captum's."""

@@ -297,3 +297,186 @@ def test_plenoptic_documented_exact_values():
     assert round(e.jacobian[0, 0].item(), 4) == 0.0210
     e = quiet(Eigendistortion(img, model), "randomized_svd", p=20, q=10, rng=0)
     assert round(e.eigenvalues[0].item(), 4) == 1.0 and e.eigenvalues.shape == (1,)
+
+
+# -- drop-in parity with plenoptic: silence, criterion, autograd view, repr, wording ----------
+def test_unconverged_solves_are_silent_unless_asked_and_recorded(torch_device):
+    """plenoptic returns silently at max_iter (its tests run with warnings as errors); the
+    record is in ``convergence``, and ``warn_unconverged=True`` asks for the warning."""
+    module = net(torch_device, torch.float32)
+    x = image(torch_device, torch.float32)
+    for method in ("power", "randomized_svd"):
+        e = Eigendistortion(x, module)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            e.synthesize(method, max_iter=2, q=0, p=0, rng=0, progress=False)
+        assert not e.convergence["top"]["converged"], method
+    e = Eigendistortion(x, module)
+    with pytest.warns(UserWarning, match=r"did not converge.*stop_criterion 1e-07 \(clamped"):
+        e.synthesize("power", max_iter=2, rng=0, progress=False, warn_unconverged=True)
+    with pytest.raises(TypeError, match="warn_unconverged"):
+        e.synthesize("power", max_iter=2, progress=False, warn_unconverged="yes")
+
+
+def test_stop_criterion_is_taken_as_given_and_a_clamp_is_recorded(torch_device):
+    module = net(torch_device, torch.float64)
+    x = image(torch_device, torch.float64)
+    e = quiet(Eigendistortion(x, module), "power", k=1, max_iter=3, rng=0, stop_criterion=1e-9)
+    for block in ("top", "bottom"):
+        info = e.convergence[block]
+        assert info["stop_criterion"] == info["tolerance"] == 1e-9 and not info["clamped"]
+    x32, m32 = image(torch_device, torch.float32), net(torch_device, torch.float32)
+    e = quiet(Eigendistortion(x32, m32), "power", max_iter=3, rng=0)  # default 1e-7
+    info = e.convergence["top"]
+    eps = float(torch.finfo(torch.float32).eps)
+    assert info["stop_criterion"] == 1e-7 and info["clamped"]
+    assert info["tolerance"] == pytest.approx(100 * eps)
+    # a criterion above the floor is used as it is: a loose one stops a solve early
+    loose = quiet(Eigendistortion(x32, m32), "power", max_iter=1000, rng=0, stop_criterion=1e-2)
+    assert loose.convergence["top"]["tolerance"] == 1e-2
+    assert loose.convergence["top"]["converged"] and loose.convergence["top"]["iterations"] < 1000
+
+
+def test_image_flat_and_representation_flat_are_plenoptics_autograd_pair(torch_device):
+    module = net(torch_device, torch.float64)
+    x = image(torch_device, torch.float64, N=6)
+    e = Eigendistortion(x, module)
+    xf, yf = e._image_flat, e._representation_flat
+    assert xf.shape == (36, 1) and yf.shape == (2 * 36, 1)
+    assert xf.requires_grad and yf.requires_grad and not x.requires_grad
+    torch.testing.assert_close(xf.detach().view(x.shape), x)
+    torch.testing.assert_close(yf.detach().view(1, 2, 6, 6), module(x).detach())
+    # the pair is connected: its Jacobian is the dense one
+    J = torch.stack(
+        [torch.autograd.grad(yf[i, 0], xf, retain_graph=True)[0][:, 0] for i in range(72)]
+    )
+    torch.testing.assert_close(J, e.compute_jacobian())
+    assert e._image_flat is xf  # made once
+    e.to(torch.float32)
+    assert e._image_flat.dtype == torch.float32 and e._representation_flat.dtype == torch.float32
+
+
+def test_repr_and_load_wording_are_plenoptics(tmp_path):
+    po = _po()
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3), torch.nn.Softplus()).eval()
+    po.remove_grad(model)
+    x = image("cpu", torch.float32, N=8)
+    assert repr(Eigendistortion(x, model)) == repr(po.Eigendistortion(x, model))
+
+    def gauss(v):  # a model with a __name__ (plenoptic prints the name)
+        return v * 2
+
+    assert repr(Eigendistortion(x, gauss)).endswith("  model = gauss,\n)")
+    e = quiet(Eigendistortion(x, model), "power", max_iter=2, rng=0)
+    e.save(tmp_path / "e.npz")
+    other = torch.nn.Sequential(model, torch.nn.Softplus()).eval()
+    with pytest.raises(
+        ValueError, match="^Saved and initialized model output have different values"
+    ):
+        Eigendistortion(x, other).load(tmp_path / "e.npz")
+    with pytest.raises(
+        ValueError, match="^Saved and initialized attribute image have different values"
+    ):
+        Eigendistortion(image("cpu", torch.float32, N=8, seed=3), model).load(tmp_path / "e.npz")
+    with pytest.raises(
+        ValueError, match="^Saved and initialized attribute image have different dtype"
+    ):
+        Eigendistortion(x.double(), model.double()).load(tmp_path / "e.npz")
+
+
+def test_a_model_changing_precision_is_refused_and_a_grad_image_is_read_silently():
+    """plenoptic's validate_model rule (TypeError "model changes precision"); an image that
+    requires grad raises no warning (plenoptic's tests run with warnings as errors)."""
+    x = image("cpu", torch.float32, N=4)
+    with pytest.raises(TypeError, match="model changes precision of input"):
+        Eigendistortion(x, lambda v: v.double() * 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        e = Eigendistortion(x.clone().requires_grad_(), lambda v: v * 2)
+        e.synthesize("power", max_iter=3, progress=False)
+    assert not e.image.requires_grad
+
+
+class _Executes:
+    """Unpickling this would run code: torch.load(weights_only=True) refuses it."""
+
+    def __reduce__(self):
+        return (print, ("executed",))
+
+
+def test_load_reads_plenoptics_pt_files_safely(tmp_path, capsys):
+    po = _po()
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3, padding=1), torch.nn.Softplus()).eval()
+    po.remove_grad(model)
+    x = image("cpu", torch.float32, N=8)
+    for method, k in (("power", 2), ("randomized_svd", 1), ("exact", 1)):
+        theirs = po.Eigendistortion(x, model)
+        torch.manual_seed(0)
+        theirs.synthesize(method, k=k, max_iter=20)
+        theirs.save(tmp_path / f"{method}.pt")
+        ours = Eigendistortion(x, model)
+        ours.load(tmp_path / f"{method}.pt")
+        assert ours.method == method and ours.eigenvalues.ndim == 1
+        lam = theirs.eigenvalues.reshape(-1)
+        torch.testing.assert_close(ours.eigenvalues, lam.sort(descending=True).values)
+        assert bool((ours.eigenvalues[:-1] >= ours.eigenvalues[1:]).all())
+        torch.testing.assert_close(
+            torch.sort(ours.eigenindex).values, torch.sort(theirs.eigenindex.reshape(-1)).values
+        )
+        pos = int((lam == lam.max()).nonzero()[0, 0])  # the top pair, as plenoptic stored it
+        torch.testing.assert_close(ours.eigendistortions[0], theirs.eigendistortions[pos])
+    with pytest.raises(ValueError, match="^Saved and initialized attribute image have different"):
+        Eigendistortion(image("cpu", torch.float32, N=8, seed=4), model).load(tmp_path / "power.pt")
+    other = torch.nn.Sequential(model, torch.nn.Softplus()).eval()
+    with pytest.raises(ValueError, match="^Saved and initialized model output have different"):
+        Eigendistortion(x, other).load(tmp_path / "power.pt")
+    with pytest.warns(UserWarning, match="model output have different values"):
+        Eigendistortion(x, other).load(tmp_path / "power.pt", raise_on_checks=False)
+    torch.save({"save_metadata": _Executes()}, tmp_path / "evil.pt")
+    with pytest.raises(ValueError, match="weights_only=True"):
+        Eigendistortion(x, model).load(tmp_path / "evil.pt")
+    assert "executed" not in capsys.readouterr().out
+    torch.save({"save_metadata": {"synthesis_object": "plenoptic.Metamer"}}, tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="Saved object was a plenoptic.Metamer"):
+        Eigendistortion(x, model).load(tmp_path / "m.pt")
+
+
+def test_save_pt_writes_plenoptics_format_and_refuses_other_suffixes(tmp_path, capsys):
+    po = _po()
+    model = torch.nn.Sequential(torch.nn.Conv2d(1, 1, 3, padding=1), torch.nn.Softplus()).eval()
+    po.remove_grad(model)
+    x = image("cpu", torch.float32, N=8)
+    for method in ("eigsh", "exact", "randomized_svd"):
+        ours = quiet(Eigendistortion(x, model), method, k=2, rng=0)
+        ours.save(tmp_path / "e.pt")
+        back = Eigendistortion(x, model)
+        back.load(tmp_path / "e.pt")  # method kept in the metadata
+        assert back.method == method and torch.equal(back.eigenvalues, ours.eigenvalues)
+        theirs = po.Eigendistortion(x, model)
+        theirs.load(tmp_path / "e.pt")
+        assert torch.equal(theirs.eigenvalues, ours.eigenvalues)
+        assert torch.equal(theirs.eigendistortions, ours.eigendistortions)
+    saved = torch.load(tmp_path / "e.pt", weights_only=True)
+    assert saved["save_metadata"]["synthesis_object"] == "plenoptic.Eigendistortion"
+    po.io.examine_saved_synthesis(tmp_path / "e.pt")
+    assert "plenoptic.Eigendistortion" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="Saved object was a plenoptic.Eigendistortion"):
+        po.Metamer(x, model).load(tmp_path / "e.pt")
+    renamed = torch.nn.Sequential(*model).eval()  # same output, same class name: loads
+    Eigendistortion(x, renamed).load(tmp_path / "e.pt")
+    with pytest.raises(ValueError, match="^Saved and initialized model have different names"):
+        Eigendistortion(x, lambda v: model(v)).load(tmp_path / "e.pt")
+    # nothing synthesized yet: both sides load an empty object
+    Eigendistortion(x, model).save(tmp_path / "empty.pt")
+    empty = Eigendistortion(x, model)
+    empty.load(tmp_path / "empty.pt")
+    assert empty.eigenvalues is None
+    # other suffixes: refused, nothing written; no suffix: the .npz archive
+    for name in ("e.pkl", "e.pth", "e.txt"):
+        with pytest.raises(ValueError, match="nothing was written"):
+            ours.save(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    ours.save(tmp_path / "plain")
+    back = Eigendistortion(x, model)
+    back.load(tmp_path / "plain")
+    assert back.method == "randomized_svd"

@@ -420,6 +420,34 @@ def test_epsilon_zero_like_rai(torch_device, torch_dtype, name):
     assert torch.equal(out[0], out[1]) and not out[0].abs().any()
 
 
+@pytest.mark.parametrize("name", ["L2ProjectedOptim", "LinfProjectedOptim"])
+def test_omitted_epsilon_says_what_rai_defaulted_to(torch_device, torch_dtype, name):
+    """Omitting epsilon is a TypeError whose message gives rai-toolbox's silent default
+    (0.001: its REQUIRED marker is SGD's default lr); following its advice reproduces rai
+    bit for bit, and epsilon in ``defaults`` counts as given (as in rai)."""
+    x0 = torch.randn(4, 5, dtype=torch_dtype, generator=torch.Generator().manual_seed(0))
+    x = x0.clone().to(torch_device).requires_grad_(True)
+    with pytest.raises(
+        TypeError, match=r"epsilon.*rai-toolbox 0\.2\.1 defaulted to epsilon=0\.001"
+    ):
+        getattr(bo, name)([x], lr=0.1)
+    assert bo.lp_space.RAI_EPSILON_DEFAULT == 0.001
+    assert getattr(bo, name)([x], lr=0.1, defaults={"epsilon": 2.0}).defaults["epsilon"] == 2.0
+    rai = pytest.importorskip("rai_toolbox.optim")
+    out = []
+    for opt_of in (
+        lambda p: getattr(bo, name)([p], lr=0.1, epsilon=0.001),
+        lambda p: getattr(rai, name)([p], lr=0.1),  # rai's silent default
+    ):
+        x = x0.clone().to(torch_device).requires_grad_(True)
+        opt = opt_of(x)
+        for i in range(3):
+            set_grads([x], seed=i)
+            opt.step()
+        out.append(x.detach())
+    assert torch.equal(out[0], out[1])
+
+
 # -- the projected optimizers are ParamTransformingOptimizers ------------------------------------
 @pytest.mark.parametrize("name", ["L2ProjectedOptim", "LinfProjectedOptim"])
 def test_projected_optimizers_are_param_transforming(torch_device, name):

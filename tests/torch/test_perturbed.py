@@ -205,6 +205,36 @@ def test_fenchel_young_module(torch_device):
     torch.testing.assert_close(theta.grad, (y_sigma - y).to(theta.dtype))
 
 
+def test_fenchel_young_port_value(torch_device):
+    """value="port" returns the port's number, sum((y_sigma - y)**2) per example, from the
+    same samples (y_sigma: perturbed's forward with the same generator state); the theta
+    gradient is y_sigma - y for both values (the port's), the y_true gradient that of the
+    reported value. For Gumbel noise y_sigma = softmax(theta / sigma) (closed form), while
+    the default value is sigma * cross-entropy + sigma * gamma."""
+    theta = theta_on(torch_device, torch.float64)
+    y = F.one_hot(torch.tensor([1, 0], device=torch_device), 5).double().requires_grad_(True)
+    kw = dict(num_samples=4000, sigma=0.5, noise="gumbel")
+    loss_fn = bt.FenchelYoungLoss(seed_argmax, **kw, generator=gen(torch_device, 7), value="port")
+    assert "value='port'" in repr(loss_fn)
+    loss = loss_fn(theta, y)
+    loss.sum().backward()
+    y_sigma = bt.perturbed(seed_argmax, **kw, generator=gen(torch_device, 7))(theta.detach())
+    diff = (y_sigma - y).detach()
+    torch.testing.assert_close(loss.detach(), (diff**2).sum(-1))
+    torch.testing.assert_close(theta.grad, diff)
+    torch.testing.assert_close(y.grad, -2 * diff)
+    soft = torch.softmax(theta.detach() / 0.5, -1)
+    torch.testing.assert_close(loss.detach(), ((soft - y.detach()) ** 2).sum(-1), atol=0.05, rtol=0)
+    fy = bt.FenchelYoungLoss(seed_argmax, **kw, generator=gen(torch_device, 7))(
+        theta.detach(), y.detach()
+    )
+    t = theta.detach() / 0.5
+    closed = 0.5 * (torch.logsumexp(t, -1) - (t * y.detach()).sum(-1)) + 0.5 * 0.5772156649015329
+    torch.testing.assert_close(fy, closed, atol=5 * 0.5 * math.pi / math.sqrt(6 * 4000), rtol=0)
+    with pytest.raises(ValueError, match="value must be one of"):
+        bt.FenchelYoungLoss(seed_argmax, value="tensorflow")
+
+
 def test_fenchel_young_minimize_and_target_gradient(torch_device):
     theta = theta_on(torch_device, torch.float64)
     y = torch.zeros(2, 5, device=torch_device, dtype=torch.float64, requires_grad=True)
@@ -294,3 +324,25 @@ def test_unbatched_shapes_keep_samples_off_the_event(torch_device, shape, solver
     for y, g in results[1:]:
         torch.testing.assert_close(y, results[0][0])
         torch.testing.assert_close(g, results[0][1])
+
+
+def test_the_ports_module_names(torch_device):
+    """The names the port's tests use: ``sample_noise_with_gradients`` (shape, float32,
+    ``grad nu``; ValueError naming the noises), and ``FenchelYoungLoss.perturbed``."""
+    gen = torch.Generator(torch_device).manual_seed(0)
+    for noise in bt.SUPPORTED_NOISES:
+        z, g = bt.sample_noise_with_gradients(noise, (3, 2, 4), device=torch_device, generator=gen)
+        assert z.shape == g.shape == (3, 2, 4) and z.dtype == torch.float32
+        assert z.device.type == torch.device(torch_device).type
+        expected = z if noise == "normal" else 1 - torch.exp(-z)
+        torch.testing.assert_close(g, expected)
+    with pytest.raises(ValueError, match="unknown noise is not supported"):
+        bt.sample_noise_with_gradients("unknown", (3,))
+    loss_fn = bt.FenchelYoungLoss(
+        seed_argmax, num_samples=2000, sigma=0.5, noise="gumbel", batched=False,
+        generator=torch.Generator(torch_device).manual_seed(1),
+    )  # fmt: skip
+    theta = torch.tensor([-0.6, 1.9, -0.2], device=torch_device)
+    y = loss_fn.perturbed(theta)
+    # one-hot arg-max with Gumbel noise: softmax(theta / sigma); 2000 draws, sd <= 0.012
+    torch.testing.assert_close(y, torch.softmax(theta / 0.5, -1), atol=0.06, rtol=0)

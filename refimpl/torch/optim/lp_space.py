@@ -15,7 +15,9 @@ class                                   pre-step on the gradient G      post-ste
 
 (``eps`` = ``div_by_zero_eps``, per group here.) Differences from rai_toolbox 0.2.1: ``sign(NaN)``
 is NaN (torch's ``sign`` gives 0); a zero gradient stays zero in float16; norms neither
-overflow nor underflow; ``epsilon`` is a required, validated option (``>= 0``).
+overflow nor underflow; ``epsilon`` is a required, validated option (``>= 0``): omitting it
+(in the keyword and in ``defaults``) raises a TypeError that says what rai-toolbox did
+instead (it silently used ``epsilon=0.001``, see :data:`RAI_EPSILON_DEFAULT`).
 """
 
 from __future__ import annotations
@@ -42,6 +44,35 @@ from refimpl.torch.optim.optimizer import (
     group_defaults,
 )
 from refimpl.validation import TINY, check_real
+
+#: what rai-toolbox 0.2.1's ``L2ProjectedOptim``/``LinfProjectedOptim`` use when ``epsilon``
+#: is omitted: their ``REQUIRED`` marker is ``torch.optim.SGD``'s default ``lr``, which
+#: current torch sets to 0.001 (older torch made it a sentinel that raised)
+RAI_EPSILON_DEFAULT = 0.001
+
+
+class _Required:
+    """The default of ``epsilon`` where it is required: its absence raises a TypeError
+    that says what rai-toolbox defaulted to."""
+
+    def __repr__(self) -> str:
+        return "<required>"
+
+
+REQUIRED: Any = _Required()
+
+
+def _require_epsilon(cls: str, ball: str, epsilon: Any, defaults: dict[str, Any]) -> None:
+    if epsilon is REQUIRED and "epsilon" not in defaults:
+        raise TypeError(
+            f"{cls}() missing the keyword argument 'epsilon', the radius of the {ball} ball "
+            "that every parameter (row) is projected onto. rai-toolbox 0.2.1 defaulted to "
+            f"epsilon={RAI_EPSILON_DEFAULT} when it was omitted (its REQUIRED marker is "
+            "torch.optim.SGD's default lr under current torch), silently confining the "
+            "parameters to that tiny ball; here the radius must be a choice. Pass "
+            f"epsilon={RAI_EPSILON_DEFAULT} for rai's behaviour."
+        )
+
 
 __all__ = [
     "L1NormedGradientOptim",
@@ -159,7 +190,7 @@ class L2ProjectedOptim(L2NormedGradientOptim):
         params: Any,
         InnerOpt: Any = SGD,
         *,
-        epsilon: float,
+        epsilon: float = REQUIRED,
         param_ndim: int | None = -1,
         grad_scale: float = 1.0,
         grad_bias: float = 0.0,
@@ -168,6 +199,7 @@ class L2ProjectedOptim(L2NormedGradientOptim):
         **inner_opt_kwargs: Any,
     ) -> None:
         defaults = group_defaults(defaults)
+        _require_epsilon("L2ProjectedOptim", "L2", epsilon, defaults)
         defaults.setdefault("epsilon", epsilon)
         super().__init__(
             params,
@@ -201,7 +233,7 @@ class LinfProjectedOptim(SignedGradientOptim):
         params: Any,
         InnerOpt: Any = SGD,
         *,
-        epsilon: float,
+        epsilon: float = REQUIRED,
         param_ndim: int | None = None,
         grad_scale: float = 1.0,
         grad_bias: float = 0.0,
@@ -209,6 +241,7 @@ class LinfProjectedOptim(SignedGradientOptim):
         **inner_opt_kwargs: Any,
     ) -> None:
         defaults = group_defaults(defaults)
+        _require_epsilon("LinfProjectedOptim", "Linf", epsilon, defaults)
         defaults.setdefault("epsilon", epsilon)
         super().__init__(
             params,
