@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 
 import numpy as np
 import pytest
@@ -594,6 +595,19 @@ def test_save_refuses_an_empty_path_and_a_directory(backend, tmp_path, monkeypat
     with pytest.raises(TypeError, match="save: path must be a str or an os.PathLike, got None"):
         eig.save(None)
     assert sorted(os.listdir(tmp_path)) == ["sub"] and os.listdir(tmp_path / "sub") == []
+
+
+def test_save_refuses_a_suffix_it_does_not_write(backend, tmp_path):
+    """The archive is npz: ``.npz`` or no suffix; ``x.pt`` would look like plenoptic's file."""
+    case = LinearCase(backend, backend.dtype("float64"), 8)
+    eig = run(Eigendistortion(case.image, case.model), "exact")
+    for name in ("eig.pt", "eig.npy", "eig.npz.bak"):
+        with pytest.raises(ValueError, match="save: writes an npz archive"):
+            eig.save(tmp_path / name)
+    assert os.listdir(tmp_path) == []
+    for name in ("eig.npz", "eig"):
+        eig.save(tmp_path / name)
+        assert zipfile.is_zipfile(tmp_path / name)
 
 
 # -- plots -----------------------------------------------------------------------------------

@@ -385,7 +385,7 @@ def save_load(ctx: Context) -> None:
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "eig.pt")
+        path = os.path.join(tmp, "eig.npz")
         for r in runs(ctx, "diag"):
             r.synthesize("power", k=2, max_iter=50).eig.save(path)
             fresh = next(x for x in runs(ctx, "diag") if x.label == r.label)

@@ -142,8 +142,16 @@ def _host(x: Any) -> Any:
 
 # -- save ------------------------------------------------------------------------------------
 def save(eig: Any, path: Any) -> None:
-    """Write ``eig`` to ``path`` atomically (temporary file, then ``os.replace``)."""
+    """Write ``eig`` to ``path`` atomically (temporary file, then ``os.replace``): an npz
+    archive, so ``path`` ends in ``.npz`` or has no suffix (ValueError for another one, such
+    as plenoptic's ``.pt``, which only the torch front end writes)."""
     path = _file_path(path, to="save")
+    suffix = os.path.splitext(path)[1]
+    if suffix not in ("", ".npz"):
+        raise ValueError(
+            f"save: writes an npz archive, so path must end in .npz or have no suffix, got "
+            f"{path!r} (plenoptic's .pt files: refimpl.torch.Eigendistortion.save)"
+        )
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"save: the directory of path {path!r} does not exist")
