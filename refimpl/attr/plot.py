@@ -2,8 +2,8 @@ r"""Pictures of image attributions (matplotlib: the ``plot`` extra), after captu
 ``captum.attr.visualization.visualize_image_attr``.
 
 matplotlib is imported on the first call, so ``import refimpl.attr`` works without it (the
-import-linter contract in pyproject.toml names this module as one of the two in
-``refimpl`` allowed to import it). Arrays of any backend reach the host through the backend
+import-linter contract in pyproject.toml names this module among the few in ``refimpl``
+allowed to import it). Arrays of any backend reach the host through the backend
 adapter (``backends.backend_of(x).to_numpy(x)``): no torch is needed.
 """
 
@@ -13,6 +13,7 @@ import math
 from typing import Any
 
 import backends
+from refimpl.plotting import check_cmap, pyplot
 from refimpl.validation import check_bool, check_choice, check_real, is_array
 
 __all__ = ["cumulative_sum_threshold", "normalize_attr", "visualize_image_attr"]
@@ -35,16 +36,6 @@ DEFAULT_CMAPS = {
 }
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError(
-            "plotting needs matplotlib: pip install 'refimpl[plot]' (or matplotlib)"
-        ) from None
-    return plt
-
-
 def _host(name: str, x: Any) -> Any:
     """A float64 host (numpy) copy of the real array ``x`` of any backend."""
     if not is_array(x):
@@ -59,21 +50,6 @@ def _host(name: str, x: Any) -> Any:
     if xp.isdtype(x.dtype, "real floating") and x.dtype not in (xp.float32, xp.float64):
         x = xp.astype(x, xp.float32)  # float16, bfloat16: numpy may not hold them
     return adapter.to_numpy(x).astype(float)
-
-
-def _check_cmap(cmap: Any) -> None:
-    from matplotlib import colormaps
-    from matplotlib.colors import Colormap
-
-    if cmap is None or isinstance(cmap, Colormap):
-        return
-    if not isinstance(cmap, str):
-        raise TypeError(
-            f"cmap must be a colormap name, a matplotlib Colormap or None, got {cmap!r} "
-            f"({type(cmap).__name__})"
-        )
-    if cmap not in colormaps:
-        raise ValueError(f"cmap must name a matplotlib colormap (such as 'RdBu_r'), got {cmap!r}")
 
 
 def _fig_and_axis(plt_fig_axis: Any) -> tuple[Any, Any]:
@@ -312,8 +288,8 @@ def visualize_image_attr(
         grey, rgb = _prepare(image)
     elif method != "heat_map":
         raise ValueError(f"method={method!r} needs original_image (only heat_map does not)")
-    plt = _pyplot()
-    _check_cmap(cmap)
+    plt = pyplot()
+    check_cmap(cmap, example="RdBu_r")
     if plt_fig_axis is not None:
         fig, ax = _fig_and_axis(plt_fig_axis)
     else:

@@ -14,19 +14,10 @@ from typing import Any
 
 import backends
 from refimpl.eigendistortion.eigendistortion import Eigendistortion
+from refimpl.plotting import check_cmap, pyplot
 from refimpl.validation import check_bool, check_callable, check_int, check_real, is_array
 
 __all__ = ["display_eigendistortions", "plot_eigenvalues"]
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ImportError(
-            "plotting needs matplotlib: pip install 'refimpl[plot]' (or matplotlib)"
-        ) from None
-    return plt
 
 
 def _axes_type() -> type:
@@ -105,22 +96,6 @@ def _check_eig(eig: Any) -> _View:
         "eig must be an Eigendistortion (refimpl.eigendistortion, refimpl.torch or "
         f"plenoptic), got {eig!r} ({type(eig).__name__})"
     )
-
-
-def _check_cmap(cmap: Any) -> None:
-    """None (matplotlib's default), the name of a registered colormap, or a Colormap."""
-    from matplotlib import colormaps
-    from matplotlib.colors import Colormap
-
-    if cmap is None or isinstance(cmap, Colormap):
-        return
-    if not isinstance(cmap, str):
-        raise TypeError(
-            f"cmap must be a colormap name, a matplotlib Colormap or None, got {cmap!r} "
-            f"({type(cmap).__name__})"
-        )
-    if cmap not in colormaps:
-        raise ValueError(f"cmap must name a matplotlib colormap (such as 'gray'), got {cmap!r}")
 
 
 def _processed(process_image: Any, a: Any) -> Any:
@@ -256,8 +231,8 @@ def display_eigendistortions(
     indices = _indices(eigenindex)
     scales = _scales(distortion_scale, len(indices))
     check_callable("process_image", process_image, optional=True)
-    plt = _pyplot()
-    _check_cmap(cmap)
+    plt = pyplot()
+    check_cmap(cmap, example="gray")
     if eig.eigendistortions is None:
         raise ValueError("No eigendistortions synthesized: call synthesize() first")
     positions = [eig.indexer(i) for i in indices]
@@ -409,7 +384,7 @@ def plot_eigenvalues(eig: Any, ax: Any = None, *, logy: bool = True) -> Any:
     """
     eig = _check_eig(eig)
     check_bool("logy", logy)
-    plt = _pyplot()
+    plt = pyplot()
     if ax is not None and not isinstance(ax, _axes_type()):
         raise TypeError(f"ax must be a matplotlib Axes or None, got {ax!r} ({type(ax).__name__})")
     if eig.eigenvalues is None:
