@@ -54,6 +54,7 @@ from backends import as_rng
 from backends.torch import default_generator
 from refimpl.perturbed import Gumbel, Normal, Perturbed, PerturbedOptions, fenchel_young_loss
 from refimpl.torch.checks import check_tensor, check_values
+from refimpl.validation import check_shape
 
 __all__ = ["SUPPORTED_NOISES", "FenchelYoungLoss", "perturbed", "sample_noise_with_gradients"]
 
@@ -89,7 +90,7 @@ def sample_noise_with_gradients(
     gen = generator if generator is not None else default_generator(device)
     law = Gumbel() if noise == _GUMBEL else Normal()
     return law.sample(
-        as_rng(gen, backend="torch", device=device), tuple(int(n) for n in shape), torch.float32
+        as_rng(gen, backend="torch", device=device), check_shape("shape", shape), torch.float32
     )
 
 

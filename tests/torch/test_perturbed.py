@@ -338,6 +338,9 @@ def test_the_ports_module_names(torch_device):
         torch.testing.assert_close(g, expected)
     with pytest.raises(ValueError, match="unknown noise is not supported"):
         bt.sample_noise_with_gradients("unknown", (3,))
+    for shape in ((2.5,), "ab", (-1, 2), (True,)):
+        with pytest.raises((TypeError, ValueError), match="shape must"):
+            bt.sample_noise_with_gradients("normal", shape)
     loss_fn = bt.FenchelYoungLoss(
         seed_argmax, num_samples=2000, sigma=0.5, noise="gumbel", batched=False,
         generator=torch.Generator(torch_device).manual_seed(1),
