@@ -193,7 +193,8 @@ class Backend:
 
     def rng(self, rng: Any = None, device: Any = None) -> Rng:
         """An ``Rng`` drawing for this backend on ``device`` from ``rng``: None (fresh
-        entropy), an int seed in ``[0, 2**64 - 1]``, a ``numpy.random.Generator``, this
+        entropy), an int seed in ``[0, 2**64 - 1]``, a ``numpy.random.SeedSequence`` (a key,
+        see ``backends.keys``), a ``numpy.random.Generator``, this
         library's native generator, or an ``Rng`` (re-bound here, sharing its stream).
         ``backends.as_rng`` is the front door: it also picks the backend."""
         dev = self.device(device)
@@ -201,6 +202,8 @@ class Backend:
             return rng.bind(self, dev)
         if isinstance(rng, np.random.Generator):
             return HostRng(rng, self, dev)
+        if isinstance(rng, np.random.SeedSequence):  # a key (backends.keys): its first word
+            return self.seeded_rng(int(rng.generate_state(1, np.uint64)[0]), dev)
         if self.is_generator(rng):
             return self.wrap_generator(rng, dev)
         if rng is None:
