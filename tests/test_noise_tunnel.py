@@ -315,6 +315,42 @@ def test_running_vargrad_never_negative_and_accurate(offset, scale, n, chunk, se
     assert np.all(np.abs(got - ref) <= bound + 1e-30)
 
 
+@given(
+    offset=st.floats(-1e4, 1e4),
+    scale=st.floats(1e-3, 10.0),
+    sizes=st.lists(st.integers(0, 15), min_size=1, max_size=6).filter(lambda s: sum(s) > 0),
+    seed=st.integers(0, 2**31),
+)
+def test_merged_moments_are_the_moments_of_all_samples(offset, scale, sizes, seed):
+    """The tasks of a keyed run: moments of consecutive groups of float32 samples, merged in
+    order (Chan et al.'s pairwise VarGrad), are within the rounding bound above of the float64
+    statistics of all samples; VarGrad is never negative; an empty group changes nothing."""
+    n = sum(sizes)
+    a = (offset + scale * np.random.default_rng(seed).standard_normal((n, 2, 3))).astype(np.float32)
+    a64 = a.astype(np.float64)
+    eps = float(np.finfo(np.float32).eps)
+    for nt_type, ref in (
+        ("smoothgrad", a64.mean(axis=0)),
+        ("smoothgrad_sq", (a64**2).mean(axis=0)),
+        ("vargrad", a64.var(axis=0)),
+    ):
+        merged, start = ra.RunningMoments(nt_type), 0
+        for k in sizes:
+            part = ra.RunningMoments(nt_type)
+            if k:
+                part.add(np.moveaxis(a[start : start + k], 0, 1))
+            merged.merge(part)
+            start += k
+        got = merged.result()
+        assert got.dtype == np.float32 and merged.count == n
+        if nt_type == "vargrad":
+            assert np.all(got >= 0)
+            bound = 8 * n * eps * (ref + np.sqrt(ref) * np.abs(a).max(axis=0))
+        else:
+            bound = 4 * n * eps * np.abs(a64 if nt_type == "smoothgrad" else a64**2).max(axis=0)
+        assert np.all(np.abs(got - ref) <= bound + 1e-30), nt_type
+
+
 # -- the convergence delta ---------------------------------------------------------------------
 def test_delta_has_one_value_per_noisy_sample_example_major(backend):
     """B=3, n=5, batch size 2: delta shape (15,); delta.reshape(3, 5)[b, j] is IG's delta at the

@@ -22,6 +22,17 @@ never as :math:`E[a^2] - E[a]^2` (captum), which cancels catastrophically in flo
 Samples are added one at a time in sample order: the result does not depend on how the
 samples were grouped into chunks (bit for bit, when the wrapped method computes each row
 independently of the others in its batch).
+
+The tasks of a keyed run (``refimpl.attr.noise_tunnel``) each accumulate their own samples
+this way; the driver then folds the tasks' moments in task order with :meth:`merge`: sums
+add, and VarGrad's (mean, M) pairs combine by Chan, Golub & LeVeque's pairwise update,
+
+.. math::
+
+    \delta = \bar a_B - \bar a_A,\qquad \bar a = \bar a_A + \tfrac{n_B}{n}\,\delta,\qquad
+    M = M_A + M_B + \tfrac{n_A n_B}{n}\,\delta^2,\qquad n = n_A + n_B,
+
+again a sum of non-negative terms.
 """
 
 from __future__ import annotations
@@ -60,6 +71,22 @@ class RunningMoments:
             e = d * (1.0 / j)
             self.mean = self.mean + e
             self.m2 = self.m2 + d * (d - e)  # d (d - d/j) = (j-1)/j d^2 >= 0
+
+    def merge(self, other: RunningMoments) -> None:
+        """Fold in ``other``, the moments of the samples that follow these (Chan, Golub &
+        LeVeque 1983): sums add; VarGrad's means and M combine pairwise."""
+        if other.count == 0:
+            return
+        n_a, n_b = self.count, other.count
+        self.count = n = n_a + n_b
+        if n_a == 0:
+            self.total, self.mean, self.m2 = other.total, other.mean, other.m2
+        elif self.nt_type != "vargrad":
+            self.total = self.total + other.total
+        else:
+            d = other.mean - self.mean
+            self.mean = self.mean + d * (n_b / n)
+            self.m2 = self.m2 + other.m2 + (d * d) * (n_a * n_b / n)
 
     def result(self) -> Any:
         if self.count == 0:

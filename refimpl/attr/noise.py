@@ -13,6 +13,13 @@ every chunk size sees exactly the same noise, on every backend and device.
 
 A block of input ``i`` has shape ``(B, block, *input.shape[1:])``: example-major, so a
 chunk is already in the row order of the wrapped call (row ``b*k + j``).
+
+With a keyed ``rng`` (``backends.keys``) the samples are also split into *tasks* of
+:func:`task_samples` consecutive samples, a number that depends only on the input sizes
+and ``n`` (about :data:`TASK_VALUES` noise values per task), never on the executor, the
+number of workers or the chunk size. Task ``t`` draws its noise from its own generator,
+``block_rng(key, NOISE, t)``, through a stream of its own (:func:`noise_stream` over the
+task's samples), so any process can compute it alone.
 """
 
 from __future__ import annotations
@@ -23,17 +30,30 @@ from typing import Any
 from backends import namespace_and_device
 from refimpl.streams import BlockStream
 
-__all__ = ["BLOCK_VALUES", "noise_stream", "relative_stdevs"]
+__all__ = ["BLOCK_VALUES", "TASK_VALUES", "noise_stream", "relative_stdevs", "task_samples"]
 
 #: values drawn per block (all inputs together): about 4 MiB of float32
 BLOCK_VALUES = 2**20
+#: noise values per task of a keyed run (all inputs together): about 16 MiB of float32
+TASK_VALUES = 2**22
+
+
+def _values_per_sample(xs: tuple[Any, ...]) -> int:
+    """Noise values one sample draws: one per value of every input (all examples)."""
+    return sum(math.prod(x.shape) for x in xs)
+
+
+def task_samples(xs: tuple[Any, ...], n_samples: int) -> int:
+    """Samples per task of a keyed run: about :data:`TASK_VALUES` noise values, at least
+    one sample, at most ``n_samples``."""
+    return max(1, min(n_samples, TASK_VALUES // max(1, _values_per_sample(xs))))
 
 
 def noise_stream(rng: Any, xs: tuple[Any, ...], n_samples: int) -> BlockStream:
     """The stream whose ``take(k)`` returns the standard-normal noise of the next ``k``
     samples: one array of shape ``(B, k, *x.shape[1:])`` per input ``x``, in ``x``'s dtype
     and on its device."""
-    per_sample = sum(math.prod(x.shape) for x in xs)
+    per_sample = _values_per_sample(xs)
 
     def draw(size: int) -> tuple[Any, ...]:
         return tuple(rng.normal((x.shape[0], size, *x.shape[1:]), dtype=x.dtype) for x in xs)

@@ -27,21 +27,40 @@ Algorithm (one pass over chunks of ``nt_samples_batch_size`` samples):
    attribution to the running moments in sample order (``refimpl.attr.moments``);
 4. return the statistic, shaped like the inputs, with the per-sample convergence deltas
    (shape ``(B*n,)``, example-major: ``reshape(B, n)``) when asked for.
+
+A *keyed* run (``rng`` a ``numpy.random.SeedSequence``, or any ``executor``) splits the
+samples into tasks of ``T`` consecutive samples, ``T`` fixed by the input sizes and ``n``
+alone (``refimpl.attr.noise.task_samples``). Task ``t`` draws its baseline indices and
+noise from its own generator ``block_rng(key, NOISE, t)`` (``backends.keys``), runs steps
+2-3 on its samples and returns their moments; the driver folds the tasks' moments in task
+order (``RunningMoments.merge``), here or on any executor (``refimpl.parallel.run_tasks``),
+so the result is bit-identical whether the tasks ran here, on a thread pool or on a
+dask.distributed cluster, whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from backends import as_rng, namespace_and_device
+from backends.keys import NOISE, block_rng
 from refimpl.attr.expand import expand_kwargs
 from refimpl.attr.gradient import mirror
 from refimpl.attr.moments import RunningMoments
-from refimpl.attr.noise import noise_stream, relative_stdevs
+from refimpl.attr.noise import noise_stream, relative_stdevs, task_samples
 from refimpl.attr.options import NoiseTunnelOptions
-from refimpl.attr.tunnel_call import TunnelCall, check_rows, prepare_call, progress_bar_for
+from refimpl.attr.tunnel_call import (
+    TunnelCall,
+    check_rows,
+    prepare_call,
+    progress_bar_for,
+    run_key,
+)
+from refimpl.parallel import run_tasks
 from refimpl.validation import is_array
 
 __all__ = ["NoiseTunnel", "NoiseTunnelOptions", "TunnelCall"]
@@ -57,6 +76,16 @@ class _Run:
     draws: dict[int, Any] | None
     stream: Any
     moments: list[RunningMoments]
+
+
+@dataclass
+class _Part:
+    """What a task of a keyed run returns: the moments of its samples (one per input), its
+    deltas ``(B, m)`` or None, and whether the wrapped method returned a tuple."""
+
+    moments: list[RunningMoments]
+    deltas: Any
+    attr_tuple: bool
 
 
 class NoiseTunnel:
@@ -101,8 +130,14 @@ class NoiseTunnel:
         return noisy
 
     def make_rng(self, rng: Any, like: Any) -> Any:
-        """The ``Rng`` of a run from the ``rng=`` argument."""
+        """The ``Rng`` of a sequential run from the ``rng=`` argument."""
         return as_rng(rng, like=like)
+
+    @staticmethod
+    def run_key(rng: Any, executor: Any) -> Any:
+        """The key of a keyed run (a ``numpy.random.SeedSequence``), or None for a
+        sequential one; checks ``executor`` and refuses a sequential ``rng`` with one."""
+        return run_key(rng, executor)
 
     # -- the documented call ---------------------------------------------------------------
     def attribute(
@@ -117,6 +152,7 @@ class NoiseTunnel:
         rng: Any = None,
         relative: bool = False,
         progress: bool | None = None,
+        executor: Any = None,
         **kwargs: Any,
     ) -> Any:
         """SmoothGrad / SmoothGrad² / VarGrad of the wrapped method at ``inputs``.
@@ -141,13 +177,25 @@ class NoiseTunnel:
         draw_baseline_from_distrib : bool
             Each (example, sample) draws its baseline row uniformly from the ``baselines``
             array(s) given in kwargs.
-        rng : None, int, native generator or backends.Rng
-            None: fresh entropy; the same seed gives the same result on a backend.
+        rng : None, int, numpy.random.SeedSequence, native generator or backends.Rng
+            None: fresh entropy; the same seed gives the same result on a backend. A
+            ``numpy.random.SeedSequence`` is a *key*: the samples are computed in tasks of a
+            fixed size, each with its own generator derived from the key and the task's
+            index (``backends.keys``), and the result is the same bit for bit with or
+            without an ``executor``, whatever the number of workers. An int seed, a
+            generator or an ``Rng`` are *sequential* (one stream for all samples, as
+            always; an int seed on torch is ``torch.Generator().manual_seed(seed)``).
         relative : bool
             Read ``stdevs`` as noise levels relative to each example's range.
         progress : bool or None
-            A progress bar over the chunks; None: one that appears only when the call runs
-            longer than about 2 seconds.
+            A progress bar over the chunks (over the tasks, in a keyed run); None: one that
+            appears only when the call runs longer than about 2 seconds.
+        executor : None or concurrent.futures.Executor
+            Where the tasks of a keyed run are computed, for example a dask.distributed
+            ``Client(...).get_executor()``; None: here. With an executor the run is keyed:
+            ``rng=None`` becomes a fresh key, and a sequential ``rng`` (an int seed, a
+            generator) is a ValueError (pass ``numpy.random.SeedSequence(seed)``). The
+            wrapped method, its model and the arguments are pickled to the workers.
         **kwargs
             Passed to the wrapped method, per-example ones expanded to the noisy rows
             (``target``, ``additional_forward_args``, ``baselines``, ``feature_mask``).
@@ -164,13 +212,17 @@ class NoiseTunnel:
             nt_type, nt_samples, nt_samples_batch_size, stdevs,
             draw_baseline_from_distrib, relative, progress,
         )  # fmt: skip
+        key = self.run_key(rng, executor)
         call = prepare_call(self, inputs, options, kwargs)
         with self.context():
-            return self.run(call, rng)
+            return self.run(call, rng, key=key, executor=executor)
 
-    def run(self, call: TunnelCall, rng: Any) -> Any:
-        """The noise tunnel on a validated call: chunk after chunk of samples, each sample's
-        attribution added to the running moments in sample order."""
+    def run(self, call: TunnelCall, rng: Any, *, key: Any = None, executor: Any = None) -> Any:
+        """The noise tunnel on a validated call: keyed (``key``, from :meth:`run_key`) in
+        tasks, or sequential, chunk after chunk of samples, each sample's attribution added
+        to the running moments in sample order."""
+        if key is not None:
+            return self._run_keyed(call, key, executor)
         xs, n, o = call.inputs, call.options.nt_samples, call.options
         xp, _ = namespace_and_device(*xs)
         rng = self.make_rng(rng, xs[0])
@@ -196,6 +248,45 @@ class NoiseTunnel:
         if call.want_delta:
             return result, xp.reshape(xp.concat(deltas, axis=1), (xs[0].shape[0] * n,))
         return result
+
+    def _run_keyed(self, call: TunnelCall, key: Any, executor: Any) -> Any:
+        """Tasks of ``T`` samples (here, or on ``executor``), their moments folded in task
+        order."""
+        xs, o = call.inputs, call.options
+        xp, _ = namespace_and_device(*xs)
+        size = task_samples(xs, o.nt_samples)
+        n_tasks = math.ceil(o.nt_samples / size)
+        sigmas = relative_stdevs(xs, call.stdevs) if o.relative else call.stdevs
+        task = functools.partial(_tunnel_task, self, call, sigmas, key, size)
+        bar = progress_bar_for(call, tasks=n_tasks)
+        moments, deltas, attr_tuple = None, [], call.is_tuple
+        try:
+            for part in run_tasks(task, n_tasks, executor, what="noise tunnel task"):
+                if moments is None:
+                    moments = part.moments
+                else:
+                    for m, p in zip(moments, part.moments):
+                        m.merge(p)
+                if part.deltas is not None:
+                    deltas.append(part.deltas)
+                attr_tuple = part.attr_tuple
+                bar.update(1)
+        finally:
+            bar.close()
+        result = mirror(attr_tuple, tuple(m.result() for m in moments))
+        if call.want_delta:
+            return result, xp.reshape(xp.concat(deltas, axis=1), (xs[0].shape[0] * o.nt_samples,))
+        return result
+
+    def _run_samples(self, call: TunnelCall, run: _Run, m: int) -> _Part:
+        """Samples 0 .. m-1 of ``run``'s stream, chunk after chunk, into ``run.moments``."""
+        deltas, attr_tuple, start = [], call.is_tuple, 0
+        for k in call.options.chunks_of(m):
+            attr_tuple, delta = self._chunk(call, run, start, k)
+            if delta is not None:
+                deltas.append(delta)
+            start += k
+        return _Part(run.moments, run.xp.concat(deltas, axis=1) if deltas else None, attr_tuple)
 
     def _chunk(self, call: TunnelCall, run: _Run, start: int, k: int) -> tuple[bool, Any]:
         """Samples ``start .. start + k - 1`` of every example: one call of the wrapped
@@ -233,17 +324,43 @@ class NoiseTunnel:
         return attr_tuple, delta
 
     @staticmethod
-    def _baseline_indices(rng: Any, call: TunnelCall) -> dict[int, Any]:
-        """Per baseline array ``i`` with ``K_i`` rows: indices ``(n, B)``, uniform in
-        ``[0, K_i)``, drawn before any noise (a fixed call sequence)."""
+    def _baseline_indices(rng: Any, call: TunnelCall, m: int | None = None) -> dict[int, Any]:
+        """Per baseline array ``i`` with ``K_i`` rows: indices ``(m, B)`` (``m`` samples, by
+        default all n), uniform in ``[0, K_i)``, drawn before any noise (a fixed call
+        sequence)."""
         baselines = call.kwargs.get("baselines")
         bs = baselines if isinstance(baselines, tuple) else (baselines,)
         out = {}
         for i, b in enumerate(bs):
             if is_array(b) and b.ndim >= 1:
-                shape = (call.options.nt_samples, call.inputs[0].shape[0])
+                shape = (call.options.nt_samples if m is None else m, call.inputs[0].shape[0])
                 out[i] = rng.integers(0, b.shape[0], shape)
         return out
+
+
+def _tunnel_task(
+    tunnel: NoiseTunnel, call: TunnelCall, sigmas: tuple[Any, ...], key: Any, size: int, t: int
+) -> _Part:
+    """Task ``t`` of a keyed run: samples ``t*size`` ... (``size`` of them, fewer in the last
+    task) of every example, with baseline indices and noise from the task's own generator
+    ``block_rng(key, NOISE, t)``, in chunks of ``nt_samples_batch_size``.
+
+    A module-level function: ``functools.partial(_tunnel_task, tunnel, call, sigmas, key,
+    size)`` pickles (the tunnel carries the wrapped method and its model), so any process
+    can run any task."""
+    xs, o = call.inputs, call.options
+    m = min(size, o.nt_samples - t * size)
+    rng = block_rng(key, NOISE, t, like=xs[0])
+    xp, _ = namespace_and_device(*xs)
+    with tunnel.context():
+        run = _Run(
+            xp=xp,
+            sigmas=sigmas,
+            draws=tunnel._baseline_indices(rng, call, m) if o.draw_baseline_from_distrib else None,
+            stream=noise_stream(rng, xs, m),
+            moments=[RunningMoments(o.nt_type) for _ in xs],
+        )
+        return tunnel._run_samples(call, run, m)
 
 
 def _is_one(s: Any) -> bool:

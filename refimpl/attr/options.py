@@ -58,9 +58,13 @@ class NoiseTunnelOptions:
     @property
     def chunks(self) -> list[int]:
         """Samples per call of the wrapped method, in order (the last may be smaller)."""
-        n = self.nt_samples
-        bs = n if self.nt_samples_batch_size is None else self.nt_samples_batch_size
-        return [bs] * (n // bs) + ([n % bs] if n % bs else [])
+        return self.chunks_of(self.nt_samples)
+
+    def chunks_of(self, m: int) -> list[int]:
+        """The chunks of ``m`` consecutive samples (a task's): ``nt_samples_batch_size``
+        each, the last what remains."""
+        bs = m if self.nt_samples_batch_size is None else min(m, self.nt_samples_batch_size)
+        return [bs] * (m // bs) + ([m % bs] if m % bs else [])
 
     def stdevs_for(self, n_inputs: int) -> tuple[float, ...]:
         """One standard deviation per input."""

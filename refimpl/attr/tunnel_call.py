@@ -11,14 +11,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from backends import namespace_and_device
+from backends.keys import is_keyed, keyed
 from backends.progress import progress_bar
 from refimpl.attr.expand import expand_kwargs
 from refimpl.attr.inputs import as_args_tuple, as_input_tuple
 from refimpl.attr.noise import relative_stdevs
 from refimpl.attr.options import NoiseTunnelOptions
+from refimpl.parallel import check_executor
 from refimpl.validation import check_bool, check_noise_scale, is_array
 
-__all__ = ["TunnelCall", "check_rows", "prepare_call", "progress_bar_for"]
+__all__ = ["TunnelCall", "check_rows", "prepare_call", "progress_bar_for", "run_key"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,18 @@ def _check_scales(call: TunnelCall) -> None:
         check_noise_scale(name, s, x, x_name=f"inputs[{i}]" if call.is_tuple else "inputs")
 
 
+def run_key(rng: Any, executor: Any) -> Any:
+    """The key of a keyed run, or None for a sequential one (today's single stream).
+
+    Keyed: ``rng`` a ``numpy.random.SeedSequence``, or any ``executor`` (then ``rng=None``
+    is a fresh key, and a sequential ``rng``, an int seed or a generator, a ValueError).
+    ``executor`` must be None or a ``concurrent.futures.Executor`` (TypeError)."""
+    check_executor(executor)
+    if executor is None and not is_keyed(rng):
+        return None
+    return keyed(rng, what="NoiseTunnel.attribute with an executor")
+
+
 def check_rows(a: Any, batch: int, k: int, what: str) -> Any:
     """``a``, an output of the wrapped method, must have one row per noisy input row."""
     if not hasattr(a, "shape") or a.ndim < 1 or a.shape[0] != batch * k:
@@ -91,12 +105,13 @@ def check_rows(a: Any, batch: int, k: int, what: str) -> Any:
     return a
 
 
-def progress_bar_for(call: TunnelCall) -> Any:
-    """A bar over the chunks of ``call``: with ``progress=None`` it appears only once the call
-    has run ``backends.progress.DELAY`` (2) seconds, True shows it at once, False never."""
+def progress_bar_for(call: TunnelCall, tasks: int | None = None) -> Any:
+    """A bar over the chunks of ``call`` (over its ``tasks`` in a keyed run): with
+    ``progress=None`` it appears only once the call has run ``backends.progress.DELAY`` (2)
+    seconds, True shows it at once, False never."""
     return progress_bar(
-        total=len(call.options.chunks),
+        total=len(call.options.chunks) if tasks is None else tasks,
         enabled=call.options.progress,
         desc="noise tunnel",
-        unit="chunk",
+        unit="chunk" if tasks is None else "task",
     )

@@ -14,7 +14,9 @@ Differences from ``refimpl.attr.NoiseTunnel``:
   does, and the caller's tensors (and their ``.grad``) are never touched;
 * ``rng=None`` draws from torch's default generator of the inputs' device, so
   ``torch.manual_seed`` makes a run reproducible (an int seed or a ``torch.Generator`` works
-  too);
+  too); ``rng=numpy.random.SeedSequence(seed)`` is a key, and ``executor=`` (for example
+  a dask.distributed ``Client(...).get_executor()``) computes the keyed run's tasks there,
+  bit-identical to ``executor=None`` (see :meth:`refimpl.attr.NoiseTunnel.attribute`);
 * inputs must be torch tensors (a TypeError naming ``inputs`` otherwise), here and in the
   attribution methods;
 * a bad ``target`` raises ``refimpl.attr.TargetError`` (a ValueError and an AssertionError,
@@ -239,6 +241,7 @@ class NoiseTunnel(_attr.NoiseTunnel):
         rng: Any = None,
         relative: bool = False,
         progress: bool | None = None,
+        executor: Any = None,
         **kwargs: Any,
     ) -> Any:
         options = NoiseTunnelOptions(
@@ -246,11 +249,19 @@ class NoiseTunnel(_attr.NoiseTunnel):
             draw_baseline_from_distrib, relative, progress,
         )  # fmt: skip
         _check_tensors(inputs, values=True)
+        if self.captum_compatible and executor is not None:
+            raise ValueError(
+                "captum_compatible=True draws captum's noise from one sequential torch "
+                "generator, chunk after chunk, so executor must be None (use "
+                "captum_compatible=False with rng=numpy.random.SeedSequence(seed) to run on "
+                "an executor)"
+            )
+        key = None if self.captum_compatible else self.run_key(rng, executor)
         with torch.no_grad():  # the checks too: no graph from the caller's tensors
             call = prepare_call(self, inputs, options, kwargs)
             if self.captum_compatible:
                 return self._run_captum(call, self._generator(rng, call.inputs[0]))
-            return self.run(call, rng)
+            return self.run(call, rng, key=key, executor=executor)
 
     # -- captum 0.9's noise, accumulation and delta order ----------------------------------
     def _generator(self, rng: Any, like: torch.Tensor) -> torch.Generator:

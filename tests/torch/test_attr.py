@@ -306,6 +306,21 @@ def test_seeding_generator_and_grad_state(torch_device, torch_dtype):
     assert out.shape == x.shape and x.grad is None
 
 
+def test_keyed_tunnel_pickles_for_the_workers(torch_device):
+    """A cluster's workers receive the tunnel by cloudpickle (as dask sends it): a
+    NoiseTunnel over Saliency or IntegratedGradients on an nn.Module comes back as a working
+    copy whose keyed result is the original's bit for bit."""
+    cloudpickle = pytest.importorskip("cloudpickle")
+    net, x = conv_net(torch_device, torch.float32), images(torch_device, torch.float32)
+    for method in (bta.Saliency(net), bta.IntegratedGradients(net)):
+        nt = bta.NoiseTunnel(method)
+        copy = cloudpickle.loads(cloudpickle.dumps(nt))
+        assert type(copy) is bta.NoiseTunnel and copy.forward_func is not net
+        kw = dict(nt_type="vargrad", nt_samples=5, nt_samples_batch_size=2, target=1)
+        key = np.random.SeedSequence(0)
+        assert torch.equal(copy.attribute(x, rng=key, **kw), nt.attribute(x, rng=key, **kw))
+
+
 def test_noise_keeps_half_precision(torch_device):
     """float16 inputs get float16 noise (captum upcasts to float32, which breaks half models)."""
     seen = []
