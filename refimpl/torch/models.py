@@ -2,18 +2,38 @@ r"""Any ``torch.nn.Module`` (or callable on tensors) as a model of the derivativ
 
 ``as_model(module)`` gives an object with ``f(x)``, ``f.jvp(x, v)``, ``f.vjp(x, u)`` and
 ``f.linearize(x)`` (docs/design.md, the derivative protocol), so every refimpl algorithm (Jacobian and Fisher
-operators, eigendistortions, attributions) runs on real torch models:
+operators, eigendistortions, attributions) runs on real torch models. ``linearize(x)`` runs
+the module once with autograd recording; every product at ``x`` reuses that graph:
 
-* ``vjp`` :math:`J^\top u`: reverse mode on a graph recorded once per linearization
+* ``vjp`` :math:`J^\top u`: one backward pass through the recorded graph
   (``torch.autograd.grad(..., retain_graph=True)``); a cotangent batch is one vmapped backward
   (``is_grads_batched=True``).
-* ``jvp`` :math:`J v`: forward mode (``torch.autograd.forward_ad``: one forward pass with dual
-  tensors), or, where a module does not support forward mode, the double-backward trick:
-  :math:`g(d) = J^\top d` is linear in a dummy cotangent :math:`d`, so
-  :math:`J v = \partial \langle g(d), v\rangle / \partial d`, a second backward through the
-  recorded graph. A tangent batch uses the double-backward route in one vmapped call.
-  ``torch.func.jvp`` is not used: it crashes on models that assign to parameters in
-  ``forward`` (plenoptic 2.1.1's ``Gaussian``).
+* ``jvp`` :math:`J v`, two routes (``jvp_mode``):
+
+  - ``"double_backward"``: :math:`g(d) = J^\top d` is linear in a dummy cotangent :math:`d`,
+    so :math:`J v = \partial \langle g(d), v\rangle / \partial d`: a backward pass through
+    the graph of :math:`g`, which is recorded once per linearization (on the first JVP) and
+    kept (J. Townsend, "A new trick for calculating Jacobian vector products", 2017). A
+    tangent batch is one vmapped backward through it.
+  - ``"forward"``: forward mode (``torch.autograd.forward_ad``): the module runs again with
+    dual tensors for every product (primal and tangent), recording nothing.
+
+  ``"auto"`` (the default) is the rule: double backward on the retained graph, and forward
+  mode for a module whose backward pass cannot be differentiated (a custom
+  ``autograd.Function`` with a ``once_differentiable`` or detached backward, an operation
+  without a double-backward formula); the first product that finds this out is made again by
+  forward mode and the model keeps that route (:attr:`TorchModel.jvp_route`). The rule is
+  chosen, not timed, so results never depend on the machine's load. Why this route: a Fisher
+  product :math:`F v = J^\top (J v)` on plenoptic's retained graph records the graph of
+  :math:`g` (a backward pass with ``create_graph=True``), differentiates it for :math:`J v`
+  and runs one more backward for :math:`J^\top (J v)`, at every product; here the first step
+  is done once per linearization, so a product is a strict subset of that work (measured:
+  ``python -m benchmarks linops``). Forward mode repeats the whole forward pass per product,
+  slower than plenoptic on small models (1.03x to 1.35x). The routes agree to rounding
+  (``tests/torch/test_model_routes.py``).
+
+``torch.func.jvp`` is not used: it crashes on models that assign to parameters in
+``forward`` (plenoptic 2.1.1's ``Gaussian``).
 
 Outputs that are tuples, lists or dicts of tensors are flattened and concatenated (dicts in
 their order), as plenoptic does, into one vector. The module keeps its device and dtype: the
@@ -62,12 +82,13 @@ class TorchModel:
     def __init__(self, module: Callable[..., Any], *, jvp_mode: str = "auto") -> None:
         if not callable(module):
             raise TypeError(f"module must be a torch.nn.Module or a callable, got {module!r}")
-        if jvp_mode not in JVP_MODES:
+        if not isinstance(jvp_mode, str) or jvp_mode not in JVP_MODES:
             raise ValueError(f"jvp_mode must be one of {JVP_MODES}, got {jvp_mode!r}")
         self.module = module
         self.jvp_mode = jvp_mode
-        self._forward_ok = jvp_mode != "double_backward"
-        self._vmap_ok = True
+        #: why the double-backward route failed on this module (None: it has not failed)
+        self._double_backward_error: str | None = None
+        self._vmap_ok = {"jvp": True, "vjp": True}
         params = []
         if isinstance(module, torch.nn.Module):
             params = [p for p in module.parameters() if p.is_floating_point()]
@@ -88,6 +109,15 @@ class TorchModel:
     @property
     def n_products(self) -> int:
         return self.n_jvp + self.n_vjp
+
+    @property
+    def jvp_route(self) -> str:
+        """The route JVPs take: "double_backward" (on the graph retained per linearization)
+        or "forward" (forward mode; "auto" switches to it for good where the module's
+        backward proved not differentiable)."""
+        if self.jvp_mode == "forward" or self._double_backward_error is not None:
+            return "forward"
+        return "double_backward"
 
     # -- checks ---------------------------------------------------------------------------
     def _check_input(self, x: Any) -> torch.Tensor:
@@ -133,8 +163,9 @@ class TorchModel:
         return self.linearize(x).vjp(u)
 
     def linearize(self, x: Any) -> Linearization:
-        """Record the graph at ``x`` once; products reuse it (the forward-mode JVP re-runs
-        the module with dual tensors, which records nothing)."""
+        r"""Record the graph of the module at ``x`` once; every product at ``x`` reuses it
+        (and the double-backward route adds, on its first JVP, the graph of
+        :math:`J^\top d`, kept as well)."""
         x = self._check_input(x)
         xg = x.clone().requires_grad_(True)
         with torch.enable_grad():
@@ -142,86 +173,140 @@ class TorchModel:
         if not out.is_floating_point():
             raise TypeError(f"the model output must be floating, got {out.dtype}")
         y = out.detach()
-        state: dict[str, Any] = {}
-
-        def vjp(u: torch.Tensor) -> torch.Tensor:
-            self.n_vjp += 1 if u.ndim == y.ndim else u.shape[0]
-            if u.ndim == y.ndim:
-                return self._grad(out, xg, u)
-            return self._batched(lambda U: self._grad(out, xg, U, batched=True), vjp_one, u)
-
-        def vjp_one(u: torch.Tensor) -> torch.Tensor:
-            return self._grad(out, xg, u)
-
-        def dummy_graph() -> tuple[torch.Tensor, torch.Tensor]:
-            # g(d) = J^T d with a graph in d: J v = d<g(d), v>/dd, for any value of d
-            if "g" not in state:
-                d = torch.zeros_like(y, requires_grad=True)
-                with torch.enable_grad():
-                    (g,) = torch.autograd.grad(
-                        out, xg, d, retain_graph=True, create_graph=True, allow_unused=True
-                    )
-                state["g"], state["d"] = (torch.zeros_like(x) if g is None else g), d
-            return state["g"], state["d"]
-
-        def jvp_double_backward(v: torch.Tensor, batched: bool = False) -> torch.Tensor:
-            g, d = dummy_graph()
-            if g.grad_fn is None:  # the output does not depend on x
-                return _zeros_like_batch(v, x, y)
-            return self._grad(g, d, v, batched=batched)
-
-        def jvp_one(v: torch.Tensor) -> torch.Tensor:
-            if self._forward_ok:
-                try:
-                    with torch.no_grad(), forward_ad.dual_level():  # records no graph
-                        dual = forward_ad.make_dual(x, v)
-                        t = forward_ad.unpack_dual(_flat_output(self.module(dual))).tangent
-                    return torch.zeros_like(y) if t is None else t.detach()
-                except (RuntimeError, NotImplementedError):
-                    if self.jvp_mode == "forward":
-                        raise
-                    self._forward_ok = False  # this module has no forward mode: fall back
-            return jvp_double_backward(v)
-
-        def jvp(v: torch.Tensor) -> torch.Tensor:
-            self.n_jvp += 1 if v.ndim == x.ndim else v.shape[0]
-            if v.ndim == x.ndim:
-                return jvp_one(v)
-            if self.jvp_mode == "forward":
-                return torch.stack([jvp_one(v[i]) for i in range(v.shape[0])])
-            return self._batched(lambda V: jvp_double_backward(V, batched=True), jvp_one, v)
-
         if not out.requires_grad:  # the output does not depend on x (nor on anything else)
             return _TorchLinearization(
                 x, y, lambda v: _zeros_like_batch(v, x, y), lambda u: _zeros_like_batch(u, y, x)
             )
-        return _TorchLinearization(x, y, jvp, vjp)
+        graph = _Graph(self, x, xg, out)
+        return _TorchLinearization(x, y, graph.jvp, graph.vjp)
 
     # -- autograd helpers -----------------------------------------------------------------
-    @staticmethod
-    def _grad(
-        out: torch.Tensor, inp: torch.Tensor, cot: torch.Tensor, batched: bool = False
-    ) -> torch.Tensor:
-        (g,) = torch.autograd.grad(
-            out, inp, cot, retain_graph=True, allow_unused=True, is_grads_batched=batched
-        )
-        if g is None:
-            return _zeros_like_batch(cot, out, inp)
-        return g.detach()
-
     def _batched(
         self,
+        kind: str,
         fn: Callable[[torch.Tensor], torch.Tensor],
         one: Callable[[torch.Tensor], torch.Tensor],
         a: torch.Tensor,
     ) -> torch.Tensor:
-        """``fn(a)`` in one vmapped call; where vmap cannot run the graph, a loop of ``one``."""
-        if self._vmap_ok:
+        """``fn(a)`` in one vmapped call; where vmap cannot run the graph, a loop of ``one``
+        (remembered per direction ``kind``, "jvp" or "vjp")."""
+        if self._vmap_ok[kind]:
             try:
                 return fn(a)
+            except torch.OutOfMemoryError:
+                raise
             except (RuntimeError, NotImplementedError):
-                self._vmap_ok = False
+                self._vmap_ok[kind] = False
         return torch.stack([one(a[i]) for i in range(a.shape[0])])
+
+
+def _grad(
+    out: torch.Tensor, inp: torch.Tensor, cot: torch.Tensor, *, batched: bool = False
+) -> torch.Tensor:
+    r""":math:`(\partial out / \partial inp)^\top cot` through a retained graph (zeros where
+    ``out`` does not depend on ``inp``)."""
+    (g,) = torch.autograd.grad(
+        out, inp, cot, retain_graph=True, allow_unused=True, is_grads_batched=batched
+    )
+    if g is None:
+        return _zeros_like_batch(cot, out, inp)
+    return g.detach()
+
+
+class _NoDoubleBackward(RuntimeError):
+    """The module's backward pass records no graph in its cotangent."""
+
+
+class _Graph:
+    r"""The products of one linearization: the graph of ``out = module(xg)``, and, built on the
+    first double-backward JVP, the graph of :math:`g(d) = J^\top d` in a dummy ``d``."""
+
+    def __init__(self, model: TorchModel, x: torch.Tensor, xg: torch.Tensor, out: torch.Tensor):
+        self.model, self.x, self.xg, self.out = model, x, xg, out
+        self.y = out.detach()
+        self.g: torch.Tensor | None = None
+        self.d: torch.Tensor | None = None
+
+    # -- J^T u ----------------------------------------------------------------------------
+    def vjp(self, u: torch.Tensor) -> torch.Tensor:
+        self.model.n_vjp += 1 if u.ndim == self.y.ndim else u.shape[0]
+        if u.ndim == self.y.ndim:
+            return _grad(self.out, self.xg, u)
+        return self.model._batched(
+            "vjp", lambda U: _grad(self.out, self.xg, U, batched=True), self._vjp_one, u
+        )
+
+    def _vjp_one(self, u: torch.Tensor) -> torch.Tensor:
+        return _grad(self.out, self.xg, u)
+
+    # -- J v ------------------------------------------------------------------------------
+    def jvp(self, v: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        model.n_jvp += 1 if v.ndim == self.x.ndim else v.shape[0]
+        if v.ndim == self.x.ndim:
+            return self._jvp_one(v)
+        if model.jvp_route == "double_backward":
+            return model._batched("jvp", self._jvp_block_double_backward, self._jvp_one, v)
+        return torch.stack([self._jvp_one(v[i]) for i in range(v.shape[0])])
+
+    def _jvp_one(self, v: torch.Tensor) -> torch.Tensor:
+        model = self.model
+        if model.jvp_route == "double_backward":
+            try:
+                return self._jvp_double_backward(v)
+            except torch.OutOfMemoryError:
+                raise
+            except (RuntimeError, NotImplementedError) as exc:
+                if model.jvp_mode == "double_backward":
+                    raise
+                model._double_backward_error = f"{type(exc).__name__}: {exc}"
+        try:
+            return self._jvp_forward(v)
+        except (RuntimeError, NotImplementedError) as exc:
+            if model._double_backward_error is None:
+                raise
+            raise RuntimeError(
+                f"{model!r}: no JVP route works on this module: its backward pass cannot be "
+                f"differentiated ({model._double_backward_error}) and its forward pass has no "
+                f"forward mode ({type(exc).__name__}: {exc})"
+            ) from exc
+
+    def _dummy_graph(self) -> tuple[torch.Tensor | None, torch.Tensor]:
+        r""":math:`g(d) = J^\top d` with its graph in ``d`` (recorded once, then kept); ``g``
+        None when the output does not depend on ``x`` (J = 0)."""
+        if self.d is None:
+            d = torch.zeros_like(self.y, requires_grad=True)  # any value: g is linear in d
+            with torch.enable_grad():
+                (g,) = torch.autograd.grad(
+                    self.out, self.xg, d, retain_graph=True, create_graph=True, allow_unused=True
+                )
+            if g is not None and not g.requires_grad:
+                raise _NoDoubleBackward(
+                    "the module's backward pass records no graph (not differentiable)"
+                )
+            self.g, self.d = g, d
+        return self.g, self.d
+
+    def _jvp_double_backward(self, v: torch.Tensor) -> torch.Tensor:
+        g, d = self._dummy_graph()
+        if g is None:
+            return _zeros_like_batch(v, self.x, self.y)
+        # allow_unused=False: a g that does not reach d means a broken double backward
+        (jv,) = torch.autograd.grad(g, d, v, retain_graph=True)
+        return jv.detach()
+
+    def _jvp_block_double_backward(self, V: torch.Tensor) -> torch.Tensor:
+        g, d = self._dummy_graph()
+        if g is None:
+            return _zeros_like_batch(V, self.x, self.y)
+        (jv,) = torch.autograd.grad(g, d, V, retain_graph=True, is_grads_batched=True)
+        return jv.detach()
+
+    def _jvp_forward(self, v: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad(), forward_ad.dual_level():  # records no graph
+            dual = forward_ad.make_dual(self.x, v)
+            t = forward_ad.unpack_dual(_flat_output(self.model.module(dual))).tangent
+        return torch.zeros_like(self.y) if t is None else t.detach()
 
 
 class _TorchLinearization(Linearization):
@@ -245,7 +330,9 @@ def _zeros_like_batch(a: torch.Tensor, a_ref: torch.Tensor, out_ref: torch.Tenso
 def as_model(module: Callable[..., Any], *, jvp_mode: str = "auto") -> TorchModel:
     """``module`` (an ``nn.Module`` or a callable on tensors) as a protocol model.
 
-    ``jvp_mode``: "auto" (forward mode, falling back to double backward where the module
-    does not support it; tangent batches by double backward), "forward", "double_backward".
+    ``jvp_mode``: "auto" (double backward on the graph retained per linearization; forward
+    mode for a module whose backward pass cannot be differentiated), "double_backward"
+    (only that), "forward" (forward mode only, the module re-run per product). See the
+    module docstring for the rule and its measurement.
     """
     return TorchModel(module, jvp_mode=jvp_mode)

@@ -160,12 +160,12 @@ def test_jvp_modes_agree(torch_device):
         assert torch.allclose(loop, ref, rtol=1e-12, atol=1e-14)
 
 
-def test_falls_back_when_forward_mode_is_missing(torch_device):
+def test_a_module_without_forward_mode_takes_double_backward(torch_device):
     m = as_model(no_forward_ad)
     x = torch.linspace(-1, 1, 6, dtype=torch.float64, device=torch_device)
     v = torch.ones_like(x)
     assert torch.allclose(m.jvp(x, v), 2 * torch.cos(x))
-    assert m._forward_ok is False
+    assert m.jvp_route == "double_backward"
     with pytest.raises((RuntimeError, NotImplementedError)):
         as_model(no_forward_ad, jvp_mode="forward").jvp(x, v)
 
