@@ -49,6 +49,14 @@ class SobolStream:
             for s in children
         ]
 
+    def fast_forward(self, n: int) -> SobolStream:
+        """Skip the next ``n`` points (exactly: Sobol points are computed from their index), so
+        that a worker can start a task at point ``n``. Returns the stream."""
+        if n > 0:  # scipy's fast_forward(0) fails
+            for engine in self._engines:
+                engine.fast_forward(int(n))
+        return self
+
     def _points(self, n: int) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="The balance properties of Sobol")

@@ -137,13 +137,16 @@ def fenchel_young_loss(
     maximize: bool = True,
     progress: bool | None = None,
     value: str = "fenchel_young",
+    executor: Any = None,
 ) -> FenchelYoungLoss:
     r"""The Fenchel-Young loss of the perturbed ``func`` (defaults as documented: sigma 0.01,
     normal noise).
 
     ``func`` must be the arg-max of a linear objective, returning arrays shaped like its
     input (one-hot argmax, ranks, top-k, ...). A :class:`Perturbed` may be passed instead:
-    its solver is used with the options given here.
+    its solver is used with the options given here. ``rng`` and ``executor`` work as in
+    :func:`refimpl.perturbed.perturbed` (a ``numpy.random.SeedSequence`` key and any
+    executor give the same bits as one process).
 
     Returns
     -------
@@ -159,6 +162,6 @@ def fenchel_young_loss(
     if isinstance(func, Perturbed):
         func = func.func
     options = PerturbedOptions(
-        num_samples, sigma, noise, batched, rng, chunk_size, sampling, False, progress
+        num_samples, sigma, noise, batched, rng, chunk_size, sampling, False, progress, executor
     )
     return FenchelYoungLoss(Perturbed(func, options), maximize, value)

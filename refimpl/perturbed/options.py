@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
+from refimpl.parallel import check_executor
 from refimpl.perturbed.noise import Noise, get_noise
 from refimpl.validation import check_bool, check_choice, check_int, check_real, check_rng
 
@@ -24,7 +26,9 @@ class PerturbedOptions:
     ``backends.Rng``; ``chunk_size``: samples per call of ``func`` (None: sized from a
     memory budget; results do not depend on it); ``sampling``: "mc", "antithetic" or "qmc";
     ``baseline``: subtract :math:`y^*(\theta)` in the derivative estimates; ``progress``: a
-    progress bar (None: once a call has run 2 seconds)."""
+    progress bar (None: once a call has run 2 seconds); ``executor``: None (run here) or a
+    ``concurrent.futures.Executor`` running the tasks of a keyed stream (``rng`` a
+    ``numpy.random.SeedSequence`` or None)."""
 
     num_samples: int = 1000
     sigma: float = 0.05
@@ -35,6 +39,7 @@ class PerturbedOptions:
     sampling: str = "mc"
     baseline: bool = True
     progress: bool | None = None
+    executor: Any = None
 
     def __post_init__(self) -> None:
         checked = dict(
@@ -49,6 +54,11 @@ class PerturbedOptions:
             sampling=check_choice("sampling", self.sampling, SAMPLINGS),
             baseline=check_bool("baseline", self.baseline),
             progress=check_bool("progress", self.progress, optional=True),
+            executor=check_executor(self.executor),
         )
         for name, value in checked.items():
             object.__setattr__(self, name, value)
+
+    def without_executor(self) -> PerturbedOptions:
+        """These options with ``executor=None`` (what a task carries to a worker)."""
+        return dataclasses.replace(self, executor=None)

@@ -42,11 +42,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from backends import as_rng
+from backends import as_rng, namespace_and_device
+from backends.keys import NOISE, SCRAMBLE, block_rng, is_keyed, keyed
 from backends.progress import progress_bar
+from refimpl.parallel import run_tasks
 from refimpl.perturbed.checked_solver import CheckedSolver
 from refimpl.perturbed.options import PerturbedOptions
-from refimpl.perturbed.sampling import noise_stream, resolve_sampling
+from refimpl.perturbed.sampling import block_size, noise_stream, resolve_sampling, task_size
 from refimpl.validation import (
     check_array,
     check_bool,
@@ -281,8 +283,12 @@ class Perturbed:
         acc = None  # built, and u's shape checked, as soon as func's output shape is known
         if solver.out_shape is not None:
             acc = _Accumulator(xp, theta, o.batched, solver.out_shape, base, **wanted)
-        rng = as_rng(o.rng, like=theta)
         sampling = resolve_sampling(o.sampling, math.prod(event))
+        if o.executor is not None or is_keyed(o.rng):
+            key = keyed(o.rng, what="perturbed(..., executor=...)")
+            tasks = _SampleTasks(self.func, args, kwargs or {}, theta, tb, o, sampling, key, base)
+            return self._estimates(xp, theta, tasks.run(wanted, self._bar()))
+        rng = as_rng(o.rng, like=theta)
         stream = noise_stream(o.noise, sampling, rng, (batch, *event), theta.dtype, o.num_samples)
 
         done = 0
@@ -361,12 +367,7 @@ class Perturbed:
         )
 
     def _chunk(self, stream: Any, batch: int, d_in: int, out_shape: tuple[int, ...] | None) -> int:
-        """Samples per call of func: ``chunk_size``, or about CHUNK_VALUES values of the
-        larger of input and output, in whole noise blocks when that is at least one."""
-        if self.options.chunk_size is not None:
-            return self.options.chunk_size
-        d_out = d_in if out_shape is None else math.prod(out_shape)
-        return stream.aligned(max(1, CHUNK_VALUES // (batch * max(d_in, d_out, 1))))
+        return _chunk_size(self.options.chunk_size, stream, batch, d_in, out_shape)
 
     def __repr__(self) -> str:
         name = getattr(self.func, "__name__", repr(self.func))
@@ -375,6 +376,90 @@ class Perturbed:
             f"{f.name}={getattr(o, f.name)!r}" for f in dataclasses.fields(o) if f.name != "noise"
         )
         return f"perturbed({name}, noise={o.noise.name!r}, {opts})"
+
+
+@dataclass
+class _SampleTasks:
+    r"""The N samples of a keyed stream, as tasks of ``task_size`` samples.
+
+    Task k holds samples :math:`[kT, \min((k+1)T, N))`, draws its noise from its own
+    generator, ``block_rng(key, NOISE, k)`` (``backends.keys``), and returns its partial
+    sums; the driver folds them in task order. The tasks' boundaries depend on the problem
+    alone, so the sums, and the estimates, are bit-identical whether the tasks run here or
+    on any executor, with any number of workers.
+    """
+
+    func: Callable[..., Any]
+    args: tuple
+    kwargs: dict
+    theta: Any  # as the caller gave it (its shape shapes the estimates)
+    tb: Any  # (batch, *event)
+    options: PerturbedOptions
+    sampling: str
+    key: Any
+    base: Any  # y*(theta), or None
+
+    def run(self, wanted: dict, bar: Any) -> _Sums:
+        o = self.options
+        per_sample = math.prod(self.tb.shape)
+        size = task_size(per_sample, o.num_samples)
+        n_tasks = -(-o.num_samples // size)
+        block = block_size(per_sample, o.num_samples)
+        task = functools.partial(
+            _task_sums, dataclasses.replace(self, options=o.without_executor()), wanted, size, block
+        )
+        total = None
+        try:
+            for k, sums in enumerate(run_tasks(task, n_tasks, o.executor, what="sample task")):
+                total = sums if total is None else _fold(total, sums)
+                bar.update(min(size, o.num_samples - k * size))
+        finally:
+            bar.close()
+        return total
+
+
+def _task_sums(tasks: _SampleTasks, wanted: dict, size: int, block: int, k: int) -> _Sums:
+    """The partial sums of task ``k`` (its ``size`` samples, or what remains of N, drawn in
+    noise blocks of ``block`` samples), computed in chunks as the sequential loop does."""
+    o, tb = tasks.options, tasks.tb
+    xp, _ = namespace_and_device(tb)
+    batch, event = tb.shape[0], tuple(tb.shape[1:])
+    n = min(size, o.num_samples - k * size)
+    noise = dict(
+        total=n + n % 2,  # whole antithetic pairs
+        start=k * size,
+        scramble=block_rng(tasks.key, SCRAMBLE, like=tb) if tasks.sampling == "qmc" else None,
+        block=block,
+    )
+    rng = block_rng(tasks.key, NOISE, k, like=tb)
+    stream = noise_stream(
+        o.noise, tasks.sampling, rng, (batch, *event), tb.dtype, o.num_samples, **noise
+    )
+    solver = CheckedSolver(tasks.func, tasks.args, tasks.kwargs, xp, tb.dtype)
+    acc = None
+    chunk = _chunk_size(o.chunk_size, stream, batch, math.prod(event), None)
+    done = 0
+    while done < n:
+        c = min(chunk, n - done)
+        z, g = stream.take(c)
+        x = tb[None, ...] + o.sigma * z
+        y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
+        if acc is None:
+            acc = _Accumulator(xp, tasks.theta, o.batched, solver.out_shape, tasks.base, **wanted)
+            chunk = _chunk_size(o.chunk_size, stream, batch, math.prod(event), solver.out_shape)
+        acc.add(y, g, x)
+        done += c
+    return acc.sums
+
+
+def _fold(total: _Sums, part: _Sums) -> _Sums:
+    """``total + part``, field by field (the sums that were asked for)."""
+    names = ("value", "vjp", "jvp", "jacobian", "inner")
+    sums = {
+        n: None if getattr(total, n) is None else getattr(total, n) + getattr(part, n)
+        for n in names
+    }
+    return dataclasses.replace(total, **sums)
 
 
 def _refuse_jax_tracers(*arrays: Any) -> None:
@@ -390,6 +475,17 @@ def _refuse_jax_tracers(*arrays: Any) -> None:
                 "front end refimpl.jax.make_perturbed_fun (optax's signature, a jax.custom_vjp "
                 "with the closed-form estimator)"
             )
+
+
+def _chunk_size(
+    chunk_size: int | None, stream: Any, batch: int, d_in: int, out_shape: tuple[int, ...] | None
+) -> int:
+    """Samples per call of func: ``chunk_size``, or about CHUNK_VALUES values of the larger
+    of input and output, in whole noise blocks when that is at least one."""
+    if chunk_size is not None:
+        return chunk_size
+    d_out = d_in if out_shape is None else math.prod(out_shape)
+    return stream.aligned(max(1, CHUNK_VALUES // (batch * max(d_in, d_out, 1))))
 
 
 def _given(direction: Any, name: str) -> Any:
@@ -451,6 +547,7 @@ def perturbed(
     sampling: str = "mc",
     baseline: bool = True,
     progress: bool | None = None,
+    executor: Any = None,
 ) -> Any:
     r"""Turn a solver into a perturbed, differentiable one (Berthet et al. 2020).
 
@@ -487,13 +584,22 @@ def perturbed(
         Subtract :math:`y^*(\theta)` in the derivative estimates (unbiased; default True).
     progress : bool | None
         A tqdm bar over the samples; None shows one only once a call has run 2 seconds.
+    executor : None | concurrent.futures.Executor
+        Where the samples' tasks run: None here; an executor (a thread pool, dask's
+        ``Client.get_executor()``) runs them there. With an executor, or with ``rng`` a
+        ``numpy.random.SeedSequence`` (a *key*, :mod:`backends.keys`), the samples come in
+        tasks whose noise is drawn from the key and the task's index alone, and whose
+        partial sums are added in task order: the results are bit-identical with and
+        without an executor, whatever the number of workers. An int seed or a generator is
+        sequential and cannot be split: with an executor it is a ValueError; None becomes a
+        fresh key.
 
     Returns
     -------
     :class:`Perturbed`, or a decorator making one when ``func`` is None.
     """
     options = PerturbedOptions(
-        num_samples, sigma, noise, batched, rng, chunk_size, sampling, baseline, progress
+        num_samples, sigma, noise, batched, rng, chunk_size, sampling, baseline, progress, executor
     )  # validated now, also at decoration time
     if func is None:
         return functools.partial(_decorate, options=options)

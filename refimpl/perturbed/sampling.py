@@ -24,6 +24,9 @@ from refimpl.streams import BlockStream
 #: recycled by the allocator instead of page-faulted in afresh, large enough to amortise
 #: the per-call overhead); the default chunk of ``Perturbed`` is one block
 BLOCK_VALUES = 2**18
+#: noise values per task of a keyed stream (128 MiB of float32 drawn block by block: a
+#: task long enough that scheduling it costs little, short enough to balance workers)
+TASK_VALUES = 2**25
 
 
 def block_size(values_per_sample: int, num_samples: int) -> int:
@@ -48,6 +51,15 @@ def resolve_sampling(sampling: str, event_size: int) -> str:
     return sampling
 
 
+def task_size(values_per_sample: int, num_samples: int) -> int:
+    """Samples per task of a keyed stream: whole noise blocks holding about ``TASK_VALUES``
+    values (at least one block), at most ``num_samples`` rounded up to even. It depends on
+    the problem alone, never on the chunk size, the executor or the number of workers."""
+    block = block_size(values_per_sample, num_samples)
+    task = max(1, TASK_VALUES // (max(1, values_per_sample) * block)) * block
+    return min(task, num_samples + num_samples % 2)
+
+
 def noise_stream(
     noise: Noise,
     sampling: str,
@@ -55,15 +67,25 @@ def noise_stream(
     sample_shape: tuple[int, ...],
     dtype: Any,
     num_samples: int,
+    *,
+    scramble: Any = None,
+    start: int = 0,
+    total: int | None = None,
+    block: int | None = None,
 ) -> BlockStream:
     """The stream whose ``take(n)`` returns ``(z, grad_nu(z))`` for the next ``n`` samples,
     shape ``(n, *sample_shape)``, in ``dtype`` on ``rng``'s device. Every block is exactly
     ``block_size(...)`` samples, one draw each (JAX keys, for one, give other values for one
-    call of 2n than for two calls of n)."""
+    call of 2n than for two calls of n).
+
+    A task of a keyed stream passes its own ``rng``, the ``total`` samples it draws, and for
+    ``"qmc"`` the generator of the shared Sobol ``scramble`` and its first point ``start``;
+    the driver also sends the ``block`` size it decided, so workers need not agree on it."""
     sample_shape = tuple(sample_shape)
     if sampling == "qmc":
         batch, event = sample_shape[0], math.prod(sample_shape[1:])
-        sobol = qmc.sobol(max(1, event), batch, rng)
+        sobol = qmc.sobol(max(1, event), batch, rng if scramble is None else scramble)
+        sobol.fast_forward(start)
 
         def draw(size: int) -> tuple[Any, Any]:
             return noise.from_sobol(sobol, (size, *sample_shape), dtype)
@@ -73,4 +95,5 @@ def noise_stream(
         def draw(size: int) -> tuple[Any, Any]:
             return sampler(rng, (size, *sample_shape), dtype)
 
-    return BlockStream(draw, block_size(math.prod(sample_shape), num_samples))
+    block = block_size(math.prod(sample_shape), num_samples) if block is None else block
+    return BlockStream(draw, block, total=total)

@@ -51,6 +51,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from backends import as_rng
+from backends.keys import is_keyed, keyed
 from backends.torch import default_generator
 from refimpl.perturbed import Gumbel, Normal, Perturbed, PerturbedOptions, fenchel_young_loss
 from refimpl.torch.checks import check_tensor, check_values
@@ -70,9 +71,12 @@ JACOBIAN_VALUES = 2**26
 JACOBIAN_PER_EXAMPLE = 8192
 
 
-def _generator(generator: Any, x: torch.Tensor) -> torch.Generator:
-    """``generator``, or the default generator of ``x``'s device."""
-    return generator if generator is not None else default_generator(x.device)
+def _generator(generator: Any, x: torch.Tensor, executor: Any = None) -> Any:
+    """``generator``; None: the default generator of ``x``'s device, or with an executor a
+    fresh key (drawn once per call, so that backward replays forward's noise)."""
+    if generator is not None:
+        return generator
+    return keyed(None) if executor is not None else default_generator(x.device)
 
 
 def sample_noise_with_gradients(
@@ -94,12 +98,18 @@ def sample_noise_with_gradients(
     )
 
 
-def _check_generator(generator: Any) -> None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator or None, got {generator!r} "
-            f"({type(generator).__name__})"
-        )
+def _check_generator(generator: Any, *, keys: bool = False) -> None:
+    if (
+        generator is None
+        or isinstance(generator, torch.Generator)
+        or (keys and is_keyed(generator))
+    ):
+        return
+    also = ", a numpy.random.SeedSequence (a key, see backends.keys)" if keys else ""
+    raise TypeError(
+        f"generator must be a torch.Generator{also} or None, got {generator!r} "
+        f"({type(generator).__name__})"
+    )
 
 
 def _check_tensor(x: Any, name: str = "input_tensor") -> None:
@@ -119,7 +129,7 @@ class _PerturbedFunction(torch.autograd.Function):
     def forward(ctx, theta, op, generator, args, kwargs):
         x = theta.detach()
         ctx.op, ctx.args, ctx.kwargs, ctx.generator = op, args, kwargs, generator
-        ctx.state = generator.get_state()
+        ctx.state = None if is_keyed(generator) else generator.get_state()
         ctx.unbatched = not op.options.batched
         limits = (JACOBIAN_VALUES, JACOBIAN_PER_EXAMPLE)
         e = op.replace(rng=generator).estimate(
@@ -141,8 +151,9 @@ class _PerturbedFunction(torch.autograd.Function):
             batch = 1 if ctx.unbatched else x.shape[0]
             j = jac.reshape(batch, dy.numel() // batch, -1)
             grad = torch.matmul(dy.reshape(batch, 1, -1).to(j.dtype), j).reshape(x.shape)
-        else:  # replay the forward's noise and run the estimator with dy
-            op = ctx.op.replace(rng=_replay(ctx.generator, ctx.state))
+        else:  # replay the forward's noise (a key draws it again) and run the estimator
+            rng = ctx.generator if ctx.state is None else _replay(ctx.generator, ctx.state)
+            op = ctx.op.replace(rng=rng)
             grad = op.vjp(x, dy.to(x.dtype), *ctx.args, **ctx.kwargs)
         return grad, None, None, None, None
 
@@ -160,12 +171,16 @@ def perturbed(
     sampling: str = "mc",
     baseline: bool = True,
     progress: bool | None = None,
+    executor: Any = None,
 ) -> Any:
     """Turn ``func`` into a perturbed, differentiable function (the documented signature).
 
     Parameters as in :func:`refimpl.perturbed.perturbed`, plus ``device`` (accepted for
     compatibility with the port and ignored: noise follows the input) and ``generator``
-    (a ``torch.Generator``; None: the default generator of the input's device). Returns the
+    (a ``torch.Generator``; None: the default generator of the input's device, or a fresh
+    key with an executor; a ``numpy.random.SeedSequence``: a key, whose results are
+    bit-identical with and without ``executor``, a ``concurrent.futures.Executor`` such as
+    dask's ``Client.get_executor()`` that runs forward's and backward's tasks). Returns the
     wrapped function, or a decorator when ``func`` is None. The wrapper takes
     ``(input_tensor, *args, **kwargs)``; ``args``/``kwargs`` are passed to ``func``.
 
@@ -176,10 +191,12 @@ def perturbed(
     differently, on the input's device in blocks, so the values agree in distribution, not
     digit for digit).
     """
-    _check_generator(generator)
+    _check_generator(generator, keys=True)
     options = PerturbedOptions(
-        num_samples, sigma, noise, batched, None, chunk_size, sampling, baseline, progress
+        num_samples, sigma, noise, batched, None, chunk_size, sampling, baseline, progress, executor
     )  # validated now, also at decoration time
+    if executor is not None and generator is not None:
+        keyed(generator, what="perturbed(..., executor=...)")  # a torch.Generator cannot split
     if func is None:
         return functools.partial(_wrap, options=options, generator=generator)
     return _wrap(func, options=options, generator=generator)
@@ -191,7 +208,7 @@ def _wrap(func: Callable[..., Any], *, options: PerturbedOptions, generator: Any
     @functools.wraps(func)
     def wrapper(input_tensor: torch.Tensor, *args: Any, **kwargs: Any) -> torch.Tensor:
         _check_tensor(input_tensor)
-        gen = _generator(generator, input_tensor)
+        gen = _generator(generator, input_tensor, options.executor)
         return _PerturbedFunction.apply(input_tensor, op, gen, args, kwargs)
 
     wrapper.perturbed = op  # the refimpl object (jvp, vjp, jacobian on tensors)
@@ -224,7 +241,8 @@ class FenchelYoungLoss(torch.nn.Module):
     r"""The Fenchel-Young loss of a perturbed solver, as an ``nn.Module``.
 
     Signature of the port (``func, num_samples=1000, sigma=0.01, noise="normal",
-    batched=True, maximize=True, device=None``) plus keyword-only ``generator``,
+    batched=True, maximize=True, device=None``) plus keyword-only ``generator`` (also a
+    ``numpy.random.SeedSequence`` key, as in :func:`perturbed`), ``executor``,
     ``chunk_size``, ``sampling``, ``value``. ``forward(input_tensor, y_true, *args,
     **kwargs)`` returns the per-example loss (shape ``(batch,)``; 0-d unbatched):
     :math:`\hat F_\sigma(\theta) - \langle\theta, y\rangle`, the FY loss
@@ -261,11 +279,12 @@ class FenchelYoungLoss(torch.nn.Module):
         sampling: str = "mc",
         progress: bool | None = None,
         value: str = "fenchel_young",
+        executor: Any = None,
     ) -> None:
         super().__init__()
-        _check_generator(generator)
+        _check_generator(generator, keys=True)
         self.func = func
-        self.generator = generator
+        self.generator, self.executor = generator, executor
         #: the perturbed solver itself, ``loss_fn.perturbed(theta)`` (as in the port)
         self.perturbed = perturbed(
             func,
@@ -278,6 +297,7 @@ class FenchelYoungLoss(torch.nn.Module):
             chunk_size=chunk_size,
             sampling=sampling,
             progress=progress,
+            executor=executor,
         )
         self.loss = fenchel_young_loss(
             func,
@@ -290,6 +310,7 @@ class FenchelYoungLoss(torch.nn.Module):
             maximize=maximize,
             progress=progress,
             value=value,
+            executor=executor,
         )
 
     def forward(
@@ -297,7 +318,7 @@ class FenchelYoungLoss(torch.nn.Module):
     ) -> torch.Tensor:
         _check_tensor(input_tensor)
         _check_tensor(y_true, "y_true")
-        gen = _generator(self.generator, input_tensor)
+        gen = _generator(self.generator, input_tensor, self.executor)
         return _FenchelYoungFunction.apply(input_tensor, y_true, self.loss, gen, args, kwargs)
 
     def extra_repr(self) -> str:
