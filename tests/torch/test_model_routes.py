@@ -23,6 +23,15 @@ ROUTES = ("forward", "double_backward", "auto")
 RTOL = {torch.float32: 1e-5, torch.float64: 1e-12}
 
 
+@pytest.fixture(autouse=True)
+def ieee_float32(monkeypatch, torch_device):
+    """Recent GPUs compute float32 convolutions in TF32 (a 10-bit mantissa) by default; two
+    routes would then differ by ~1e-3, not by rounding. IEEE float32 for these tests."""
+    if torch_device.type == "cuda":
+        monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)
+        monkeypatch.setattr(torch.backends.cuda.matmul, "allow_tf32", False)
+
+
 class DivisiveNormalization(torch.nn.Module):
     """A gain-control-like division: y = (w * x) / (sigma + sqrt(b * x^2)), b >= 0."""
 
