@@ -2,7 +2,7 @@ import argparse
 import sys
 
 import benchmarks
-from benchmarks.harness import Harness, machine_info
+from benchmarks.harness import Harness, busy_processes, machine_info
 
 
 def _count(minimum: int):
@@ -26,6 +26,12 @@ def main(argv=None) -> int:
     parser.add_argument("--repeats", type=_count(1), default=5, help="timed samples (>= 1)")
     parser.add_argument("--warmup", type=_count(0), default=2, help="untimed calls (>= 0)")
     parser.add_argument("--quick", action="store_true", help="small sizes (a smoke run)")
+    parser.add_argument(
+        "--load",
+        type=_count(0),
+        default=0,
+        help="start N busy processes for the duration of the run (contention), stopped at the end",
+    )
     args = parser.parse_args(argv)
     if not args.name:
         print("benchmarks: " + ", ".join(benchmarks.names()))
@@ -37,11 +43,14 @@ def main(argv=None) -> int:
         except ValueError as exc:
             parser.error(str(exc))
     print(machine_info())
-    for name, mod in zip(args.name, mods):
-        h = Harness(repeats=args.repeats, warmup=args.warmup, quick=args.quick)
-        print(f"\n== {name} ==")
-        mod.run(h)
-        print(h.report())
+    if args.load:
+        print(f"contention: {args.load} busy process(es) run for the whole benchmark")
+    with busy_processes(args.load):
+        for name, mod in zip(args.name, mods):
+            h = Harness(repeats=args.repeats, warmup=args.warmup, quick=args.quick, load=args.load)
+            print(f"\n== {name} ==")
+            mod.run(h)
+            print(h.report())
     return 0
 
 

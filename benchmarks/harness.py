@@ -14,12 +14,15 @@ traced Python/numpy allocations, whichever is larger, measured on one extra call
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 import math
 import os
 import platform
 import statistics
+import subprocess
+import sys
 import threading
 import time
 import tracemalloc
@@ -95,6 +98,8 @@ class Harness:
     #: ... but at most this many times
     max_number: int = 1000
     quick: bool = False
+    #: busy processes running during the benchmark (``--load N``), for contention figures
+    load: int = 0
     rows: list[Row] = field(default_factory=list)
     printer: Callable[[str], None] = print
 
@@ -238,6 +243,20 @@ def _cuda_peak() -> int:
 
     torch.cuda.synchronize()
     return int(torch.cuda.max_memory_allocated())
+
+
+@contextlib.contextmanager
+def busy_processes(n: int):
+    """``n`` processes spinning on a core each for the duration of the block (``--load N``:
+    the contention of a shared machine, made repeatable), stopped at the end."""
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(max(0, n))]
+    try:
+        yield procs
+    finally:
+        for p in procs:
+            p.kill()
+        for p in procs:
+            p.wait()
 
 
 def machine_info() -> str:

@@ -13,6 +13,10 @@ Problems (``--quick``: tiny sizes, a smoke run):
   reference at 10^4 (about 6 GiB). At 10^5 the reference would need about 24 B x N x B x D
   = 61 GB and is not run. Goals: peak < 1.5 GiB for both, 10^4 in < 1/4 of the reference.
   Each runs once, timed and memory-sampled in the same call (a call takes seconds to minutes).
+* contention (issue 22): 256x100 argmax, normal noise, N = 1000 and 3000: refimpl on torch
+  (value_and_vjp) against the naive unchunked torch loop (goal <= 1.2x), and the front end's
+  forward + backward against the port's unchunked algorithm (goal <= 1.5x), with the peaks;
+  ``python -m benchmarks perturbed --load 2`` runs everything under two busy processes.
 * the RMSE of the Jacobian estimate against the exact softmax Jacobian on the 2x5 example
   (sigma 0.5, N 1024, Gumbel; 32 seeds) for every sampling option, with and without the
   baseline (the table of docs/perturbed.md).
@@ -209,6 +213,87 @@ def _large(h: Any) -> None:
         )
 
 
+def _naive_value_and_vjp(theta: Any, u: Any, n: int, sigma: float, g: Any) -> tuple[Any, Any]:
+    """The naive unchunked torch loop: every sample at once (N x B x D noise), the baseline
+    subtracted, one einsum for the vjp."""
+    import torch
+
+    z = torch.randn((n, *theta.shape), generator=g, dtype=theta.dtype)
+    y = _torch_argmax((theta + sigma * z).reshape(-1, theta.shape[-1])).reshape(z.shape)
+    s = ((y - _torch_argmax(theta)) * u).sum(-1)  # (N, B)
+    return y.mean(0), torch.einsum("nb,nbd->bd", s, z) / (n * sigma)
+
+
+def _naive_port_normal():
+    """The port's algorithm, unchunked, with normal noise (its autograd Function)."""
+    import torch
+
+    class PortNormal(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, theta, num_samples, sigma):
+            z = torch.randn((num_samples, *theta.shape), dtype=theta.dtype)
+            y = _torch_argmax((theta + sigma * z).reshape(-1, theta.shape[-1])).reshape(z.shape)
+            ctx.save_for_backward(y, z)
+            ctx.sigma = sigma
+            return y.mean(0)
+
+        @staticmethod
+        def backward(ctx, dy):
+            y, z = ctx.saved_tensors
+            s = (y * dy).sum(-1)
+            return torch.einsum("nb,nbd->bd", s, z) / (ctx.sigma * y.shape[0]), None, None
+
+    return PortNormal
+
+
+def _contention(h: Any) -> None:
+    """256x100 argmax, normal noise, N = 1000 and 3000: refimpl on torch against the naive
+    unchunked torch loop, and the front end's forward + backward against the port's
+    unchunked algorithm (``--load N``: under N busy processes)."""
+    import torch
+
+    import refimpl.torch as bt
+    from refimpl.perturbed import argmax_one_hot, perturbed
+
+    b, d = (16, 10) if h.quick else (256, 100)
+    theta = torch.randn(b, d, generator=torch.Generator().manual_seed(0))
+    u = torch.randn(b, d, generator=torch.Generator().manual_seed(1))
+    port = _naive_port_normal()
+    load = f", {h.load} busy processes" if h.load else ", no added load"
+    for n in (100, 300) if h.quick else (1000, 3000):
+        title = f"argmax {b}x{d} normal N={n} value+vjp{load}"
+        ours = perturbed(argmax_one_hot, num_samples=n, sigma=SIGMA, rng=0, progress=False)
+        g = torch.Generator().manual_seed(0)
+        rows = h.compare(
+            title,
+            {"refimpl torch value_and_vjp": lambda ours=ours: ours.value_and_vjp(theta, u)},
+            original=(
+                "naive unchunked torch",
+                lambda n=n, g=g: _naive_value_and_vjp(theta, u, n, SIGMA, g),
+            ),
+        )
+        h.printer(
+            f"  goal: refimpl on torch <= 1.2x the naive loop at N={n}{load}: "
+            f"{rows[1].ratio:.2f}x ({'met' if rows[1].ratio <= 1.2 else 'NOT met'})"
+        )
+        title = f"argmax {b}x{d} normal N={n} fwd+bwd{load}"
+        front = bt.perturbed(_torch_argmax, num_samples=n, sigma=SIGMA,
+                             generator=torch.Generator().manual_seed(0), progress=False)  # fmt: skip
+        rows = h.compare(
+            title,
+            {"refimpl.torch.perturbed fwd+bwd": _forward_backward(front, theta)},
+            original=(
+                "port algorithm, unchunked torch",
+                _forward_backward(lambda t, n=n: port.apply(t, n, SIGMA), theta),
+            ),
+        )
+        h.printer(
+            f"  goal: the front end's fwd+bwd <= 1.5x the unchunked port at N={n}{load}: "
+            f"{rows[1].ratio:.2f}x ({'met' if rows[1].ratio <= 1.5 else 'NOT met'}); peak "
+            f"{rows[1].peak_bytes / 2**20:.0f} MiB against {rows[0].peak_bytes / 2**20:.0f} MiB"
+        )
+
+
 def rmse_table(seeds: int = 32, n: int = 1024) -> dict[tuple[str, bool], float]:
     """RMSE of the Jacobian estimate vs the exact softmax Jacobian (2x5 argmax, Gumbel)."""
     from refimpl.perturbed import argmax_one_hot, perturbed
@@ -251,6 +336,7 @@ def _rmse(h: Any) -> None:
 
 
 def run(h: Any) -> None:
+    _contention(h)
     _small(h)
     _large(h)
     _rmse(h)

@@ -45,6 +45,7 @@ from typing import Any
 from backends import as_rng, namespace_and_device
 from backends.keys import NOISE, SCRAMBLE, block_rng, is_keyed, keyed
 from backends.progress import progress_bar
+from backends.threads import one_thread_per_op
 from refimpl.parallel import run_tasks
 from refimpl.perturbed.checked_solver import CheckedSolver
 from refimpl.perturbed.options import PerturbedOptions
@@ -291,21 +292,10 @@ class Perturbed:
         rng = as_rng(o.rng, like=theta)
         stream = noise_stream(o.noise, sampling, rng, (batch, *event), theta.dtype, o.num_samples)
 
-        done = 0
-        chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
+        make = functools.partial(_Accumulator, xp, theta, o.batched, base=base, **wanted)
         bar = self._bar()
         try:
-            while done < o.num_samples:
-                c = min(chunk, o.num_samples - done)
-                z, g = stream.take(c)  # (c, batch, *event)
-                x = tb[None, ...] + o.sigma * z
-                y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
-                if acc is None:  # without a baseline call, the first chunk tells the out shape
-                    acc = _Accumulator(xp, theta, o.batched, solver.out_shape, base, **wanted)
-                    chunk = self._chunk(stream, batch, math.prod(event), solver.out_shape)
-                acc.add(y, g, x)
-                done += c
-                bar.update(c)
+            acc = _chunk_loop(tb, stream, o.num_samples, o, solver, make, acc, bar)
         finally:
             bar.close()
         return self._estimates(xp, theta, acc.sums)
@@ -365,9 +355,6 @@ class Perturbed:
         return progress_bar(
             n, enabled=self.options.progress, desc=f"perturbed {name}", unit="sample"
         )
-
-    def _chunk(self, stream: Any, batch: int, d_in: int, out_shape: tuple[int, ...] | None) -> int:
-        return _chunk_size(self.options.chunk_size, stream, batch, d_in, out_shape)
 
     def __repr__(self) -> str:
         name = getattr(self.func, "__name__", repr(self.func))
@@ -436,20 +423,40 @@ def _task_sums(tasks: _SampleTasks, wanted: dict, size: int, block: int, k: int)
         o.noise, tasks.sampling, rng, (batch, *event), tb.dtype, o.num_samples, **noise
     )
     solver = CheckedSolver(tasks.func, tasks.args, tasks.kwargs, xp, tb.dtype)
-    acc = None
-    chunk = _chunk_size(o.chunk_size, stream, batch, math.prod(event), None)
+    make = functools.partial(_Accumulator, xp, tasks.theta, o.batched, base=tasks.base, **wanted)
+    return _chunk_loop(tb, stream, n, o, solver, make).sums
+
+
+def _chunk_loop(
+    tb: Any,
+    stream: Any,
+    n: int,
+    o: PerturbedOptions,
+    solver: CheckedSolver,
+    make: Callable[..., _Accumulator],
+    acc: _Accumulator | None = None,
+    bar: Any = None,
+) -> _Accumulator:
+    """The next ``n`` samples of ``stream``, in chunks: ``func(theta + sigma z)`` for each
+    chunk, added to ``acc`` (made by ``make(out_shape)`` once func's output shape is known)."""
+    xp, _ = namespace_and_device(tb)
+    batch, event = tb.shape[0], tuple(tb.shape[1:])
+    chunk = _chunk_size(o.chunk_size, stream, batch, math.prod(event), solver.out_shape)
     done = 0
-    while done < n:
-        c = min(chunk, n - done)
-        z, g = stream.take(c)
-        x = tb[None, ...] + o.sigma * z
-        y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
-        if acc is None:
-            acc = _Accumulator(xp, tasks.theta, o.batched, solver.out_shape, tasks.base, **wanted)
-            chunk = _chunk_size(o.chunk_size, stream, batch, math.prod(event), solver.out_shape)
-        acc.add(y, g, x)
-        done += c
-    return acc.sums
+    with one_thread_per_op(tb):
+        while done < n:
+            c = min(chunk, n - done)
+            z, g = stream.take(c)  # (c, batch, *event)
+            x = tb[None, ...] + o.sigma * z
+            y = solver(xp.reshape(x, (c * batch, *event)), c * batch)
+            if acc is None:  # without a baseline call, the first chunk tells the out shape
+                acc = make(solver.out_shape)
+                chunk = _chunk_size(o.chunk_size, stream, batch, math.prod(event), solver.out_shape)
+            acc.add(y, g, x)
+            done += c
+            if bar is not None:
+                bar.update(c)
+    return acc
 
 
 def _fold(total: _Sums, part: _Sums) -> _Sums:
