@@ -258,7 +258,11 @@ class _Graph:
                 raise
             except (RuntimeError, NotImplementedError) as exc:
                 if model.jvp_mode == "double_backward":
-                    raise
+                    raise RuntimeError(
+                        f"{model!r} with jvp_mode='double_backward': the module's backward pass "
+                        f"cannot be differentiated ({type(exc).__name__}: {exc}); use "
+                        "jvp_mode='auto' or 'forward'"
+                    ) from exc
                 model._double_backward_error = f"{type(exc).__name__}: {exc}"
         try:
             return self._jvp_forward(v)
