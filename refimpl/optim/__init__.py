@@ -4,10 +4,14 @@ normalised-gradient steps, their building blocks, and Euclidean projections.
 Layers (each a small pure function or optax-style optimizer, written against the array API):
 
 * ``transforms``: gradient transforms per ``param_ndim`` row (sign, L1/L2 normalisation,
-  top-q sparsification with its tie and NaN rule, the ``dq`` draw);
+  top-q sparsification with its tie and NaN rule, the ``dq`` draw, clamping);
 * ``lmo``: linear minimisation oracles of the L1, L2, Linf balls and the L1q LMO;
 * ``projections``: ``project_l1_ball`` (sort-based or Michelot/Condat), ``project_l2_ball``,
   ``project_linf_ball``;
+* the per-row scalars of the row-wise transforms (``normalize_divisor``, ``l2_ball_factor``,
+  ``clamp_bounds``), for callers that own their arrays and apply them in place (the torch
+  front ends): one fused norm per row decides, and only rows flagged as overflowed or
+  underflowed take the scaled recomputation;
 * ``frank_wolfe`` / ``projected``: pure optimizers ``init(params) -> state``,
   ``update(grads, state, params) -> (new_params, state)``;
 * ``wrappers``: stateful classes with the documented constructors
@@ -38,10 +42,17 @@ from refimpl.optim.lmo import (
 )
 from refimpl.optim.options import FrankWolfeOptions
 from refimpl.optim.projected import RENORM_MARGIN, l2_projected, linf_projected
-from refimpl.optim.projections import project_l1_ball, project_l2_ball, project_linf_ball
+from refimpl.optim.projections import (
+    l2_ball_factor,
+    project_l1_ball,
+    project_l2_ball,
+    project_linf_ball,
+)
 from refimpl.optim.transforms import (
     clamp,
+    clamp_bounds,
     l1q_gradient,
+    normalize_divisor,
     normalize_gradient,
     sample_q,
     sign_gradient,
@@ -74,6 +85,7 @@ __all__ = [
     "OptimizerState",
     "StatefulOptimizer",
     "clamp",
+    "clamp_bounds",
     "duality_gap",
     "frank_wolfe",
     "frank_wolfe_update",
@@ -84,6 +96,7 @@ __all__ = [
     "l1q_direction",
     "l1q_frank_wolfe",
     "l1q_gradient",
+    "l2_ball_factor",
     "l2_direction",
     "l2_frank_wolfe",
     "l2_projected",
@@ -94,6 +107,7 @@ __all__ = [
     "lmo_l1q",
     "lmo_l2",
     "lmo_linf",
+    "normalize_divisor",
     "normalize_gradient",
     "project_l1_ball",
     "project_l2_ball",

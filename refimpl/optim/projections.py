@@ -13,6 +13,7 @@ from typing import Any
 from backends import ops
 from refimpl.batching import to_rows
 from refimpl.optim.robust import (
+    check_rows,
     narrow_toward_zero,
     scaled_rows,
     underflow_threshold,
@@ -52,38 +53,88 @@ def project_l2_ball(
     inside the ball. Rows whose norm overflows or underflows are rescaled first, and a row
     with infinite entries goes to its limit, ``epsilon`` times the normalised signs of those
     entries (``refimpl.optim.robust``); ``epsilon = 0`` projects onto ``{0}``.
+
+    Cost: one fused norm and at most one product per entry (:func:`l2_ball_factor`); the
+    scaled recomputation runs only when some row's norm is flagged.
     """
     xp, dev, eps, rows = _prepare(x, epsilon, param_ndim)
     margin = check_real("margin", margin, low=0.0)
-    top = float(xp.finfo(x.dtype).max)
-    cap = min(eps, top)  # a radius beyond the dtype scales to its largest value
-    e = xp.asarray(cap, dtype=x.dtype, device=dev)
+    if rows.shape[0] == 0:
+        return xp.asarray(x, copy=True)
+    f, flag = ball_factor(xp, dev, rows, eps, margin)
+    fast = xp.asarray(rows, copy=True) if f is None else rows * f
+    if flag is not None:
+        fast = xp.where(flag, scaled_project_l2(xp, rows, eps, margin), fast)
+    return xp.reshape(fast, x.shape)
+
+
+def l2_ball_factor(
+    rows: Any, epsilon: float, *, margin: float = 0.0
+) -> tuple[Any | None, Any | None]:
+    """``(f, flag)`` for an ``(N, D)`` array of rows: ``rows * f`` (``f`` of shape (N, 1)) is
+    :func:`project_l2_ball` for every row that ``flag`` leaves out: ``f = epsilon / (norm +
+    margin)`` outside the ball, exactly 1 inside, and None when no row is outside. ``flag``
+    (None when it would mark no row) marks the rows that need the scaled computation (the
+    function itself on those rows): a norm that is inf, or one that underflowed below a radius
+    it could then exceed. Lets a caller that owns the rows scale them in place.
+
+    One fused norm per row, and the largest of them on the host (the smallest too when the
+    radius is so small that an underflowed norm could exceed it): when it is finite (the usual
+    case), no row is flagged, and when it is inside the ball, nothing is computed."""
+    xp, dev = check_rows(rows)
+    eps = check_real("epsilon", epsilon, low=0.0)
+    margin = check_real("margin", margin, low=0.0)
+    return (None, None) if rows.shape[0] == 0 else ball_factor(xp, dev, rows, eps, margin)
+
+
+def ball_factor(
+    xp: Any, dev: Any, rows: Any, eps: float, margin: float
+) -> tuple[Any | None, Any | None]:
+    """:func:`l2_ball_factor` for validated arguments and ``N >= 1`` rows on device ``dev``."""
     n = ops.vector_norm(rows, axis=1, keepdims=True)
+    info = xp.finfo(n.dtype)
+    cap = min(eps, float(info.max))  # a radius beyond the dtype scales to its largest value
+    hi = float(xp.max(n))
+    thr = underflow_threshold(info, rows.shape[1])
+    # a norm that underflowed may exceed a radius below the threshold
+    underflow = eps < thr and info.bits >= 32
+    plain = math.isfinite(hi) and not (underflow and float(xp.min(n)) < thr)
+    if plain and hi <= cap:  # no norm exceeds e (cap rounds to at least hi in n's dtype)
+        return None, None
+    e = xp.full((), cap, dtype=n.dtype, device=dev)
+    if plain:
+        return _factor(xp, n, e, n > e, margin, info), None
     flag = xp.isinf(n)
-    # the factor e / (n + margin) for rows outside the ball, 1 elsewhere: computed only where
-    # it is <= 1, so that neither it nor rows * f overflows (a zero, NaN or infinite norm
-    # would give inf or NaN factors; infinite rows are replaced below)
-    out = xp.logical_and(n > e, xp.logical_not(flag))
-    one = xp.ones_like(n)
-    if margin < top * float(xp.finfo(x.dtype).eps) / 2:  # n + margin <= top: no overflow
-        f = xp.where(out, e / xp.where(out, n + margin if margin else n, one), one)
-    else:  # halved: n / 2 + margin / 2 stays finite (a margin beyond the dtype is capped)
-        f = xp.where(out, (e / 2) / xp.where(out, n / 2 + min(margin, top) / 2, one), one)
-    fast = xp.where(out, rows * f, rows)
-    thr = underflow_threshold(xp.finfo(n.dtype), rows.shape[1])
-    if eps < thr and xp.finfo(n.dtype).bits >= 32:  # a norm that underflowed may exceed eps
+    # infinite and NaN norms get the factor 1 (inf or NaN factors otherwise); inf is flagged
+    f = _factor(xp, n, e, xp.logical_and(n > e, xp.logical_not(flag)), margin, info)
+    if underflow:
         flag = xp.logical_or(flag, n < thr)
-    if not bool(xp.any(flag)):
-        return xp.reshape(fast, x.shape)
-    # ||rows|| = m ||s||: compare and scale with s = rows / m (no overflow or underflow)
+    return f, flag if bool(xp.any(flag)) else None
+
+
+def _factor(xp: Any, n: Any, e: Any, out: Any, margin: float, info: Any) -> Any:
+    """``e / (n + margin)`` where ``out`` (finite norms beyond ``e``), 1 elsewhere: computed
+    only where it is <= 1, so that neither it nor ``rows * f`` overflows."""
+    top = float(info.max)
+    if margin < top * float(info.eps) / 2:  # n + margin <= top: no overflow
+        den = n + margin if margin else n
+    else:  # halved: n / 2 + margin / 2 stays finite (a margin beyond the dtype is capped)
+        e, den = e / 2, n / 2 + min(margin, top) / 2
+    return xp.where(out, e / xp.where(out, den, 1.0), 1.0)
+
+
+def scaled_project_l2(xp: Any, rows: Any, eps: float, margin: float) -> Any:
+    """:func:`project_l2_ball` of (N, D) rows computed through ``||rows|| = m ||s||`` with
+    ``s = rows / m`` (``robust.scaled_rows``) for every row: right where the plain norm
+    overflows or underflows, and the limit for rows with infinite entries."""
+    cap = min(eps, float(xp.finfo(rows.dtype).max))
     wide = widen(xp, rows)
     infinite_row, m, s, ns = scaled_rows(xp, wide, 2)
     top_w = float(xp.finfo(wide.dtype).max)
     outside = xp.logical_or(_outside(xp, ns, m, eps, top_w, rows.shape[1]), infinite_row)
     den = xp.where(outside, ns + _quotient(xp, min(margin, top_w), m, top_w), xp.ones_like(ns))
     slow = xp.where(outside, s * (cap / den), wide)  # den = 1: rows inside (zero rows too)
-    slow = narrow_toward_zero(xp, slow, x.dtype)
-    return xp.reshape(xp.where(flag, slow, fast), x.shape)
+    return narrow_toward_zero(xp, slow, rows.dtype)
 
 
 def _outside(xp: Any, ns: Any, m: Any, eps: float, top: float, d: int) -> Any:

@@ -25,7 +25,18 @@ import math
 from typing import Any
 
 from backends import ops
-from refimpl.validation import check_fits
+from refimpl.validation import check_array, check_fits
+
+
+def check_rows(rows: Any) -> tuple[Any, Any]:
+    """``(xp, device)`` of ``rows``, which must be a real floating ``(N, D)`` array."""
+    xp, dev = check_array(rows, name="rows")
+    if rows.ndim != 2:
+        raise ValueError(
+            f"rows must be an (N, D) array (refimpl.batching.to_rows makes the rows of any "
+            f"array), got shape {tuple(rows.shape)}"
+        )
+    return xp, dev
 
 
 def compute_dtype(xp: Any, dtype: Any) -> Any:
@@ -53,16 +64,29 @@ def unreliable(xp: Any, n: Any, d: int, ord: float) -> Any:
     """Rows (N, 1) whose computed ``ord``-norm ``n`` may be wrong: inf (an infinite entry, or
     overflow), or, for L2 in float32/float64, so small that squares may have underflowed."""
     over = xp.isinf(n)
-    if ord == 1 or xp.finfo(n.dtype).bits < 32:  # 16-bit squares never underflow in float32
-        return over
-    info = xp.finfo(n.dtype)
-    return xp.logical_or(over, n < underflow_threshold(info, d))
+    floor = reliable_floor(xp.finfo(n.dtype), d, ord)
+    return xp.logical_or(over, n < floor) if floor else over
+
+
+def reliable_floor(info: Any, d: int, ord: float) -> float:
+    """The smallest computed ``ord``-norm that cannot have lost entries to underflow: 0 for L1
+    and for 16-bit floats (their squares never underflow in float32), else
+    :func:`underflow_threshold`."""
+    if ord == 1 or info.bits < 32:
+        return 0.0
+    return underflow_threshold(info, d)
 
 
 def underflow_threshold(info: Any, d: int) -> float:
     """Below this L2 norm, squares of entries under sqrt(smallest normal) may have been lost
     beyond rounding: ``d * tiny <= eps * n**2``."""
     return math.sqrt(max(d, 1) * float(info.smallest_normal) / float(info.eps))
+
+
+def extremes(xp: Any, n: Any) -> tuple[float, float]:
+    """``(min, max)`` of the norms ``n`` on the host (NaN when any norm is NaN): the per-row
+    decisions below are taken on these two numbers whenever they settle every row."""
+    return float(xp.min(n)), float(xp.max(n))
 
 
 def scaled_rows(xp: Any, rows: Any, ord: float) -> tuple[Any, Any, Any, Any]:
@@ -79,6 +103,28 @@ def scaled_rows(xp: Any, rows: Any, ord: float) -> tuple[Any, Any, Any, Any]:
     return infinite_row, m, s, ops.vector_norm(s, ord=ord, axis=1, keepdims=True)
 
 
+def row_divisor(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> tuple[Any, Any | None]:
+    """``(divisor, flag)`` for an (N, D) array of rows, N >= 1: ``rows / divisor`` is
+    :func:`normalize_rows` for every row that ``flag`` leaves out, and ``flag`` (None when it
+    would mark no row) marks the rows whose computed ``ord``-norm is unreliable
+    (:func:`unreliable`: the scaled recomputation takes them).
+
+    One fused norm per row; usually every norm is finite, at least ``div_by_zero_eps`` and
+    beyond underflow, which the smallest and largest norm tell: then ``divisor`` is the norms
+    themselves. Else ``divisor = max(norm, div_by_zero_eps)`` with 1 in place of 0 (a zero row
+    stays zero, also where ``div_by_zero_eps`` rounds to 0) and of inf (inf / inf would only
+    make NaNs)."""
+    n = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
+    lo, hi = extremes(xp, n)
+    floor = reliable_floor(xp.finfo(n.dtype), rows.shape[1], ord)
+    if lo > 0 and lo >= div_by_zero_eps and lo >= floor and math.isfinite(hi):
+        return n, None  # max(n, eps) = n: eps rounds to at most lo in n's dtype
+    guard = xp.clip(n, min=div_by_zero_eps)
+    guard = xp.where(xp.logical_or(guard == 0, xp.isinf(guard)), xp.ones_like(guard), guard)
+    flag = unreliable(xp, n, rows.shape[1], ord)
+    return guard, flag if bool(xp.any(flag)) else None
+
+
 def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> Any:
     """``rows / max(||rows||_ord, div_by_zero_eps)`` per row of an (N, D) array.
 
@@ -86,17 +132,24 @@ def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> An
     float32's tiny); rows with infinite entries give their limit; overflow and underflow of the
     norm are avoided by scaling (module docstring). A ``div_by_zero_eps`` beyond the dtype's
     largest value is refused (ValueError), as the torch front ends refuse it (and torch's
-    ``clamp`` does, with a RuntimeError)."""
+    ``clamp`` does, with a RuntimeError).
+
+    Cost: one fused norm and one division per entry, decided by the smallest and largest norm
+    (:func:`row_divisor`); the scaled recomputation runs only when some row's norm is flagged
+    (inf, or small enough for squares to have underflowed)."""
     check_fits("div_by_zero_eps", div_by_zero_eps, rows.dtype, xp)
-    n = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
-    guard = xp.clip(n, min=div_by_zero_eps)
-    # a zero norm divides by 1 (the row stays zero); an infinite one too: such rows are
-    # replaced below, and inf / inf would only make NaNs (and numpy's RuntimeWarning)
-    guard = xp.where(xp.logical_or(guard == 0, xp.isinf(guard)), xp.ones_like(guard), guard)
-    fast = rows / guard
-    flag = unreliable(xp, n, rows.shape[1], ord)
-    if not bool(xp.any(flag)):
+    if rows.shape[0] == 0:
+        return rows / 1  # a new (empty) array, as for any other input
+    divisor, flag = row_divisor(xp, rows, ord, div_by_zero_eps)
+    fast = rows / divisor
+    if flag is None:
         return fast
+    return xp.where(flag, scaled_normalize_rows(xp, rows, ord, div_by_zero_eps), fast)
+
+
+def scaled_normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> Any:
+    """:func:`normalize_rows` computed through :func:`scaled_rows` for every row: right where
+    the plain norm overflows or underflows, and for rows with infinite entries (their limit)."""
     wide = widen(xp, rows)
     infinite_row, m, s, ns = scaled_rows(xp, wide, ord)
     # rows / max(m ns, eps) is s / ns where the true norm m ns reaches eps, else rows / eps
@@ -105,5 +158,4 @@ def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> An
     unit = s / xp.where(ns == 0, xp.ones_like(ns), ns)
     small = xp.where(reaches, xp.zeros_like(wide), wide)
     small = small / div_by_zero_eps if div_by_zero_eps > 0 else small
-    slow = xp.astype(xp.where(reaches, unit, small), rows.dtype)
-    return xp.where(flag, slow, fast)
+    return xp.astype(xp.where(reaches, unit, small), rows.dtype)

@@ -27,8 +27,8 @@ from typing import Any
 
 from backends import as_rng, namespace_and_device, ops
 from refimpl.batching import to_rows
-from refimpl.optim.robust import normalize_rows
-from refimpl.validation import TINY, check_array, check_int, check_real, check_rng
+from refimpl.optim.robust import check_rows, normalize_rows, row_divisor
+from refimpl.validation import TINY, check_array, check_fits, check_int, check_real, check_rng
 
 
 def _rows(g: Any, param_ndim: int | None) -> tuple[Any, Any, Any]:
@@ -59,13 +59,17 @@ def normalize_gradient(
     float16, where ``div_by_zero_eps`` rounds to 0). Norms that overflow or underflow are
     rescaled, and rows with infinite entries go to their limit (``refimpl.optim.robust``).
     """
+    _check_ord(ord)
+    eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
+    xp, _, rows = _rows(g, param_ndim)
+    return xp.reshape(normalize_rows(xp, rows, ord, eps), g.shape)
+
+
+def _check_ord(ord: Any) -> None:
     if isinstance(ord, bool):
         raise TypeError(f"ord must be 1 or 2, got the bool {ord!r}")
     if ord not in (1, 2):
         raise ValueError(f"ord must be 1 or 2, got {ord!r}")
-    eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
-    xp, _, rows = _rows(g, param_ndim)
-    return xp.reshape(normalize_rows(xp, rows, ord, eps), g.shape)
 
 
 def clamp(x: Any, low: float | None = None, high: float | None = None) -> Any:
@@ -75,6 +79,18 @@ def clamp(x: Any, low: float | None = None, high: float | None = None) -> Any:
     array at 1e5 is a no-op on finite entries instead of an overflow (torch's ``clamp_``
     refuses such a bound). NaN entries stay NaN.
     """
+    xp, _ = check_array(x, name="x")
+    lo, hi = clamp_bounds(x, low, high)
+    return xp.clip(x, min=lo, max=hi)
+
+
+def clamp_bounds(
+    x: Any, low: float | None, high: float | None
+) -> tuple[float | None, float | None]:
+    """The bounds :func:`clamp` applies to ``x`` (validated: real numbers, not both None,
+    ``low <= high``): capped to ``x``'s dtype's finite range, None for an infinite or absent
+    one, so ``clip(x, *clamp_bounds(x, low, high))`` is ``clamp(x, low, high)`` (also in place,
+    for a caller that owns ``x``)."""
     xp, _ = check_array(x, name="x")
     for name, bound in (("clamp_min", low), ("clamp_max", high)):
         if bound is not None:
@@ -86,7 +102,28 @@ def clamp(x: Any, low: float | None = None, high: float | None = None) -> Any:
     top = float(xp.finfo(x.dtype).max)
     lo = None if low is None or low == -math.inf else min(max(float(low), -top), top)
     hi = None if high is None or high == math.inf else min(max(float(high), -top), top)
-    return xp.clip(x, min=lo, max=hi)
+    return lo, hi
+
+
+def normalize_divisor(
+    rows: Any, ord: float, *, div_by_zero_eps: float = TINY
+) -> tuple[Any, Any | None]:
+    """``(divisor, flag)`` for an ``(N, D)`` array of rows (ord = 1 or 2): ``rows / divisor``
+    (divisor of shape (N, 1)) is :func:`normalize_gradient` for every row that ``flag`` leaves
+    out; ``flag`` (None when it would mark no row) marks the rows whose norm is inf or small
+    enough for squares to have underflowed, which need the scaled computation (the function
+    itself on those rows). Lets a caller that owns the rows divide them in place.
+
+    One fused norm per row, and the smallest and largest of them on the host: when they show
+    every norm finite, at least ``div_by_zero_eps`` and beyond underflow (the usual case), the
+    divisor is the norms themselves."""
+    _check_ord(ord)
+    eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
+    xp, dev = check_rows(rows)
+    check_fits("div_by_zero_eps", eps, rows.dtype, xp)
+    if rows.shape[0] == 0:
+        return xp.ones((0, 1), dtype=rows.dtype, device=dev), None
+    return row_divisor(xp, rows, ord, eps)
 
 
 def top_q_count(q: float, d: int) -> int:

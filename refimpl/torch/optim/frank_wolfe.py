@@ -40,6 +40,8 @@ from refimpl.torch.optim.optimizer import (
     CheckedOptimizer,
     ParamTransformingOptimizer,
     param_groups,
+    snapshot,
+    unchanged,
 )
 from refimpl.validation import TINY, check_callable, check_int
 
@@ -87,6 +89,15 @@ class FrankWolfe(CheckedOptimizer):
             ball=self._scale_key == "epsilon",
         )
 
+    def _step_options(self, g: int, group: dict[str, Any]) -> FrankWolfeOptions:
+        """:meth:`_options` of group ``g``, made again only when the group changed since the
+        last step (``refimpl.torch.optim.optimizer.unchanged``)."""
+        cache = self.__dict__.setdefault("_options_cache", {})
+        hit = cache.get(g)
+        if hit is None or not unchanged(hit[0], group):
+            hit = cache[g] = (snapshot(group), self._options(group))
+        return hit[1]
+
     def _validate_options(self, group: dict[str, Any]) -> None:
         super()._validate_options(group)
         self._options(group)
@@ -107,8 +118,8 @@ class FrankWolfe(CheckedOptimizer):
             with torch.enable_grad():
                 loss = closure()
         self._check_step()
-        for group in self.param_groups:
-            options = self._options(group)
+        for g, group in enumerate(self.param_groups):
+            options = self._step_options(g, group)
             for p in group["params"]:
                 if p.grad is None:
                     continue

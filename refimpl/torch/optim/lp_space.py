@@ -28,15 +28,8 @@ from typing import Any
 import torch
 from torch.optim import SGD
 
-from refimpl.optim import (
-    RENORM_MARGIN,
-    l1q_gradient,
-    normalize_gradient,
-    project_l2_ball,
-    project_linf_ball,
-    sample_q,
-    sign_gradient,
-)
+from refimpl.optim import RENORM_MARGIN, l1q_gradient, sample_q
+from refimpl.torch.optim.inplace import clamp_, normalize_, project_l2_, sign_
 from refimpl.torch.optim.misc import TopQGradientOptimizer
 from refimpl.torch.optim.optimizer import (
     ChainedParamTransformingOptimizer,
@@ -113,7 +106,7 @@ class SignedGradientOptim(ParamTransformingOptimizer):
         )
 
     def _pre_step_transform_(self, param: torch.Tensor, optim_group: dict[str, Any]) -> None:
-        param.grad.copy_(sign_gradient(param.grad))
+        sign_(param.grad)
 
 
 class _LpNormOptimizer(ParamTransformingOptimizer):
@@ -159,8 +152,7 @@ class _LpNormOptimizer(ParamTransformingOptimizer):
         return super()._applied_scalars() | {"div_by_zero_eps"}  # max(||G||, eps) in G's dtype
 
     def _pre_step_transform_(self, param: torch.Tensor, optim_group: dict[str, Any]) -> None:
-        eps = optim_group["div_by_zero_eps"]
-        param.grad.copy_(normalize_gradient(param.grad, self._p, div_by_zero_eps=eps))
+        normalize_(param.grad, self._p, optim_group["div_by_zero_eps"])
 
 
 class L1NormedGradientOptim(_LpNormOptimizer):
@@ -217,7 +209,7 @@ class L2ProjectedOptim(L2NormedGradientOptim):
         check_real("epsilon", group["epsilon"], low=0.0)
 
     def _post_step_transform_(self, param: torch.Tensor, optim_group: dict[str, Any]) -> None:
-        param.copy_(project_l2_ball(param, optim_group["epsilon"], -1, margin=RENORM_MARGIN))
+        project_l2_(param, optim_group["epsilon"], RENORM_MARGIN)
 
 
 class LinfProjectedOptim(SignedGradientOptim):
@@ -258,7 +250,8 @@ class LinfProjectedOptim(SignedGradientOptim):
         check_real("epsilon", group["epsilon"], low=0.0)
 
     def _post_step_transform_(self, param: torch.Tensor, optim_group: dict[str, Any]) -> None:
-        param.copy_(project_linf_ball(param, optim_group["epsilon"]))
+        epsilon = optim_group["epsilon"]
+        clamp_(param, -epsilon, epsilon)  # the Linf ball is a box
 
 
 class L1qNormedGradientOptim(ChainedParamTransformingOptimizer):

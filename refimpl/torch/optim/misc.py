@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch.optim import SGD
 
-from refimpl.optim import clamp, sample_q, top_q_gradient
+from refimpl.optim import sample_q, top_q_gradient
+from refimpl.torch.optim.inplace import clamp_
 from refimpl.torch.optim.optimizer import ParamTransformingOptimizer, group_defaults
 from refimpl.validation import check_real
 
@@ -107,8 +108,7 @@ class ClampedGradientOptimizer(_ClampedOptim):
     """
 
     def _pre_step_transform_(self, param: torch.Tensor, optim_group: dict[str, Any]) -> None:
-        g = param.grad
-        g.copy_(clamp(g, optim_group["clamp_min"], optim_group["clamp_max"]))
+        clamp_(param.grad, optim_group["clamp_min"], optim_group["clamp_max"])
 
 
 class ClampedParameterOptimizer(_ClampedOptim):
@@ -119,4 +119,4 @@ class ClampedParameterOptimizer(_ClampedOptim):
     """
 
     def _post_step_transform_(self, param: torch.Tensor, optim_group: dict[str, Any]) -> None:
-        param.copy_(clamp(param, optim_group["clamp_min"], optim_group["clamp_max"]))
+        clamp_(param, optim_group["clamp_min"], optim_group["clamp_max"])

@@ -133,6 +133,49 @@ def check_lr(group: Mapping[str, Any]) -> None:
 
 
 # -- the shared checks -----------------------------------------------------------------------
+#: option types whose value cannot change without the group's entry being reassigned
+_IMMUTABLE = frozenset({bool, int, float, complex, str, bytes, type(None)})
+
+Snapshot = tuple[tuple[tuple[str, Any], ...], tuple[tuple[Any, ...], ...]]
+
+
+def snapshot(group: Mapping[str, Any]) -> Snapshot | None:
+    """What the validation of a group depends on, taken when it passed: its entries (the
+    objects themselves) and each parameter's dtype, device and shape; None when an option is
+    mutable (a tensor ``lr`` can change in place), so that the group is validated at every
+    step. :func:`unchanged` then tells, by identity, whether anything was reassigned."""
+    params = group["params"]
+    if type(params) is not list or not all(isinstance(p, torch.Tensor) for p in params):
+        return None
+    if not all(_immutable(v) for k, v in group.items() if k != "params"):
+        return None
+    return tuple(group.items()), tuple((p, p.dtype, p.device, p.shape) for p in params)
+
+
+def unchanged(snap: Snapshot | None, group: Mapping[str, Any]) -> bool:
+    """Whether ``group`` still holds the very objects of ``snap`` (and its parameters their
+    dtypes, devices and shapes): then it passes the validation that ``snap`` recorded."""
+    if snap is None:
+        return False
+    items, meta = snap
+    now = tuple(group.items())
+    if len(now) != len(items):
+        return False
+    for (key, value), (old_key, old_value) in zip(now, items):
+        if key != old_key or value is not old_value:
+            return False
+    params = group["params"]
+    return len(params) == len(meta) and all(
+        p is q and p.dtype == dtype and p.device == device and p.shape == shape
+        for p, (q, dtype, device, shape) in zip(params, meta)
+    )
+
+
+def _immutable(value: Any) -> bool:
+    kind = type(value)
+    return kind in _IMMUTABLE or (kind is tuple and all(_immutable(v) for v in value))
+
+
 class CheckedOptimizer(Optimizer):
     """Validation shared by every front end (module docstring). Subclasses extend
     ``_validate_entries(group)`` (how a group is checked), ``_validate_options(group)`` (their
@@ -179,9 +222,14 @@ class CheckedOptimizer(Optimizer):
 
     def _check_step(self) -> None:
         """Every group's options (they may have been edited in place) and no sparse gradient;
-        raises before any parameter changes."""
+        raises before any parameter changes. A group is validated again only when it is not
+        :func:`unchanged` since its last successful validation."""
+        checked = self.__dict__.setdefault("_checked", [])
+        del checked[len(self.param_groups) :]
         for g, group in enumerate(self.param_groups):
-            self._validate_group(group)
+            if g >= len(checked) or not unchanged(checked[g], group):
+                self._validate_group(group)
+                checked[g : g + 1] = [snapshot(group)]
             for p in group["params"]:
                 if p.grad is not None and p.grad.layout != torch.strided:
                     raise TypeError(
@@ -300,17 +348,33 @@ def batch_view(p: torch.Tensor, param_ndim: int | None) -> Iterator[torch.Tensor
     """``p`` as its ``(N, d0, ...)`` batch view, with ``.grad`` the same view of ``p.grad``
     (rai_toolbox's ``to_batch``). In-place changes reach ``p`` (and ``p.grad``); a parameter
     that cannot be viewed (non-contiguous) is transformed on a copy that is written back."""
+    view, write_back = open_batch_view(p, param_ndim)
+    yield view
+    if write_back is not None:
+        write_back()
+
+
+def open_batch_view(
+    p: torch.Tensor, param_ndim: int | None
+) -> tuple[torch.Tensor, Callable[[], None] | None]:
+    """:func:`batch_view` without the context manager (the optimizers' inner loop): the view
+    and, when it is a copy, the function that writes it back (else None)."""
     shape = batch_shape(tuple(p.shape), param_ndim)
     view, copied = _view(p.detach(), shape)
     grad, grad_copied = None, False
     if p.grad is not None:
         grad, grad_copied = _view(p.grad, shape)
         view.grad = grad
-    yield view
-    if copied:
-        p.detach().copy_(view.reshape(p.shape))
-    if grad_copied and view.grad is grad:
-        p.grad.copy_(grad.reshape(p.grad.shape))
+    if not (copied or grad_copied):
+        return view, None
+
+    def write_back() -> None:
+        if copied:
+            p.detach().copy_(view.reshape(p.shape))
+        if grad_copied and view.grad is grad:
+            p.grad.copy_(grad.reshape(p.grad.shape))
+
+    return view, write_back
 
 
 def _same_memory(a: torch.Tensor | None, b: torch.Tensor) -> bool:
@@ -473,22 +537,25 @@ class ParamTransformingOptimizer(CheckedOptimizer):
         """``_pre_step_transform_`` on every parameter with a gradient, then ``grad_scale`` and
         ``grad_bias``; ValueError if a transform replaced the gradient instead of writing it."""
         for group in self.param_groups:
+            scale, bias = group["grad_scale"], group["grad_bias"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                with batch_view(p, group["param_ndim"]) as view:
-                    grad = view.grad
-                    self._pre_step_transform_(view, optim_group=group)
-                    if not _same_memory(view.grad, grad):
-                        raise ValueError(
-                            f"{type(self).__name__}._pre_step_transform_ did not modify the "
-                            "gradient in-place (assigning param.grad replaces the tensor "
-                            "instead of writing into it)"
-                        )
-                    if group["grad_scale"] != 1.0:
-                        grad.mul_(group["grad_scale"])
-                    if group["grad_bias"] != 0.0:
-                        grad.add_(group["grad_bias"])
+                view, write_back = open_batch_view(p, group["param_ndim"])
+                grad = view.grad
+                self._pre_step_transform_(view, optim_group=group)
+                if not _same_memory(view.grad, grad):
+                    raise ValueError(
+                        f"{type(self).__name__}._pre_step_transform_ did not modify the "
+                        "gradient in-place (assigning param.grad replaces the tensor "
+                        "instead of writing into it)"
+                    )
+                if scale != 1.0:
+                    grad.mul_(scale)
+                if bias != 0.0:
+                    grad.add_(bias)
+                if write_back is not None:
+                    write_back()
 
     @torch.no_grad()
     def _apply_post_step_transform_(self) -> None:
@@ -496,8 +563,10 @@ class ParamTransformingOptimizer(CheckedOptimizer):
         step)."""
         for group in self.param_groups:
             for p in group["params"]:
-                with batch_view(p, group["param_ndim"]) as view:
-                    self._post_step_transform_(view, optim_group=group)
+                view, write_back = open_batch_view(p, group["param_ndim"])
+                self._post_step_transform_(view, optim_group=group)
+                if write_back is not None:
+                    write_back()
 
     def project(self) -> None:
         """Deprecated alias of ``_apply_post_step_transform_`` (FutureWarning), kept because

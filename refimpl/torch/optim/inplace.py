@@ -1,0 +1,122 @@
+r"""In-place forms of ``refimpl.optim``'s row-wise transforms, for the torch front ends.
+
+The array-API functions of ``refimpl.optim`` return new arrays; writing their result back
+(``g.copy_(normalize_gradient(g, 2))``) costs a new tensor and a copy on top of the transform.
+Here the same results are written into the tensor with the passes of the documented library
+(``g /= clamp(||g||, eps)``, ``renorm_``, ``sign(g, out=g)``, ``clamp_``), and the guarantees
+of ``refimpl.optim`` (no overflow or underflow in norms, no NaN from a zero gradient,
+``sign(NaN) = NaN``) are paid for only where they are needed:
+
+* row norms: one fused ``torch.linalg.vector_norm`` per row; the decisions are made on those
+  N numbers (``refimpl.optim.normalize_divisor``, ``refimpl.optim.l2_ball_factor``), and only
+  the rows they flag (a norm that is inf, or small enough for squares to have underflowed)
+  are gathered, recomputed by the array-API function and scattered back;
+* ``sign(NaN) = NaN``: one ``amax`` read (NaN propagates through it) tells whether the
+  array-API ``sign_gradient`` is needed; otherwise ``torch.sign(g, out=g)``;
+* the bounds of ``clamp`` and of the Linf projection: ``refimpl.optim.clamp_bounds``.
+
+Every function takes the batch view ``(N, d0, ...)`` of a parameter or gradient (rows:
+``t[i]``) and leaves in it, bit for bit, what the array-API function returns
+(``tests/torch/test_optim.py``). A tensor that cannot be viewed as ``(N, D)`` rows takes
+the array-API function and a copy.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from refimpl.optim import (
+    clamp_bounds,
+    l2_ball_factor,
+    normalize_divisor,
+    normalize_gradient,
+    project_l2_ball,
+    sign_gradient,
+)
+
+__all__ = ["clamp_", "normalize_", "project_l2_", "sign_"]
+
+
+def sign_(g: torch.Tensor) -> None:
+    """``g <- sign(g)`` with ``sign(NaN) = NaN`` (``refimpl.optim.sign_gradient``; torch's
+    ``sign`` gives 0 there)."""
+    if g.numel() and math.isnan(torch.amax(g).item()):
+        g.copy_(sign_gradient(g))
+    else:
+        torch.sign(g, out=g)
+
+
+def normalize_(g: torch.Tensor, ord: int, div_by_zero_eps: float) -> None:
+    """``g_i <- g_i / max(||g_i||_ord, div_by_zero_eps)`` for every row ``g_i``
+    (``refimpl.optim.normalize_gradient``, ``ord`` 1 or 2)."""
+
+    def exact(rows: Any) -> Any:
+        return normalize_gradient(rows, ord, div_by_zero_eps=div_by_zero_eps)
+
+    rows = _rows(g)
+    if rows is None:
+        g.copy_(exact(g))
+        return
+    divisor, flag = normalize_divisor(rows, ord, div_by_zero_eps=div_by_zero_eps)
+    fixed = _recompute_flagged(rows, flag, exact)
+    rows.div_(divisor)
+    _write_back(rows, fixed)
+
+
+def project_l2_(p: torch.Tensor, epsilon: float, margin: float) -> None:
+    """``p_i <- p_i * epsilon / (||p_i||_2 + margin)`` for every row outside the ball
+    (``refimpl.optim.project_l2_ball``; ``margin = 1e-7`` is ``torch.renorm``'s). Rows
+    inside are not written."""
+
+    def exact(rows: Any) -> Any:
+        return project_l2_ball(rows, epsilon, -1, margin=margin)
+
+    rows = _rows(p)
+    if rows is None:
+        p.copy_(exact(p))
+        return
+    factor, flag = l2_ball_factor(rows, epsilon, margin=margin)
+    fixed = _recompute_flagged(rows, flag, exact)
+    if factor is not None:  # None: every row is inside the ball
+        rows.mul_(factor)
+    _write_back(rows, fixed)
+
+
+def clamp_(t: torch.Tensor, low: float | None, high: float | None) -> None:
+    """``t <- clamp(t, low, high)`` (``refimpl.optim.clamp``: bounds beyond the dtype capped
+    to its largest finite value; NaN stays NaN)."""
+    lo, hi = clamp_bounds(t, low, high)
+    if lo is not None or hi is not None:  # both infinite: nothing to clamp
+        t.clamp_(lo, hi)
+
+
+def _rows(t: torch.Tensor) -> torch.Tensor | None:
+    """The batch view ``t`` as ``(N, D)`` rows sharing its memory, or None where torch cannot
+    view it so (rows that are not contiguous)."""
+    if t.ndim == 0:
+        return None
+    try:
+        return t.view(t.shape[0], math.prod(t.shape[1:]))
+    except RuntimeError:
+        return None
+
+
+Fixed = tuple[torch.Tensor, torch.Tensor] | None
+
+
+def _recompute_flagged(rows: torch.Tensor, flag: torch.Tensor | None, exact: Callable) -> Fixed:
+    """``(indices, values)``: the rows that ``flag`` (N, 1) marks, recomputed by ``exact`` (an
+    array-API function of rows) from their current values; None when no row is flagged."""
+    if flag is None:
+        return None
+    index = flag.view(-1).nonzero().view(-1)
+    return index, exact(rows.index_select(0, index))
+
+
+def _write_back(rows: torch.Tensor, fixed: Fixed) -> None:
+    if fixed is not None:
+        rows.index_copy_(0, *fixed)
