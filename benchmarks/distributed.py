@@ -39,19 +39,22 @@ TRIM_DEFAULT = "dask's MALLOC_TRIM_THRESHOLD_=65536"
 
 
 # -- CPU time inside tasks ---------------------------------------------------------------------
-def _timed_call(fn: Any, *args: Any) -> tuple[Any, float]:
-    """``fn(*args)`` and the CPU seconds this process spent on it (runs on the worker)."""
-    t0 = time.process_time()
+def _timed_call(fn: Any, *args: Any) -> tuple[Any, float, float]:
+    """``fn(*args)`` and the CPU seconds spent meanwhile by this process (all its threads:
+    the worker's own, such as dask's profiler and heartbeats, included) and by the thread
+    running it alone (runs on the worker)."""
+    p0, t0 = time.process_time(), time.thread_time()
     result = fn(*args)
-    return result, time.process_time() - t0
+    return result, time.process_time() - p0, time.thread_time() - t0
 
 
 class TimedExecutor(cf.Executor):
     """An executor running every task through ``inner`` and adding up the CPU time spent
-    inside the tasks, as measured where they ran (``cpu``)."""
+    during the tasks, as measured where they ran: by the worker processes (``cpu``) and by
+    the tasks' threads alone (``thread_cpu``)."""
 
     def __init__(self, inner: cf.Executor) -> None:
-        self.inner, self.cpu = inner, 0.0
+        self.inner, self.cpu, self.thread_cpu = inner, 0.0, 0.0
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> cf.Future:
         assert not kwargs
@@ -64,8 +67,9 @@ class TimedExecutor(cf.Executor):
             elif future.exception() is not None:
                 outer.set_exception(future.exception())
             else:
-                result, cpu = future.result()
+                result, cpu, thread_cpu = future.result()
                 self.cpu += cpu
+                self.thread_cpu += thread_cpu
                 outer.set_result(result)
 
         inner.add_done_callback(done)
@@ -74,6 +78,16 @@ class TimedExecutor(cf.Executor):
 
 def _tiny(i: int) -> int:
     return i
+
+
+def _warm_up() -> None:
+    """One small arg-max: the worker imports refimpl and numpy's generators (run on every
+    worker with ``client.run`` before the timing)."""
+    from refimpl.perturbed import argmax_one_hot, perturbed
+
+    f = perturbed(argmax_one_hot, num_samples=4, sigma=SIGMA, noise="gumbel", progress=False,
+                  rng=np.random.SeedSequence(0))  # fmt: skip
+    f(np.zeros((2, 3), dtype=np.float32))
 
 
 # -- clusters ---------------------------------------------------------------------------------
@@ -139,15 +153,18 @@ def _argmax(h: Any, executors: dict[str, tuple[int, Any]], rounds: int) -> dict 
     options = dict(num_samples=n, sigma=SIGMA, noise="gumbel", progress=False)
     wall: dict[str, list[float]] = {label: [] for label in executors}
     cpu: dict[str, list[float]] = {label: [] for label in executors}
+    thread_cpu: dict[str, list[float]] = {label: [] for label in executors}
     values: dict[str, list[np.ndarray]] = {label: [] for label in executors}
     for _ in range(rounds):
         for label, (_, inner) in executors.items():
             timed = None if inner is None else TimedExecutor(inner)
             f = perturbed(argmax_one_hot, rng=np.random.SeedSequence(0), executor=timed, **options)
-            c0, t0 = time.process_time(), time.perf_counter()
+            c0, h0, t0 = time.process_time(), time.thread_time(), time.perf_counter()
             values[label].append(f(theta))
             wall[label].append(time.perf_counter() - t0)
             cpu[label].append(time.process_time() - c0 if timed is None else timed.cpu)
+            here_thread = time.thread_time() - h0
+            thread_cpu[label].append(here_thread if timed is None else timed.thread_cpu)
     here = statistics.median(wall["in process"])
     reference = values["in process"][0]
     facts = {}
@@ -159,6 +176,7 @@ def _argmax(h: Any, executors: dict[str, tuple[int, Any]], rounds: int) -> dict 
             workers=workers,
             wall=row.median,
             cpu=statistics.median(cpu[label]),
+            thread_cpu=statistics.median(thread_cpu[label]),
             speedup=here / row.median,
             identical=all(np.array_equal(v, reference) for v in values[label]),
         )
@@ -170,15 +188,18 @@ def _report(h: Any, facts: dict | None, overhead: float | None, rounds: int) -> 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     say(f"\n(medians of {rounds} interleaved round(s); {os.cpu_count()} cores, load {load:.2f})")
     if facts is not None:
-        say("  executor                        wall s   speed-up  efficiency  CPU in tasks / "
-            "(wall x workers)  bit-identical")  # fmt: skip
+        say("  CPU: seconds spent during the tasks by the processes running them (all their "
+            "threads), and by the tasks' threads alone; busy = process CPU / (wall x workers)")  # fmt: skip
+        say("  executor                 wall s  speed-up  efficiency  CPU process  CPU thread  "
+            "busy  bit-identical")  # fmt: skip
         for label, f in facts.items():
             workers = max(1, f["workers"])
-            use = f["cpu"] / (f["wall"] * workers)
+            busy = f["cpu"] / (f["wall"] * workers)
             efficiency = f["speedup"] / workers
+            short = label.replace(TRIM_DEFAULT, "dask's trim")
             say(
-                f"  {label:<30}  {f['wall']:6.2f}   {f['speedup']:5.2f}x    {efficiency:6.0%}     "
-                f"{f['cpu']:6.2f} s / {f['wall'] * workers:6.2f} s = {use:4.0%}          "
+                f"  {short:<23}  {f['wall']:6.2f}  {f['speedup']:6.2f}x  {efficiency:9.0%}  "
+                f"{f['cpu']:9.2f}s  {f['thread_cpu']:9.2f}s  {busy:4.0%}  "
                 f"{'yes' if f['identical'] else 'NO'}"
             )
         identical = all(f["identical"] for f in facts.values())
@@ -226,6 +247,9 @@ def run(h: Any) -> None:
             tasks = 50 if h.quick else 1000
             overhead = _overhead(h, "2 workers", two.get_executor(), tasks, rounds)
         facts = None
+        _warm_up()
+        for client in clients:
+            client.run(_warm_up)
         if _perturbed_takes_an_executor():
             facts = _argmax(h, executors, rounds)
         elif not h.rows:  # nothing measured: time the in-process overhead of run_tasks
