@@ -178,6 +178,31 @@ def test_fresh_keys_and_keyed_seeds(backend):
         assert not np.array_equal(run(np.random.SeedSequence(8)), run(np.random.SeedSequence(9)))
 
 
+def test_the_progress_bar_counts_tasks(backend, small_tasks, monkeypatch):
+    """progress=True on a keyed run: one bar over the 3 tasks, at 3 of 3 when closed."""
+    import io
+
+    import tqdm.auto
+    import tqdm.std
+
+    closed = []
+
+    class Recording(tqdm.std.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "file": io.StringIO()})
+
+        def close(self):
+            closed.append((self.desc, self.unit, self.n, self.total))
+            super().close()
+
+    monkeypatch.setattr(tqdm.auto, "tqdm", Recording)
+    x = backend.asarray(X, dtype="float64")
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        ra.NoiseTunnel(Identity()).attribute(x, nt_samples=N, rng=np.random.SeedSequence(0),
+                                             executor=pool, progress=True)  # fmt: skip
+    assert closed[:1] == [("noise tunnel", "task", 3, 3)]
+
+
 # -- bad input, failing tasks ---------------------------------------------------------------
 def test_sequential_rng_or_bad_executor_refused_before_any_call(backend, executor):
     x = backend.asarray(X, dtype="float64")

@@ -125,6 +125,11 @@ class NoiseTunnel:
         """The context every run happens in (none here)."""
         return contextlib.nullcontext()
 
+    def bookkeeping(self) -> Any:
+        """The context of the tunnel's own array operations (the noise, the noisy inputs,
+        the running moments), apart from the wrapped method's (none here)."""
+        return contextlib.nullcontext()
+
     def prepare_inputs(self, noisy: tuple[Any, ...]) -> tuple[Any, ...]:
         """The noisy inputs as the wrapped method receives them (unchanged here)."""
         return noisy
@@ -294,12 +299,14 @@ class NoiseTunnel:
         every temporary of the chunk is released on return."""
         xs, xp, draws = call.inputs, run.xp, run.draws
         batch = xs[0].shape[0]
-        zs = run.stream.take(k)
-        noisy = tuple(  # x_b + sigma z_{b,j} at row b*k + j
-            xp.reshape(x[:, None, ...] + (z if _is_one(s) else s * z), (batch * k, *x.shape[1:]))
-            for x, s, z in zip(xs, run.sigmas, zs)
-        )
-        del zs
+        rows = batch * k
+        with self.bookkeeping():
+            zs = run.stream.take(k)
+            noisy = tuple(  # x_b + sigma z_{b,j} at row b*k + j
+                xp.reshape(x[:, None, ...] + (z if _is_one(s) else s * z), (rows, *x.shape[1:]))
+                for x, s, z in zip(xs, run.sigmas, zs)
+            )
+            del zs
         draw = None
         if draws is not None:
             draw = lambda i, _K: _rows(xp, draws[i][start : start + k, :])  # noqa: E731
@@ -318,9 +325,10 @@ class NoiseTunnel:
                 f"the attribution method returned {len(attrs)} array(s) for {len(xs)} "
                 "input(s); NoiseTunnel needs one attribution per input"
             )
-        for m, a in zip(run.moments, attrs):
-            a = check_rows(a, batch, k, "attribution")
-            m.add(xp.reshape(a, (batch, k, *a.shape[1:])))
+        with self.bookkeeping():
+            for m, a in zip(run.moments, attrs):
+                a = check_rows(a, batch, k, "attribution")
+                m.add(xp.reshape(a, (batch, k, *a.shape[1:])))
         return attr_tuple, delta
 
     @staticmethod
