@@ -29,7 +29,8 @@ from refimpl.distributed import DatasetSummary, local_cluster, map_dataset
 
 
 def make_images(folder: str | pathlib.Path, n_images: int, size: int) -> list[str]:
-    """``n_images`` grey ``size`` x ``size`` images in ``folder`` (``.npy``), their paths."""
+    """``n_images`` grey ``size`` x ``size`` images in ``folder`` (``.npy``, values in
+    [0, 1]), their paths."""
     folder = pathlib.Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     g = np.random.default_rng(2024)
@@ -38,7 +39,7 @@ def make_images(folder: str | pathlib.Path, n_images: int, size: int) -> list[st
     for i in range(n_images):
         angle, cycles = g.uniform(0, np.pi), g.uniform(2, 5)
         grating = np.sin(2 * np.pi * cycles * (x * np.cos(angle) + y * np.sin(angle)))
-        image = 0.5 + 0.4 * grating + 0.05 * g.standard_normal((size, size))
+        image = np.clip(0.5 + 0.4 * grating + 0.05 * g.standard_normal((size, size)), 0, 1)
         path = folder / f"image{i:03d}.npy"
         np.save(path, image.astype(np.float32))
         paths.append(str(path))
