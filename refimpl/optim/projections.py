@@ -10,11 +10,13 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from backends import ops
 from refimpl.batching import to_rows
 from refimpl.optim.robust import (
+    check_norms,
     check_rows,
+    extremes,
     narrow_toward_zero,
+    row_norms,
     scaled_rows,
     underflow_threshold,
     widen,
@@ -61,7 +63,7 @@ def project_l2_ball(
     margin = check_real("margin", margin, low=0.0)
     if rows.shape[0] == 0:
         return xp.asarray(x, copy=True)
-    f, flag = ball_factor(xp, dev, rows, eps, margin)
+    f, flag = ball_factor(xp, dev, rows, row_norms(rows, 2), eps, margin)
     fast = xp.asarray(rows, copy=True) if f is None else rows * f
     if flag is not None:
         fast = xp.where(flag, scaled_project_l2(xp, rows, eps, margin), fast)
@@ -69,7 +71,7 @@ def project_l2_ball(
 
 
 def l2_ball_factor(
-    rows: Any, epsilon: float, *, margin: float = 0.0
+    rows: Any, epsilon: float, *, margin: float = 0.0, norms: Any = None
 ) -> tuple[Any | None, Any | None]:
     """``(f, flag)`` for an ``(N, D)`` array of rows: ``rows * f`` (``f`` of shape (N, 1)) is
     :func:`project_l2_ball` for every row that ``flag`` leaves out: ``f = epsilon / (norm +
@@ -78,36 +80,57 @@ def l2_ball_factor(
     function itself on those rows): a norm that is inf, or one that underflowed below a radius
     it could then exceed. Lets a caller that owns the rows scale them in place.
 
-    One fused norm per row, and the largest of them on the host (the smallest too when the
-    radius is so small that an underflowed norm could exceed it): when it is finite (the usual
-    case), no row is flagged, and when it is inside the ball, nothing is computed."""
+    ``norms``: the rows' L2 norms (``linalg.vector_norm`` along axis 1, keepdims) when the
+    caller has them; else one fused pass computes them. The smallest and largest norm decide
+    (:func:`l2_ball_case`): usually no row is flagged, and when every row is inside the ball
+    nothing is computed."""
     xp, dev = check_rows(rows)
     eps = check_real("epsilon", epsilon, low=0.0)
     margin = check_real("margin", margin, low=0.0)
-    return (None, None) if rows.shape[0] == 0 else ball_factor(xp, dev, rows, eps, margin)
+    if rows.shape[0] == 0:
+        return None, None
+    n = row_norms(rows, 2) if norms is None else check_norms(norms, rows)
+    return ball_factor(xp, dev, rows, n, eps, margin)
+
+
+def l2_ball_case(lo: float, hi: float, d: int, *, epsilon: float, finfo: Any) -> str:
+    """What :func:`project_l2_ball` does to rows of length ``d`` whose computed L2 norms lie in
+    ``[lo, hi]`` (their smallest and largest, host floats; NaN fails every test), in the dtype
+    ``finfo``, decided without looking at a row:
+
+    * ``"inside"``: every norm is reliable and at most ``epsilon`` (it rounds to at least
+      ``hi`` in the dtype): no row changes;
+    * ``"scale"``: every norm is reliable (finite, and beyond underflow where an underflowed
+      norm could exceed ``epsilon``): ``rows * f`` with ``f = e / (norm + margin)`` where the
+      norm exceeds ``e = min(epsilon, max)`` rounded to the dtype, 1 elsewhere;
+    * ``"rows"``: some norm is inf or NaN, or may have underflowed: rows are decided one by
+      one (:func:`l2_ball_factor`)."""
+    top = float(finfo.max)
+    thr = underflow_threshold(finfo, d)
+    underflow = epsilon < thr and finfo.bits >= 32
+    if not (hi <= top and (lo >= thr or not underflow)):
+        return "rows"
+    return "inside" if hi <= min(epsilon, top) else "scale"
 
 
 def ball_factor(
-    xp: Any, dev: Any, rows: Any, eps: float, margin: float
+    xp: Any, dev: Any, rows: Any, n: Any, eps: float, margin: float
 ) -> tuple[Any | None, Any | None]:
-    """:func:`l2_ball_factor` for validated arguments and ``N >= 1`` rows on device ``dev``."""
-    n = ops.vector_norm(rows, axis=1, keepdims=True)
+    """:func:`l2_ball_factor` for validated arguments: ``N >= 1`` rows on device ``dev`` with
+    computed norms ``n``."""
     info = xp.finfo(n.dtype)
-    cap = min(eps, float(info.max))  # a radius beyond the dtype scales to its largest value
-    hi = float(xp.max(n))
-    thr = underflow_threshold(info, rows.shape[1])
-    # a norm that underflowed may exceed a radius below the threshold
-    underflow = eps < thr and info.bits >= 32
-    plain = math.isfinite(hi) and not (underflow and float(xp.min(n)) < thr)
-    if plain and hi <= cap:  # no norm exceeds e (cap rounds to at least hi in n's dtype)
+    lo, hi = extremes(xp, n)
+    case = l2_ball_case(lo, hi, rows.shape[1], epsilon=eps, finfo=info)
+    if case == "inside":
         return None, None
-    e = xp.full((), cap, dtype=n.dtype, device=dev)
-    if plain:
+    e = xp.full((), min(eps, float(info.max)), dtype=n.dtype, device=dev)
+    if case == "scale":
         return _factor(xp, n, e, n > e, margin, info), None
     flag = xp.isinf(n)
     # infinite and NaN norms get the factor 1 (inf or NaN factors otherwise); inf is flagged
     f = _factor(xp, n, e, xp.logical_and(n > e, xp.logical_not(flag)), margin, info)
-    if underflow:
+    thr = underflow_threshold(info, rows.shape[1])
+    if eps < thr and info.bits >= 32:  # a norm that underflowed may exceed eps
         flag = xp.logical_or(flag, n < thr)
     return f, flag if bool(xp.any(flag)) else None
 

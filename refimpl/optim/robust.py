@@ -25,7 +25,7 @@ import math
 from typing import Any
 
 from backends import ops
-from refimpl.validation import check_array, check_fits
+from refimpl.validation import check_array, check_fits, check_like
 
 
 def check_rows(rows: Any) -> tuple[Any, Any]:
@@ -37,6 +37,17 @@ def check_rows(rows: Any) -> tuple[Any, Any]:
             f"array), got shape {tuple(rows.shape)}"
         )
     return xp, dev
+
+
+def check_norms(norms: Any, rows: Any) -> Any:
+    """``norms`` itself: an (N, 1) array of ``rows``' library, device and dtype."""
+    check_like(norms, rows, name="norms", ref_name="rows")
+    if tuple(norms.shape) != (rows.shape[0], 1):
+        raise ValueError(
+            f"norms must have shape ({rows.shape[0]}, 1) (one norm per row of rows), got "
+            f"{tuple(norms.shape)}"
+        )
+    return norms
 
 
 def compute_dtype(xp: Any, dtype: Any) -> Any:
@@ -103,26 +114,43 @@ def scaled_rows(xp: Any, rows: Any, ord: float) -> tuple[Any, Any, Any, Any]:
     return infinite_row, m, s, ops.vector_norm(s, ord=ord, axis=1, keepdims=True)
 
 
-def row_divisor(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> tuple[Any, Any | None]:
-    """``(divisor, flag)`` for an (N, D) array of rows, N >= 1: ``rows / divisor`` is
-    :func:`normalize_rows` for every row that ``flag`` leaves out, and ``flag`` (None when it
-    would mark no row) marks the rows whose computed ``ord``-norm is unreliable
-    (:func:`unreliable`: the scaled recomputation takes them).
+def plain_normalization(
+    lo: float, hi: float, d: int, *, ord: float, finfo: Any, div_by_zero_eps: float
+) -> bool:
+    """Whether rows of length ``d`` whose computed ``ord``-norms lie in ``[lo, hi]`` (their
+    smallest and largest, host floats; NaN fails) are normalised exactly by dividing each by
+    its norm: every norm finite, positive, at least ``div_by_zero_eps`` (then ``max(norm,
+    eps) = norm``: eps rounds to at most ``lo`` in the norms' dtype ``finfo``) and beyond
+    underflow (:func:`reliable_floor`). The usual case; decided without looking at a row."""
+    floor = reliable_floor(finfo, d, ord)
+    return lo > 0 and lo >= div_by_zero_eps and lo >= floor and hi <= float(finfo.max)
 
-    One fused norm per row; usually every norm is finite, at least ``div_by_zero_eps`` and
-    beyond underflow, which the smallest and largest norm tell: then ``divisor`` is the norms
-    themselves. Else ``divisor = max(norm, div_by_zero_eps)`` with 1 in place of 0 (a zero row
-    stays zero, also where ``div_by_zero_eps`` rounds to 0) and of inf (inf / inf would only
-    make NaNs)."""
-    n = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
+
+def row_divisor(
+    xp: Any, rows: Any, n: Any, ord: float, div_by_zero_eps: float
+) -> tuple[Any, Any | None]:
+    """``(divisor, flag)`` for an (N, D) array of rows, N >= 1, with computed ``ord``-norms
+    ``n`` (N, 1): ``rows / divisor`` is :func:`normalize_rows` for every row that ``flag``
+    leaves out, and ``flag`` (None when it would mark no row) marks the rows whose norm is
+    unreliable (:func:`unreliable`: the scaled recomputation takes them).
+
+    When :func:`plain_normalization` holds, ``divisor`` is ``n`` itself. Else ``divisor =
+    max(n, div_by_zero_eps)`` with 1 in place of 0 (a zero row stays zero, also where
+    ``div_by_zero_eps`` rounds to 0) and of inf (inf / inf would only make NaNs)."""
     lo, hi = extremes(xp, n)
-    floor = reliable_floor(xp.finfo(n.dtype), rows.shape[1], ord)
-    if lo > 0 and lo >= div_by_zero_eps and lo >= floor and math.isfinite(hi):
-        return n, None  # max(n, eps) = n: eps rounds to at most lo in n's dtype
+    info = xp.finfo(n.dtype)
+    d = rows.shape[1]
+    if plain_normalization(lo, hi, d, ord=ord, finfo=info, div_by_zero_eps=div_by_zero_eps):
+        return n, None
     guard = xp.clip(n, min=div_by_zero_eps)
     guard = xp.where(xp.logical_or(guard == 0, xp.isinf(guard)), xp.ones_like(guard), guard)
-    flag = unreliable(xp, n, rows.shape[1], ord)
+    flag = unreliable(xp, n, d, ord)
     return guard, flag if bool(xp.any(flag)) else None
+
+
+def row_norms(rows: Any, ord: float) -> Any:
+    """The ``ord``-norm of every row of an (N, D) array, shape (N, 1) (one fused pass)."""
+    return ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
 
 
 def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> Any:
@@ -135,12 +163,12 @@ def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> An
     ``clamp`` does, with a RuntimeError).
 
     Cost: one fused norm and one division per entry, decided by the smallest and largest norm
-    (:func:`row_divisor`); the scaled recomputation runs only when some row's norm is flagged
-    (inf, or small enough for squares to have underflowed)."""
+    (:func:`plain_normalization`); the scaled recomputation runs only when some row's norm is
+    flagged (inf, or small enough for squares to have underflowed)."""
     check_fits("div_by_zero_eps", div_by_zero_eps, rows.dtype, xp)
     if rows.shape[0] == 0:
         return rows / 1  # a new (empty) array, as for any other input
-    divisor, flag = row_divisor(xp, rows, ord, div_by_zero_eps)
+    divisor, flag = row_divisor(xp, rows, row_norms(rows, ord), ord, div_by_zero_eps)
     fast = rows / divisor
     if flag is None:
         return fast

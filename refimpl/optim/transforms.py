@@ -27,7 +27,13 @@ from typing import Any
 
 from backends import as_rng, namespace_and_device, ops
 from refimpl.batching import to_rows
-from refimpl.optim.robust import check_rows, normalize_rows, row_divisor
+from refimpl.optim.robust import (
+    check_norms,
+    check_rows,
+    normalize_rows,
+    row_divisor,
+    row_norms,
+)
 from refimpl.validation import TINY, check_array, check_fits, check_int, check_real, check_rng
 
 
@@ -80,18 +86,18 @@ def clamp(x: Any, low: float | None = None, high: float | None = None) -> Any:
     refuses such a bound). NaN entries stay NaN.
     """
     xp, _ = check_array(x, name="x")
-    lo, hi = clamp_bounds(x, low, high)
+    lo, hi = clamp_bounds(low, high, finfo=xp.finfo(x.dtype))
     return xp.clip(x, min=lo, max=hi)
 
 
 def clamp_bounds(
-    x: Any, low: float | None, high: float | None
+    low: float | None, high: float | None, *, finfo: Any
 ) -> tuple[float | None, float | None]:
-    """The bounds :func:`clamp` applies to ``x`` (validated: real numbers, not both None,
-    ``low <= high``): capped to ``x``'s dtype's finite range, None for an infinite or absent
-    one, so ``clip(x, *clamp_bounds(x, low, high))`` is ``clamp(x, low, high)`` (also in place,
-    for a caller that owns ``x``)."""
-    xp, _ = check_array(x, name="x")
+    """The bounds :func:`clamp` applies to an array of the dtype ``finfo`` (validated: real
+    numbers, not both None, ``low <= high``): capped to the dtype's finite range, None for an
+    infinite or absent one, so ``clip(x, *clamp_bounds(low, high, finfo=finfo(x.dtype)))`` is
+    ``clamp(x, low, high)`` (also in place, for a caller that owns ``x``). Host arithmetic
+    only."""
     for name, bound in (("clamp_min", low), ("clamp_max", high)):
         if bound is not None:
             check_real(name, bound, finite=False)
@@ -99,14 +105,14 @@ def clamp_bounds(
         raise ValueError("clamp needs clamp_min or clamp_max (or both), got neither")
     if low is not None and high is not None and not low <= high:
         raise ValueError(f"clamp_min must satisfy clamp_min <= clamp_max={high!r}, got {low!r}")
-    top = float(xp.finfo(x.dtype).max)
+    top = float(finfo.max)
     lo = None if low is None or low == -math.inf else min(max(float(low), -top), top)
     hi = None if high is None or high == math.inf else min(max(float(high), -top), top)
     return lo, hi
 
 
 def normalize_divisor(
-    rows: Any, ord: float, *, div_by_zero_eps: float = TINY
+    rows: Any, ord: float, *, div_by_zero_eps: float = TINY, norms: Any = None
 ) -> tuple[Any, Any | None]:
     """``(divisor, flag)`` for an ``(N, D)`` array of rows (ord = 1 or 2): ``rows / divisor``
     (divisor of shape (N, 1)) is :func:`normalize_gradient` for every row that ``flag`` leaves
@@ -114,16 +120,18 @@ def normalize_divisor(
     enough for squares to have underflowed, which need the scaled computation (the function
     itself on those rows). Lets a caller that owns the rows divide them in place.
 
-    One fused norm per row, and the smallest and largest of them on the host: when they show
-    every norm finite, at least ``div_by_zero_eps`` and beyond underflow (the usual case), the
-    divisor is the norms themselves."""
+    ``norms``: the rows' ``ord``-norms (``linalg.vector_norm`` along axis 1, keepdims) when the
+    caller has them; else one fused pass computes them. When the smallest and largest show
+    every norm usable as it is (:func:`plain_normalization`, the usual case), the divisor is
+    the norms themselves."""
     _check_ord(ord)
     eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
     xp, dev = check_rows(rows)
     check_fits("div_by_zero_eps", eps, rows.dtype, xp)
     if rows.shape[0] == 0:
         return xp.ones((0, 1), dtype=rows.dtype, device=dev), None
-    return row_divisor(xp, rows, ord, eps)
+    n = row_norms(rows, ord) if norms is None else check_norms(norms, rows)
+    return row_divisor(xp, rows, n, ord, eps)
 
 
 def top_q_count(q: float, d: int) -> int:

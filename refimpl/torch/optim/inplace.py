@@ -7,10 +7,14 @@ Here the same results are written into the tensor with the passes of the documen
 of ``refimpl.optim`` (no overflow or underflow in norms, no NaN from a zero gradient,
 ``sign(NaN) = NaN``) are paid for only where they are needed:
 
-* row norms: one fused ``torch.linalg.vector_norm`` per row; the decisions are made on those
-  N numbers (``refimpl.optim.normalize_divisor``, ``refimpl.optim.l2_ball_factor``), and only
-  the rows they flag (a norm that is inf, or small enough for squares to have underflowed)
-  are gathered, recomputed by the array-API function and scattered back;
+* row norms: one fused ``torch.linalg.vector_norm`` per row, and their smallest and largest
+  on the host (one ``aminmax``). The rules of ``refimpl.optim`` (``plain_normalization``,
+  ``l2_ball_case``) tell from those two numbers whether every row takes the plain arithmetic
+  (the documented library's: ``g / norm``, ``torch.renorm``'s factor), which is then applied
+  with no further check; otherwise ``refimpl.optim.normalize_divisor`` /
+  ``l2_ball_factor`` give the per-row divisor or factor, and only the rows they flag (a norm
+  that is inf, or small enough for squares to have underflowed) are gathered, recomputed by
+  the array-API function and scattered back;
 * ``sign(NaN) = NaN``: one ``amax`` read (NaN propagates through it) tells whether the
   array-API ``sign_gradient`` is needed; otherwise ``torch.sign(g, out=g)``;
 * the bounds of ``clamp`` and of the Linf projection: ``refimpl.optim.clamp_bounds``.
@@ -31,9 +35,11 @@ import torch
 
 from refimpl.optim import (
     clamp_bounds,
+    l2_ball_case,
     l2_ball_factor,
     normalize_divisor,
     normalize_gradient,
+    plain_normalization,
     project_l2_ball,
     sign_gradient,
 )
@@ -61,7 +67,14 @@ def normalize_(g: torch.Tensor, ord: int, div_by_zero_eps: float) -> None:
     if rows is None:
         g.copy_(exact(g))
         return
-    divisor, flag = normalize_divisor(rows, ord, div_by_zero_eps=div_by_zero_eps)
+    norms = torch.linalg.vector_norm(rows, ord=ord, dim=1, keepdim=True)
+    lo, hi = _extremes(norms)
+    info = torch.finfo(rows.dtype)
+    d = rows.shape[1]
+    if plain_normalization(lo, hi, d, ord=ord, finfo=info, div_by_zero_eps=div_by_zero_eps):
+        rows.div_(norms)  # the documented library's division, by max(norm, eps) = norm
+        return
+    divisor, flag = normalize_divisor(rows, ord, div_by_zero_eps=div_by_zero_eps, norms=norms)
     fixed = _recompute_flagged(rows, flag, exact)
     rows.div_(divisor)
     _write_back(rows, fixed)
@@ -69,8 +82,8 @@ def normalize_(g: torch.Tensor, ord: int, div_by_zero_eps: float) -> None:
 
 def project_l2_(p: torch.Tensor, epsilon: float, margin: float) -> None:
     """``p_i <- p_i * epsilon / (||p_i||_2 + margin)`` for every row outside the ball
-    (``refimpl.optim.project_l2_ball``; ``margin = 1e-7`` is ``torch.renorm``'s). Rows
-    inside are not written."""
+    (``refimpl.optim.project_l2_ball``; ``margin = 1e-7`` is ``torch.renorm``'s). Nothing is
+    written when every row is inside."""
 
     def exact(rows: Any) -> Any:
         return project_l2_ball(rows, epsilon, -1, margin=margin)
@@ -79,9 +92,21 @@ def project_l2_(p: torch.Tensor, epsilon: float, margin: float) -> None:
     if rows is None:
         p.copy_(exact(p))
         return
-    factor, flag = l2_ball_factor(rows, epsilon, margin=margin)
+    norms = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
+    lo, hi = _extremes(norms)
+    info = torch.finfo(rows.dtype)
+    case = l2_ball_case(lo, hi, rows.shape[1], epsilon=epsilon, finfo=info)
+    if case == "inside":
+        return
+    if case == "scale" and margin < info.max * info.eps / 2:  # no rounding of norm + margin
+        e = torch.full((), min(epsilon, info.max), dtype=rows.dtype, device=rows.device)
+        # torch.renorm's factor (every norm finite, so no quotient is NaN; those beyond 1,
+        # of rows inside, are not selected)
+        rows.mul_(torch.where(norms > e, e / (norms + margin), 1.0))
+        return
+    factor, flag = l2_ball_factor(rows, epsilon, margin=margin, norms=norms)
     fixed = _recompute_flagged(rows, flag, exact)
-    if factor is not None:  # None: every row is inside the ball
+    if factor is not None:
         rows.mul_(factor)
     _write_back(rows, fixed)
 
@@ -89,9 +114,37 @@ def project_l2_(p: torch.Tensor, epsilon: float, margin: float) -> None:
 def clamp_(t: torch.Tensor, low: float | None, high: float | None) -> None:
     """``t <- clamp(t, low, high)`` (``refimpl.optim.clamp``: bounds beyond the dtype capped
     to its largest finite value; NaN stays NaN)."""
-    lo, hi = clamp_bounds(t, low, high)
+    lo, hi = _clamp_bounds(repr(low), repr(high), t.dtype, low, high)
     if lo is not None or hi is not None:  # both infinite: nothing to clamp
         t.clamp_(lo, hi)
+
+
+def _clamp_bounds(
+    low_key: str, high_key: str, dtype: torch.dtype, low: Any, high: Any
+) -> tuple[float | None, float | None]:
+    """``refimpl.optim.clamp_bounds`` remembered per bounds (by ``repr``: -0.0 is not 0.0)
+    and dtype: the same every step."""
+    key = (low_key, high_key, dtype)
+    bounds = _BOUNDS.get(key)
+    if bounds is None:
+        bounds = clamp_bounds(low, high, finfo=torch.finfo(dtype))
+        if len(_BOUNDS) >= 256:
+            _BOUNDS.clear()
+        _BOUNDS[key] = bounds
+    return bounds
+
+
+#: bounds already capped: {(repr(low), repr(high), dtype): (lo, hi)}
+_BOUNDS: dict[tuple[str, str, torch.dtype], tuple[float | None, float | None]] = {}
+
+
+def _extremes(norms: torch.Tensor) -> tuple[float, float]:
+    """The smallest and largest of the norms on the host (one reduction); no rows: (inf, 0),
+    which every rule takes for "nothing to do"."""
+    if norms.numel() == 0:
+        return math.inf, 0.0
+    lo, hi = torch.aminmax(norms)
+    return lo.item(), hi.item()
 
 
 def _rows(t: torch.Tensor) -> torch.Tensor | None:
