@@ -10,7 +10,7 @@ Layers (each a small pure function or optax-style optimizer, written against the
   ``project_linf_ball``;
 * the per-row scalars of the row-wise transforms (``normalize_divisor``, ``l2_ball_factor``,
   ``clamp_bounds``) and the host rules that decide them from the smallest and largest row
-  norm (``plain_normalization``, ``l2_ball_case``), for callers that own their arrays and
+  norm (``normalization_rule``, ``l2_ball_rule``), for callers that own their arrays and
   apply them in place (the torch front ends): one fused norm per row, and only rows flagged
   as overflowed or underflowed take the scaled recomputation;
 * ``frank_wolfe`` / ``projected``: pure optimizers ``init(params) -> state``,
@@ -44,17 +44,17 @@ from refimpl.optim.lmo import (
 from refimpl.optim.options import FrankWolfeOptions
 from refimpl.optim.projected import RENORM_MARGIN, l2_projected, linf_projected
 from refimpl.optim.projections import (
-    l2_ball_case,
     l2_ball_factor,
+    l2_ball_rule,
     project_l1_ball,
     project_l2_ball,
     project_linf_ball,
 )
-from refimpl.optim.robust import plain_normalization
 from refimpl.optim.transforms import (
     clamp,
     clamp_bounds,
     l1q_gradient,
+    normalization_rule,
     normalize_divisor,
     normalize_gradient,
     sample_q,
@@ -99,8 +99,8 @@ __all__ = [
     "l1q_direction",
     "l1q_frank_wolfe",
     "l1q_gradient",
-    "l2_ball_case",
     "l2_ball_factor",
+    "l2_ball_rule",
     "l2_direction",
     "l2_frank_wolfe",
     "l2_projected",
@@ -111,9 +111,9 @@ __all__ = [
     "lmo_l1q",
     "lmo_l2",
     "lmo_linf",
+    "normalization_rule",
     "normalize_divisor",
     "normalize_gradient",
-    "plain_normalization",
     "project_l1_ball",
     "project_l2_ball",
     "project_linf_ball",

@@ -8,10 +8,12 @@ independently. Results have ``x``'s shape, namespace, device and dtype; ``x`` is
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from refimpl.batching import to_rows
 from refimpl.optim.robust import (
+    check_finfo,
     check_norms,
     check_rows,
     extremes,
@@ -21,7 +23,7 @@ from refimpl.optim.robust import (
     underflow_threshold,
     widen,
 )
-from refimpl.validation import check_array, check_real
+from refimpl.validation import check_array, check_int, check_real
 
 #: ``project_l1_ball`` methods
 L1_METHODS = ("sort", "michelot")
@@ -82,7 +84,7 @@ def l2_ball_factor(
 
     ``norms``: the rows' L2 norms (``linalg.vector_norm`` along axis 1, keepdims) when the
     caller has them; else one fused pass computes them. The smallest and largest norm decide
-    (:func:`l2_ball_case`): usually no row is flagged, and when every row is inside the ball
+    (:func:`l2_ball_rule`): usually no row is flagged, and when every row is inside the ball
     nothing is computed."""
     xp, dev = check_rows(rows)
     eps = check_real("epsilon", epsilon, low=0.0)
@@ -93,10 +95,12 @@ def l2_ball_factor(
     return ball_factor(xp, dev, rows, n, eps, margin)
 
 
-def l2_ball_case(lo: float, hi: float, d: int, *, epsilon: float, finfo: Any) -> str:
-    """What :func:`project_l2_ball` does to rows of length ``d`` whose computed L2 norms lie in
-    ``[lo, hi]`` (their smallest and largest, host floats; NaN fails every test), in the dtype
-    ``finfo``, decided without looking at a row:
+def l2_ball_rule(d: int, *, epsilon: float, finfo: Any) -> Callable[[float, float], str]:
+    """The rule ``case(lo, hi)`` of :func:`project_l2_ball` for rows of length ``d`` in the dtype
+    ``finfo`` (``xp.finfo(dtype)``): what the projection does to rows whose computed L2 norms
+    lie in ``[lo, hi]`` (the smallest and largest, host floats; NaN fails every test), decided
+    without a look at a row. Made once (validated, thresholds computed), applied to every
+    batch of norms:
 
     * ``"inside"``: every norm is reliable and at most ``epsilon`` (it rounds to at least
       ``hi`` in the dtype): no row changes;
@@ -105,12 +109,24 @@ def l2_ball_case(lo: float, hi: float, d: int, *, epsilon: float, finfo: Any) ->
       norm exceeds ``e = min(epsilon, max)`` rounded to the dtype, 1 elsewhere;
     * ``"rows"``: some norm is inf or NaN, or may have underflowed: rows are decided one by
       one (:func:`l2_ball_factor`)."""
+    eps = check_real("epsilon", epsilon, low=0.0)
+    return ball_rule(check_finfo(finfo), check_int("d", d, low=0), eps)
+
+
+def ball_rule(finfo: Any, d: int, eps: float) -> Callable[[float, float], str]:
+    """:func:`l2_ball_rule` for validated arguments."""
     top = float(finfo.max)
+    cap = min(eps, top)
     thr = underflow_threshold(finfo, d)
-    underflow = epsilon < thr and finfo.bits >= 32
-    if not (hi <= top and (lo >= thr or not underflow)):
-        return "rows"
-    return "inside" if hi <= min(epsilon, top) else "scale"
+    # a norm that underflowed may exceed a radius below the threshold
+    floor = thr if eps < thr and finfo.bits >= 32 else 0.0
+
+    def case(lo: float, hi: float) -> str:
+        if not (hi <= top and lo >= floor):
+            return "rows"
+        return "inside" if hi <= cap else "scale"
+
+    return case
 
 
 def ball_factor(
@@ -120,7 +136,7 @@ def ball_factor(
     computed norms ``n``."""
     info = xp.finfo(n.dtype)
     lo, hi = extremes(xp, n)
-    case = l2_ball_case(lo, hi, rows.shape[1], epsilon=eps, finfo=info)
+    case = ball_rule(info, rows.shape[1], eps)(lo, hi)
     if case == "inside":
         return None, None
     e = xp.full((), min(eps, float(info.max)), dtype=n.dtype, device=dev)

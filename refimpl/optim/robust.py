@@ -22,6 +22,7 @@ torch does); algorithms that need more than a norm run in float32 and round the 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from backends import ops
@@ -114,16 +115,34 @@ def scaled_rows(xp: Any, rows: Any, ord: float) -> tuple[Any, Any, Any, Any]:
     return infinite_row, m, s, ops.vector_norm(s, ord=ord, axis=1, keepdims=True)
 
 
-def plain_normalization(
-    lo: float, hi: float, d: int, *, ord: float, finfo: Any, div_by_zero_eps: float
-) -> bool:
-    """Whether rows of length ``d`` whose computed ``ord``-norms lie in ``[lo, hi]`` (their
-    smallest and largest, host floats; NaN fails) are normalised exactly by dividing each by
-    its norm: every norm finite, positive, at least ``div_by_zero_eps`` (then ``max(norm,
-    eps) = norm``: eps rounds to at most ``lo`` in the norms' dtype ``finfo``) and beyond
-    underflow (:func:`reliable_floor`). The usual case; decided without looking at a row."""
-    floor = reliable_floor(finfo, d, ord)
-    return lo > 0 and lo >= div_by_zero_eps and lo >= floor and hi <= float(finfo.max)
+def plain_rule(
+    finfo: Any, d: int, ord: float, div_by_zero_eps: float
+) -> Callable[[float, float], bool]:
+    """``plain(lo, hi)``: whether rows of length ``d`` whose computed ``ord``-norms lie in
+    ``[lo, hi]`` (their smallest and largest, host floats; NaN fails) are normalised exactly by
+    dividing each by its norm: every norm finite, positive, at least ``div_by_zero_eps`` (then
+    ``max(norm, eps) = norm``: eps rounds to at most ``lo`` in the norms' dtype ``finfo``) and
+    beyond underflow (:func:`reliable_floor`). The usual case, decided without a look at a
+    row; the thresholds are computed once, when the rule is made."""
+    low = max(reliable_floor(finfo, d, ord), div_by_zero_eps)
+    top = float(finfo.max)
+
+    def plain(lo: float, hi: float) -> bool:
+        return lo > 0 and lo >= low and hi <= top
+
+    return plain
+
+
+def check_finfo(finfo: Any) -> Any:
+    """``finfo`` itself when it describes a floating dtype (``xp.finfo(dtype)``, or
+    ``torch.finfo``): the attributes the rules read."""
+    missing = [a for a in ("bits", "eps", "max", "smallest_normal") if not hasattr(finfo, a)]
+    if missing:
+        raise TypeError(
+            f"finfo must describe a floating dtype (xp.finfo(dtype)), got {finfo!r:.60} "
+            f"({type(finfo).__name__}), which lacks {', '.join(missing)}"
+        )
+    return finfo
 
 
 def row_divisor(
@@ -134,13 +153,12 @@ def row_divisor(
     leaves out, and ``flag`` (None when it would mark no row) marks the rows whose norm is
     unreliable (:func:`unreliable`: the scaled recomputation takes them).
 
-    When :func:`plain_normalization` holds, ``divisor`` is ``n`` itself. Else ``divisor =
+    When :func:`plain_rule` holds, ``divisor`` is ``n`` itself. Else ``divisor =
     max(n, div_by_zero_eps)`` with 1 in place of 0 (a zero row stays zero, also where
     ``div_by_zero_eps`` rounds to 0) and of inf (inf / inf would only make NaNs)."""
     lo, hi = extremes(xp, n)
-    info = xp.finfo(n.dtype)
     d = rows.shape[1]
-    if plain_normalization(lo, hi, d, ord=ord, finfo=info, div_by_zero_eps=div_by_zero_eps):
+    if plain_rule(xp.finfo(n.dtype), d, ord, div_by_zero_eps)(lo, hi):
         return n, None
     guard = xp.clip(n, min=div_by_zero_eps)
     guard = xp.where(xp.logical_or(guard == 0, xp.isinf(guard)), xp.ones_like(guard), guard)
@@ -163,7 +181,7 @@ def normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float) -> An
     ``clamp`` does, with a RuntimeError).
 
     Cost: one fused norm and one division per entry, decided by the smallest and largest norm
-    (:func:`plain_normalization`); the scaled recomputation runs only when some row's norm is
+    (:func:`plain_rule`); the scaled recomputation runs only when some row's norm is
     flagged (inf, or small enough for squares to have underflowed)."""
     check_fits("div_by_zero_eps", div_by_zero_eps, rows.dtype, xp)
     if rows.shape[0] == 0:

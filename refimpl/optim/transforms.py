@@ -23,14 +23,17 @@ Top-q selection rule (also used by ``L1qFrankWolfe``)
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 from backends import as_rng, namespace_and_device, ops
 from refimpl.batching import to_rows
 from refimpl.optim.robust import (
+    check_finfo,
     check_norms,
     check_rows,
     normalize_rows,
+    plain_rule,
     row_divisor,
     row_norms,
 )
@@ -122,7 +125,7 @@ def normalize_divisor(
 
     ``norms``: the rows' ``ord``-norms (``linalg.vector_norm`` along axis 1, keepdims) when the
     caller has them; else one fused pass computes them. When the smallest and largest show
-    every norm usable as it is (:func:`plain_normalization`, the usual case), the divisor is
+    every norm usable as it is (:func:`normalization_rule`, the usual case), the divisor is
     the norms themselves."""
     _check_ord(ord)
     eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
@@ -132,6 +135,20 @@ def normalize_divisor(
         return xp.ones((0, 1), dtype=rows.dtype, device=dev), None
     n = row_norms(rows, ord) if norms is None else check_norms(norms, rows)
     return row_divisor(xp, rows, n, ord, eps)
+
+
+def normalization_rule(
+    d: int, *, ord: float, finfo: Any, div_by_zero_eps: float = TINY
+) -> Callable[[float, float], bool]:
+    """The rule ``plain(lo, hi)`` of :func:`normalize_gradient` for rows of length ``d`` in the
+    dtype ``finfo`` (``xp.finfo(dtype)``): True when rows whose computed ``ord``-norms lie in
+    ``[lo, hi]`` (the smallest and largest, host floats) are normalised by dividing each by its
+    norm, bit for bit: every norm finite, positive, at least ``div_by_zero_eps`` and beyond
+    underflow. Made once (validated, thresholds computed), applied to every batch of norms;
+    when it fails, :func:`normalize_divisor` decides row by row."""
+    _check_ord(ord)
+    eps = check_real("div_by_zero_eps", div_by_zero_eps, low=0.0)
+    return plain_rule(check_finfo(finfo), check_int("d", d, low=0), ord, eps)
 
 
 def top_q_count(q: float, d: int) -> int:

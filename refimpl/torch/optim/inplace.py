@@ -8,8 +8,8 @@ of ``refimpl.optim`` (no overflow or underflow in norms, no NaN from a zero grad
 ``sign(NaN) = NaN``) are paid for only where they are needed:
 
 * row norms: one fused ``torch.linalg.vector_norm`` per row, and their smallest and largest
-  on the host (one ``aminmax``). The rules of ``refimpl.optim`` (``plain_normalization``,
-  ``l2_ball_case``) tell from those two numbers whether every row takes the plain arithmetic
+  on the host (one ``aminmax``). The rules of ``refimpl.optim`` (``normalization_rule``,
+  ``l2_ball_rule``, made once per row length, dtype and options) tell from those two numbers whether every row takes the plain arithmetic
   (the documented library's: ``g / norm``, ``torch.renorm``'s factor), which is then applied
   with no further check; otherwise ``refimpl.optim.normalize_divisor`` /
   ``l2_ball_factor`` give the per-row divisor or factor, and only the rows they flag (a norm
@@ -27,6 +27,7 @@ the array-API function and a copy.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -35,11 +36,11 @@ import torch
 
 from refimpl.optim import (
     clamp_bounds,
-    l2_ball_case,
     l2_ball_factor,
+    l2_ball_rule,
+    normalization_rule,
     normalize_divisor,
     normalize_gradient,
-    plain_normalization,
     project_l2_ball,
     sign_gradient,
 )
@@ -68,10 +69,7 @@ def normalize_(g: torch.Tensor, ord: int, div_by_zero_eps: float) -> None:
         g.copy_(exact(g))
         return
     norms = torch.linalg.vector_norm(rows, ord=ord, dim=1, keepdim=True)
-    lo, hi = _extremes(norms)
-    info = torch.finfo(rows.dtype)
-    d = rows.shape[1]
-    if plain_normalization(lo, hi, d, ord=ord, finfo=info, div_by_zero_eps=div_by_zero_eps):
+    if _normalization_rule(rows.shape[1], ord, rows.dtype, div_by_zero_eps)(*_extremes(norms)):
         rows.div_(norms)  # the documented library's division, by max(norm, eps) = norm
         return
     divisor, flag = normalize_divisor(rows, ord, div_by_zero_eps=div_by_zero_eps, norms=norms)
@@ -93,12 +91,11 @@ def project_l2_(p: torch.Tensor, epsilon: float, margin: float) -> None:
         p.copy_(exact(p))
         return
     norms = torch.linalg.vector_norm(rows, dim=1, keepdim=True)
-    lo, hi = _extremes(norms)
-    info = torch.finfo(rows.dtype)
-    case = l2_ball_case(lo, hi, rows.shape[1], epsilon=epsilon, finfo=info)
+    case = _l2_ball_rule(rows.shape[1], epsilon, rows.dtype)(*_extremes(norms))
     if case == "inside":
         return
-    if case == "scale" and margin < info.max * info.eps / 2:  # no rounding of norm + margin
+    info = torch.finfo(rows.dtype)
+    if case == "scale" and margin < info.max * info.eps / 2:  # norm + margin cannot overflow
         e = torch.full((), min(epsilon, info.max), dtype=rows.dtype, device=rows.device)
         # torch.renorm's factor (every norm finite, so no quotient is NaN; those beyond 1,
         # of rows inside, are not selected)
@@ -136,6 +133,20 @@ def _clamp_bounds(
 
 #: bounds already capped: {(repr(low), repr(high), dtype): (lo, hi)}
 _BOUNDS: dict[tuple[str, str, torch.dtype], tuple[float | None, float | None]] = {}
+
+
+@functools.lru_cache(maxsize=256)
+def _normalization_rule(
+    d: int, ord: int, dtype: torch.dtype, div_by_zero_eps: float
+) -> Callable[[float, float], bool]:
+    """``refimpl.optim.normalization_rule``, made once per row length, order, dtype and eps."""
+    return normalization_rule(d, ord=ord, finfo=torch.finfo(dtype), div_by_zero_eps=div_by_zero_eps)
+
+
+@functools.lru_cache(maxsize=256)
+def _l2_ball_rule(d: int, epsilon: float, dtype: torch.dtype) -> Callable[[float, float], str]:
+    """``refimpl.optim.l2_ball_rule``, made once per row length, radius and dtype."""
+    return l2_ball_rule(d, epsilon=epsilon, finfo=torch.finfo(dtype))
 
 
 def _extremes(norms: torch.Tensor) -> tuple[float, float]:
