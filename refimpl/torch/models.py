@@ -28,9 +28,10 @@ the module once with autograd recording; every product at ``x`` reuses that grap
   :math:`g` (a backward pass with ``create_graph=True``), differentiates it for :math:`J v`
   and runs one more backward for :math:`J^\top (J v)`, at every product; here the first step
   is done once per linearization, so a product is a strict subset of that work (measured:
-  ``python -m benchmarks linops``). Forward mode repeats the whole forward pass per product,
-  slower than plenoptic on small models (1.03x to 1.35x). The routes agree to rounding
-  (``tests/torch/test_model_routes.py``).
+  ``python -m benchmarks linops``: 0.5x to 0.7x plenoptic's CPU time per product on its
+  front-end models). Forward mode repeats the whole forward pass, primal and tangent, for
+  every product: 0.8x to 1.3x plenoptic's, slower on its smallest model. The routes agree
+  to rounding (``tests/torch/test_model_routes.py``).
 
 ``torch.func.jvp`` is not used: it crashes on models that assign to parameters in
 ``forward`` (plenoptic 2.1.1's ``Gaussian``).
