@@ -209,3 +209,105 @@ def test_sample_q_documented_rng_kinds(backend):
     for q in (0, 1, 0.25):
         out = sample_q(q, 0, None, like=g)
         assert type(out) is float and out == q
+
+
+# -- the per-row divisor and the rule that settles it from two norms --------------------------
+def _hard_rows(name: str, d: int = 6) -> np.ndarray:
+    """One row per branch of the normalisation: ordinary, zero, squares that underflow, a sum
+    that overflows, an infinite entry, a NaN entry, and entries around the dtype's tiny."""
+    info = np.finfo(name)
+    small = float(np.sqrt(info.smallest_normal)) / 64  # squares below the smallest normal
+    big = float(info.max) / 8  # a sum of squares (and of magnitudes) beyond the largest value
+    base = np.array([3.0, -4.0, 0.5, 0.0, 1.0, -2.0][:d])
+    rows = [base, np.zeros(d), base * small, base * big, base.copy(), base.copy()]
+    rows[4][1], rows[5][2] = np.inf, np.nan
+    rows.append(base * float(info.smallest_normal) * 4)
+    return np.stack(rows).astype(name)
+
+
+@pytest.mark.parametrize("ord", [1, 2])
+def test_normalize_divisor_is_normalize_gradient_on_every_row_it_does_not_flag(backend, dtype, ord):
+    """``rows / divisor`` equals ``normalize_gradient`` bit for bit on every row left out of
+    ``flag``; the flagged rows are those whose norm is inf (an infinite entry, an overflowing
+    sum) or, for L2, may have lost squares to underflow (the zero row included)."""
+    from refimpl.optim import normalize_divisor
+
+    name = backend.dtype_name(dtype)
+    host = _hard_rows(name)
+    rows = backend.asarray(host, dtype=dtype)
+    divisor, flag = normalize_divisor(rows, ord)
+    backend.assert_same_place(divisor, dtype)
+    assert tuple(divisor.shape) == (host.shape[0], 1) and flag is not None
+    flagged = backend.to_numpy(flag)[:, 0]
+    want = [False, ord == 2, ord == 2, True, True, False, ord == 2]
+    np.testing.assert_array_equal(flagged, want)
+    kept = ~flagged
+    quotient = backend.to_numpy(rows / divisor)[kept]
+    np.testing.assert_array_equal(quotient, backend.to_numpy(normalize_gradient(rows, ord))[kept])
+    # the caller's own norms give the same answer
+    from backends import ops
+
+    norms = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
+    again, flag2 = normalize_divisor(rows, ord, norms=norms)
+    np.testing.assert_array_equal(backend.to_numpy(again), backend.to_numpy(divisor))
+    np.testing.assert_array_equal(backend.to_numpy(flag2), backend.to_numpy(flag))
+
+
+@pytest.mark.parametrize("ord", [1, 2])
+@given(
+    exponents=st.lists(st.integers(-45, 38), min_size=1, max_size=5),
+    d=st.integers(1, 7),
+    eps_exp=st.integers(-40, 2),
+    seed=st.integers(0, 2**16),
+)
+def test_normalization_rule_holds_exactly_when_norms_divide(
+    backend, ord, exponents, d, eps_exp, seed
+):
+    """Rows of float32 entries of magnitudes 10^k (k from -45: subnormal, to 38): where the
+    rule accepts the smallest and largest norm, dividing every row by its norm is
+    ``normalize_gradient`` bit for bit, and ``normalize_divisor`` returns the norms themselves
+    and no flag; where it refuses, some row is zero, beyond eps's reach, unreliable or NaN."""
+    from backends import ops
+    from refimpl.optim import normalization_rule, normalize_divisor
+
+    eps = 10.0**eps_exp
+    rng = np.random.default_rng(seed)
+    host = np.stack([rng.standard_normal(d) * 10.0**k for k in exponents]).astype(np.float32)
+    rows = backend.asarray(host, dtype="float32")
+    norms = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
+    n = backend.to_numpy(norms).astype(np.float64)
+    rule = normalization_rule(d, ord=ord, finfo=backend.xp.finfo(rows.dtype), div_by_zero_eps=eps)
+    divisor, flag = normalize_divisor(rows, ord, div_by_zero_eps=eps, norms=norms)
+    if rule(float(n.min()), float(n.max())):
+        assert flag is None and divisor is norms
+        want = backend.to_numpy(normalize_gradient(rows, ord, div_by_zero_eps=eps))
+        np.testing.assert_array_equal(backend.to_numpy(rows / norms), want)
+    else:
+        top, floor = float(np.finfo(np.float32).max), 0.0
+        if ord == 2:
+            from refimpl.optim.robust import underflow_threshold
+
+            floor = underflow_threshold(np.finfo(np.float32), d)
+        assert n.min() <= 0 or n.min() < eps or n.min() < floor or n.max() > top
+
+
+def test_clamp_bounds_are_clamps(backend, dtype):
+    """``clip(x, *clamp_bounds(low, high, finfo))`` is ``clamp(x, low, high)``, with infinite
+    bounds dropped and bounds beyond the dtype capped to its largest value."""
+    import math
+
+    from refimpl.optim import clamp, clamp_bounds
+
+    xp = backend.xp
+    x = backend.asarray([[-3e30, -1.0, 0.0, 0.5, 2.0, 3e30]], dtype=dtype)
+    top = float(xp.finfo(dtype).max)
+    for low, high in ((-0.5, 2.0), (None, 1.0), (-math.inf, 1.0), (-1e300, math.inf), (0.0, None)):
+        lo, hi = clamp_bounds(low, high, finfo=xp.finfo(dtype))
+        assert lo is None or -top <= lo <= top
+        assert hi is None or -top <= hi <= top
+        if lo is None and hi is None:
+            continue
+        np.testing.assert_array_equal(
+            backend.to_numpy(xp.clip(x, min=lo, max=hi)), backend.to_numpy(clamp(x, low, high))
+        )
+    assert clamp_bounds(-math.inf, math.inf, finfo=xp.finfo(dtype)) == (None, None)

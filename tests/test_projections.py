@@ -258,3 +258,82 @@ def test_bad_input(backend, call, exc, words):
 def test_integer_input_rejected(backend):
     with pytest.raises(TypeError, match="floating"):
         project_l1_ball(backend.asarray([1, 2], dtype="int64"), 1.0)
+
+
+# -- the per-row factor of the L2 projection and the rule that settles it from two norms -------
+def _hard_rows(name: str) -> np.ndarray:
+    """Rows inside and outside the unit ball, zero, with squares that underflow, a sum that
+    overflows, an infinite entry and a NaN entry."""
+    info = np.finfo(name)
+    small = float(np.sqrt(info.smallest_normal)) / 64
+    base = np.array([3.0, -4.0, 0.5, 0.0])
+    rows = [base, base / 10, np.zeros(4), base * small, base * (float(info.max) / 8), base.copy()]
+    rows.append(base.copy())
+    rows[5][1], rows[6][0] = np.inf, np.nan
+    return np.stack(rows).astype(name)
+
+
+@pytest.mark.parametrize("margin", [0.0, 1e-7])
+@pytest.mark.parametrize("epsilon", [1.0, 1e-40, 0.0])
+def test_l2_ball_factor_is_the_projection_on_every_row_it_does_not_flag(
+    backend, dtype, margin, epsilon
+):
+    """``rows * f`` equals ``project_l2_ball`` bit for bit on every row left out of ``flag``;
+    flagged: the rows whose norm is inf, and with a radius below the underflow threshold the
+    rows whose norm may have underflowed (zero included)."""
+    from refimpl.optim import l2_ball_factor
+
+    name = backend.dtype_name(dtype)
+    host = _hard_rows(name)
+    rows = backend.asarray(host, dtype=dtype)
+    f, flag = l2_ball_factor(rows, epsilon, margin=margin)
+    assert f is not None and flag is not None
+    backend.assert_same_place(f, dtype)
+    flagged = backend.to_numpy(flag)[:, 0]
+    from refimpl.optim.robust import underflow_threshold
+
+    tiny_radius = epsilon < underflow_threshold(
+        np.finfo(name), 4
+    )  # an underflowed norm may exceed it
+    want = [False, False, tiny_radius, tiny_radius, True, True, False]
+    np.testing.assert_array_equal(flagged, want)
+    exact = backend.to_numpy(project_l2_ball(rows, epsilon, -1, margin=margin))
+    np.testing.assert_array_equal(backend.to_numpy(rows * f)[~flagged], exact[~flagged])
+
+
+@given(
+    exponents=st.lists(st.integers(-45, 38), min_size=1, max_size=5),
+    eps_exp=st.integers(-44, 39),
+    margin=st.sampled_from([0.0, 1e-7]),
+    seed=st.integers(0, 2**16),
+)
+def test_l2_ball_rule_settles_every_row(backend, exponents, eps_exp, margin, seed):
+    """float32 rows of magnitudes 10^k and radii 10^j (both beyond the dtype's range at the
+    ends): "inside" leaves every row as it is, "scale" is ``rows * where(n > e, e / (n +
+    margin), 1)``, and ``l2_ball_factor`` agrees (no factor, or that factor and no flag)."""
+    from backends import ops
+    from refimpl.optim import l2_ball_factor, l2_ball_rule
+
+    eps = 10.0**eps_exp
+    rng = np.random.default_rng(seed)
+    host = np.stack([rng.standard_normal(4) * 10.0**k for k in exponents]).astype(np.float32)
+    rows = backend.asarray(host, dtype="float32")
+    xp = backend.xp
+    norms = ops.vector_norm(rows, axis=1, keepdims=True)
+    n = backend.to_numpy(norms)
+    case = l2_ball_rule(4, epsilon=eps, finfo=xp.finfo(rows.dtype))(float(n.min()), float(n.max()))
+    exact = backend.to_numpy(project_l2_ball(rows, eps, -1, margin=margin))
+    f, flag = l2_ball_factor(rows, eps, margin=margin, norms=norms)
+    if case == "inside":
+        assert f is None and flag is None
+        np.testing.assert_array_equal(exact, host)
+    elif case == "scale":
+        assert flag is None
+        cap = min(eps, float(xp.finfo(rows.dtype).max))
+        e = xp.full((), cap, dtype=rows.dtype, device=backend.device)
+        out = norms > e
+        scale = xp.where(out, e / xp.where(out, norms + margin, 1.0), 1.0)
+        np.testing.assert_array_equal(backend.to_numpy(rows * scale), exact)
+        np.testing.assert_array_equal(backend.to_numpy(rows * f), exact)
+    else:
+        assert case == "rows"

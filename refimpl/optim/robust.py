@@ -135,12 +135,17 @@ def plain_rule(
 
 def check_finfo(finfo: Any) -> Any:
     """``finfo`` itself when it describes a floating dtype (``xp.finfo(dtype)``, or
-    ``torch.finfo``): the attributes the rules read."""
-    missing = [a for a in ("bits", "eps", "max", "smallest_normal") if not hasattr(finfo, a)]
-    if missing:
+    ``torch.finfo``): the numbers the rules read (``bits``, ``eps``, ``max``,
+    ``smallest_normal``); TypeError naming ``finfo`` otherwise."""
+    try:
+        numbers = (finfo.bits, finfo.eps, finfo.max, finfo.smallest_normal)
+        ok = all(float(v) > 0 for v in numbers)
+    except (AttributeError, TypeError, ValueError):
+        ok = False
+    if not ok:
         raise TypeError(
             f"finfo must describe a floating dtype (xp.finfo(dtype)), got {finfo!r:.60} "
-            f"({type(finfo).__name__}), which lacks {', '.join(missing)}"
+            f"({type(finfo).__name__})"
         )
     return finfo
 
@@ -200,7 +205,8 @@ def scaled_normalize_rows(xp: Any, rows: Any, ord: float, div_by_zero_eps: float
     infinite_row, m, s, ns = scaled_rows(xp, wide, ord)
     # rows / max(m ns, eps) is s / ns where the true norm m ns reaches eps, else rows / eps
     # (compared as ns >= eps / m: m ns may overflow)
-    reaches = xp.logical_or(ns >= div_by_zero_eps / m, infinite_row)
+    # (NaN rows count as reaching: NaN / NaN keeps them NaN, where rows / eps could overflow)
+    reaches = xp.logical_or(xp.logical_or(ns >= div_by_zero_eps / m, infinite_row), ns != ns)
     unit = s / xp.where(ns == 0, xp.ones_like(ns), ns)
     small = xp.where(reaches, xp.zeros_like(wide), wide)
     small = small / div_by_zero_eps if div_by_zero_eps > 0 else small

@@ -108,7 +108,7 @@ def clamp_bounds(
         raise ValueError("clamp needs clamp_min or clamp_max (or both), got neither")
     if low is not None and high is not None and not low <= high:
         raise ValueError(f"clamp_min must satisfy clamp_min <= clamp_max={high!r}, got {low!r}")
-    top = float(finfo.max)
+    top = float(check_finfo(finfo).max)
     lo = None if low is None or low == -math.inf else min(max(float(low), -top), top)
     hi = None if high is None or high == math.inf else min(max(float(high), -top), top)
     return lo, hi

@@ -496,3 +496,112 @@ def test_duality_gap_sweep(backend):
     valid = {"grad": g, "param": x, "lmo": s}
     names = {n: (n, "grad, param and lmo") for n in valid}
     sweep(ro.duality_gap, valid, table, names=names, check=check)
+
+
+# -- the per-row scalars and their rules (for callers that transform in place) ----------------
+def _divided(rows, ord, div_by_zero_eps, norms):
+    """What a caller of ``normalize_divisor`` computes: ``rows / divisor``, and the function
+    itself on the flagged rows."""
+    divisor, flag = ro.normalize_divisor(rows, ord, div_by_zero_eps=div_by_zero_eps, norms=norms)
+    out = rows / divisor
+    if flag is None:
+        return out
+    return backends_xp(rows).where(
+        flag, ro.normalize_gradient(rows, ord, div_by_zero_eps=div_by_zero_eps), out
+    )
+
+
+def _scaled(rows, epsilon, margin, norms):
+    """What a caller of ``l2_ball_factor`` computes: ``rows * f``, and the projection itself
+    on the flagged rows."""
+    f, flag = ro.l2_ball_factor(rows, epsilon, margin=margin, norms=norms)
+    out = rows if f is None else rows * f
+    if flag is None:
+        return out
+    return backends_xp(rows).where(flag, ro.project_l2_ball(rows, epsilon, -1, margin=margin), out)
+
+
+def backends_xp(x):
+    from backends import namespace_and_device
+
+    return namespace_and_device(x)[0]
+
+
+def _norms_table(rows, ord):
+    """Bad ``norms``: another shape, dtype, library or device, non-arrays; None is valid."""
+    from backends import ops
+
+    norms = ops.vector_norm(rows, ord=ord, axis=1, keepdims=True)
+    table = drop(bad_arrays(norms), "nan", "inf", "-inf", "huge", "None")
+    table["transposed"] = reject(backends_xp(norms).reshape(norms, (1, -1)))
+    table["None"] = accept(None)
+    return {**table, "0-d": reject(table["0-d"]), "empty": reject(table["empty"])}
+
+
+@pytest.mark.parametrize("ord", [1, 2])
+def test_normalize_divisor_sweep(backend, ord):
+    rows = data(backend)
+    table = {
+        "rows": drop(array_table(rows), "0-d", "empty") | {"1-d": reject(rows[0, ...])},
+        "ord": {**wrong_kinds(), "bool": True, "three": reject(3), "inf": reject(math.inf)},
+        "div_by_zero_eps": reals(),
+        "norms": _norms_table(rows, ord),
+    }
+    valid = {"rows": rows, "ord": ord, "div_by_zero_eps": 1e-12, "norms": None}
+    sweep(_divided, valid, table, expect=same_shape_as("rows"))
+
+
+def test_l2_ball_factor_sweep(backend):
+    rows = data(backend, scale=4.0)
+    table = {
+        "rows": drop(array_table(rows), "0-d", "empty") | {"1-d": reject(rows[0, ...])},
+        "epsilon": reals() | {"huge": accept(1e39)},
+        "margin": reals(),
+        "norms": _norms_table(rows, 2),
+    }
+    valid = {"rows": rows, "epsilon": 1.0, "margin": 1e-7, "norms": None}
+    sweep(_scaled, valid, table, expect=same_shape_as("rows"))
+
+
+def test_rule_and_bounds_sweeps(backend):
+    """The host rules and ``clamp_bounds``: validated once, when made (``d``, ``ord``, the
+    radius or eps, ``finfo``)."""
+    finfo = backend.xp.finfo(backend.dtype("float32"))
+    finfos = {**drop(wrong_kinds(), "None"), "None": None, "a-dtype": backend.dtype("float32")}
+
+    def normalization(d, ord, finfo, div_by_zero_eps):
+        return ro.normalization_rule(d, ord=ord, finfo=finfo, div_by_zero_eps=div_by_zero_eps)(
+            1.0, 2.0
+        )
+
+    table = {
+        "d": drop(bad_ints(4), "zero") | {"zero": accept(0)},
+        "ord": {**wrong_kinds(), "bool": True, "three": reject(3)},
+        "finfo": finfos,
+        "div_by_zero_eps": reals(),
+    }
+    sweep(normalization, {"d": 4, "ord": 2, "finfo": finfo, "div_by_zero_eps": 1e-12}, table)
+
+    def ball(d, epsilon, finfo):
+        return ro.l2_ball_rule(d, epsilon=epsilon, finfo=finfo)(1.0, 2.0)
+
+    table = {
+        "d": drop(bad_ints(4), "zero") | {"zero": accept(0)},
+        "epsilon": reals() | {"huge": accept(1e39)},
+        "finfo": finfos,
+    }
+    sweep(ball, {"d": 4, "epsilon": 1.0, "finfo": finfo}, table)
+
+    x = data(backend)
+
+    def clamped(low, high, finfo):
+        return backend.xp.clip(x, *ro.clamp_bounds(low, high, finfo=finfo))
+
+    bounds = drop(bad_reals("float32"), "None", "zero", "negative", "huge")
+    table = {
+        "low": bounds | {"inf": reject(math.inf), "-inf": accept(-math.inf)},
+        "high": bounds | {"-inf": reject(-math.inf), "inf": accept(math.inf)},
+        "finfo": finfos,
+    }
+    names = {"low": ("clamp_min",), "high": ("clamp_max",)}
+    sweep(clamped, {"low": -0.5, "high": 2.0, "finfo": finfo}, table, names=names)

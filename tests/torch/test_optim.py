@@ -13,6 +13,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")
 
@@ -476,3 +478,181 @@ def test_projected_optimizer_defaults_and_groups_match_rai(torch_device):
     assert {k: v for k, v in ours.param_groups[0].items() if k != "params"} == {
         k: v for k, v in theirs.param_groups[0].items() if k != "params"
     }
+
+
+# -- the in-place transforms: bit for bit the array-API functions ------------------------------
+DTYPES = ["float16", "bfloat16", "float32", "float64"]
+SPECIAL = st.sampled_from([None, None, None, 0.0, math.inf, -math.inf, math.nan])
+
+
+def _same(a, b) -> bool:
+    """Equal entries (``torch.equal``: -0 == 0) and NaN in the same places."""
+    nan = a.isnan()
+    return torch.equal(nan, b.isnan()) and torch.equal(a[~nan], b[~nan])
+
+
+@st.composite
+def hard_rows(draw, dtype_name):
+    """Rows of magnitudes 10^k across the dtype's range (subnormal to overflowing sums),
+    some rows zero, some entries 0, +-inf or NaN."""
+    n, d = draw(st.integers(1, 4)), draw(st.integers(1, 6))
+    info = torch.finfo(getattr(torch, dtype_name))
+    lo, hi = math.floor(math.log10(info.smallest_normal)) - 3, math.floor(math.log10(info.max))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    rows = []
+    for _ in range(n):
+        k = draw(st.integers(lo, hi) | st.just(None))
+        rows.append(np.zeros(d) if k is None else rng.standard_normal(d) * 10.0**k)
+    x = np.clip(np.stack(rows), -info.max, info.max)
+    for i in range(n):
+        for j in range(d):
+            special = draw(SPECIAL)
+            if special is not None:
+                x[i, j] = special
+    return torch.tensor(x, dtype=torch.float64).to(getattr(torch, dtype_name))
+
+
+@pytest.mark.parametrize("dtype_name", DTYPES)
+@given(data=st.data(), epsilon=st.sampled_from([0.0, 1e-40, 0.5, 3.0, 1e39]))
+def test_in_place_transforms_equal_the_array_api_functions(torch_device, dtype_name, data, epsilon):
+    """sign_, normalize_ (L1, L2), project_l2_ (margins 0 and torch.renorm's) and clamp_ leave
+    in the tensor what the array-API functions return, on rows with every kind of extreme
+    entry, through the plain fast paths and the flagged rows alike; also on views whose rows
+    are not contiguous (x[:, ::2]) and on 3-d batch views."""
+    from refimpl.optim import (
+        clamp,
+        normalize_gradient,
+        project_l2_ball,
+        sign_gradient,
+    )
+    from refimpl.torch.optim import inplace
+
+    x = data.draw(hard_rows(dtype_name)).to(torch_device)
+    cases = [
+        (inplace.sign_, (), lambda t: sign_gradient(t)),
+        (inplace.normalize_, (1, 1e-38), lambda t: normalize_gradient(t, 1, div_by_zero_eps=1e-38)),
+        (inplace.normalize_, (2, 0.0), lambda t: normalize_gradient(t, 2, div_by_zero_eps=0.0)),
+        (inplace.project_l2_, (epsilon, 0.0), lambda t: project_l2_ball(t, epsilon, -1)),
+        (
+            inplace.project_l2_,
+            (epsilon, 1e-7),
+            lambda t: project_l2_ball(t, epsilon, -1, margin=1e-7),
+        ),
+        (inplace.clamp_, (-epsilon, epsilon), lambda t: clamp(t, -epsilon, epsilon)),
+    ]
+    wide = torch.cat([x, x], dim=1)
+    for kernel, args, function in cases:
+        for make in (
+            x.clone,
+            lambda: wide.clone()[:, ::2],
+            lambda: x.clone().reshape(len(x), 1, -1),
+        ):
+            got = make()
+            want = function(got.contiguous())
+            kernel(got, *args)
+            assert _same(got, want), (kernel.__name__, args, tuple(got.shape), got, want)
+
+
+@pytest.mark.parametrize(
+    "name, kw",
+    [
+        ("L2ProjectedOptim", dict(epsilon=2.0, lr=0.3)),
+        ("L2NormedGradientOptim", dict(lr=0.3)),
+        ("L1NormedGradientOptim", dict(lr=0.3)),
+        ("SignedGradientOptim", dict(lr=0.3)),
+        ("LinfProjectedOptim", dict(epsilon=0.5, lr=0.3)),
+        ("L2FrankWolfe", dict(epsilon=2.0)),
+    ],
+)
+def test_steps_with_extreme_gradients_follow_the_array_api_functions(
+    torch_device, torch_dtype, name, kw
+):
+    """Gradients with zero rows, rows whose norm overflows or underflows, infinite and NaN
+    entries: one step of the front end is the array-API transform, the inner SGD (or
+    Frank-Wolfe) arithmetic, and the array-API projection, bit for bit."""
+    from refimpl.optim import (
+        RENORM_MARGIN,
+        normalize_gradient,
+        project_l2_ball,
+        project_linf_ball,
+        sign_gradient,
+    )
+
+    info = torch.finfo(torch_dtype)
+    g = torch.tensor(
+        [
+            [3.0, -4.0, 1.0],
+            [0.0, 0.0, 0.0],
+            [1e-160, -2e-160, 0.0] if torch_dtype == torch.float64 else [1e-30, -2e-30, 0.0],
+            [info.max / 2, info.max / 2, 1.0],
+            [math.inf, 1.0, -2.0],
+            [math.nan, 1.0, 0.5],
+        ],
+        dtype=torch_dtype,
+    ).to(torch_device)
+    x0 = torch.linspace(-3, 3, g.numel(), dtype=torch_dtype).reshape(g.shape).to(torch_device)
+    x = x0.clone().requires_grad_(True)
+    x.grad = g.clone()
+    getattr(bo, name)([x], **kw).step()
+    if name in ("SignedGradientOptim", "LinfProjectedOptim"):
+        v = sign_gradient(g)
+    elif name == "L1NormedGradientOptim":
+        v = normalize_gradient(g, 1)
+    else:
+        v = normalize_gradient(g, 2)
+    if name == "L2FrankWolfe":  # alpha = 1 at the first step: x <- -epsilon v
+        want = x0 * 0.0 + v * (-kw["epsilon"])
+    else:  # SGD's update, as torch.optim.SGD computes it
+        want = x0.clone().add_(v, alpha=-kw["lr"])
+    if name == "L2ProjectedOptim":
+        want = project_l2_ball(want, kw["epsilon"], -1, margin=RENORM_MARGIN)
+    if name == "LinfProjectedOptim":
+        want = project_linf_ball(want, kw["epsilon"])
+    assert _same(x.grad, v)
+    assert _same(x.detach(), want), (x, want)
+
+
+# -- options are validated again whenever a group changes --------------------------------------
+@pytest.mark.parametrize("name", sorted(ALL))
+def test_options_edited_after_a_step_are_caught_at_the_next(torch_device, name):
+    """A step remembers the groups it validated; an option edited in place afterwards (a
+    reassigned entry), a parameter of another dtype, or a tensor ``lr`` changed in place is
+    caught at the next step, before any parameter changes."""
+    p = torch.ones(2, 3, device=torch_device, requires_grad=True)
+    opt = make(name, [p])
+    set_grads([p])
+    opt.step()
+    key = "epsilon" if "epsilon" in ALL[name] else "lr"
+    opt.param_groups[0][key] = math.nan
+    set_grads([p])
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match=key):
+        opt.step()
+    assert torch.equal(p.detach(), before)
+    opt.param_groups[0][key] = ALL[name].get(key, 2.0 if name.endswith("FrankWolfe") else 0.1)
+    opt.step()  # valid again
+    # a scale applied to the tensors (Frank-Wolfe's radius; lr of SGD), fine for float32 ...
+    scale = "lr" if not name.endswith("FrankWolfe") else "epsilon"
+    scale = "lmo_scaling_factor" if name == "FrankWolfe" else scale
+    opt.param_groups[0][scale] = 1e5
+    opt.step()
+    p.data = p.data.to(torch.float16)  # ... not for float16 parameters: checked again
+    p.grad = torch.ones_like(p)
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match=scale):
+        opt.step()
+    assert torch.equal(p.detach(), before)
+
+
+def test_a_tensor_lr_is_validated_at_every_step(torch_device):
+    p = torch.ones(2, 3, device=torch_device, requires_grad=True)
+    lr = torch.tensor(0.1)
+    opt = bo.L2ProjectedOptim([p], epsilon=1.0, lr=lr)
+    set_grads([p])
+    opt.step()
+    lr.fill_(math.nan)  # the same object: only a check at every step sees it
+    set_grads([p])
+    before = p.detach().clone()
+    with pytest.raises(ValueError, match="lr"):
+        opt.step()
+    assert torch.equal(p.detach(), before)
