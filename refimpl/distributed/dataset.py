@@ -28,7 +28,7 @@ import concurrent.futures as cf
 import os
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -129,6 +129,11 @@ def _check_items(items: Any) -> Any:
         raise TypeError(
             f"items must be a sequence of items (a list of paths, an array of images), got "
             f"the single {type(items).__name__} {items!r}"
+        )
+    if isinstance(items, Mapping | Set):
+        raise TypeError(
+            f"items must be a sequence, got a {type(items).__name__}: item i must be the same "
+            "item on every run, so pass an ordered list (sorted(...), list(d.values()))"
         )
     if hasattr(items, "__len__") and hasattr(items, "__getitem__"):
         return items
@@ -238,8 +243,9 @@ def map_dataset(
         ``functools.partial`` of one); load big models inside it (cached per process), not
         as arguments sent with every task.
     items : sequence
-        The data set: paths, arrays, anything ``fn`` takes (an iterable is listed first).
-        Item ``i`` must be the same item on every run of the same ``out_dir``.
+        The data set: paths, arrays, anything ``fn`` takes (an iterable is listed first;
+        sets and dicts, whose order is not the items', are refused). Item ``i`` must be the
+        same item on every run of the same ``out_dir``.
     out_dir : str or path
         The folder of the result files ``NNNNNN.npz`` (item index, six digits at least),
         created if missing. One run per folder at a time.
