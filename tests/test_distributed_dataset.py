@@ -11,14 +11,18 @@ import os
 import pathlib
 import subprocess
 import sys
+import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 import refimpl.distributed as rd
-from refimpl.distributed.files import encode, result_name
+from refimpl.distributed.files import encode, result_name, why_not_finished, write_atomic
 from tests.cluster import cluster_fixture
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -422,6 +426,40 @@ def test_the_file_bytes_depend_on_the_result_only():
     assert encode(meta, x) != encode({**meta, "seed": 1}, x)
     fortran = np.asfortranarray(np.arange(6.0).reshape(2, 3))
     assert encode(meta, fortran) == encode(meta, np.arange(6.0).reshape(2, 3))
+
+
+ARRAYS = hnp.arrays(
+    dtype=st.sampled_from(["<f4", "<f8", "<i4", "<i8", "|b1", "<c16", "|u1", ">f8"]),
+    shape=hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=4),
+)
+RESULTS = st.one_of(
+    ARRAYS,
+    st.tuples(ARRAYS, ARRAYS),
+    st.dictionaries(st.from_regex(r"[a-z][a-z0-9_.-]{0,8}", fullmatch=True), ARRAYS, max_size=3),
+)
+
+
+@given(RESULTS)
+def test_any_result_comes_back_as_stored_and_encodes_to_the_same_bytes(result):
+    meta = {"index": 0, "seed": 0, "item": "i", "function": {"name": "f"}}
+    data = encode(meta, result)
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, result_name(0))
+        write_atomic(path, data)
+        got = rd.load_result(path)
+        assert why_not_finished(path, meta) is None
+    if isinstance(result, np.ndarray):
+        pairs = [(got, result)]
+    elif isinstance(result, dict):
+        assert list(got) == list(result)
+        pairs = [(got[key], result[key]) for key in result]
+    else:
+        assert isinstance(got, tuple) and len(got) == len(result)
+        pairs = list(zip(got, result))
+    for g, r in pairs:
+        assert g.dtype == r.dtype and g.shape == r.shape
+        np.testing.assert_array_equal(g, r)
+    assert encode(meta, got) == data  # what is read back writes the same file
 
 
 # -- local_cluster without dask ---------------------------------------------------------------
