@@ -11,6 +11,7 @@ import (``from refimpl.torch.optim import L1qFrankWolfe``).
   ``ClampedParameterOptimizer``.
 * ``frank_wolfe``: ``FrankWolfe``, ``L1FrankWolfe``, ``L2FrankWolfe``, ``LinfFrankWolfe``,
   ``L1qFrankWolfe``.
+* ``inplace``: the in-place forms of the row-wise transforms that these classes apply.
 
 The transforms are the array-API functions of ``refimpl.optim`` (the code that runs on numpy
 and array_api_strict), applied in place with the documented library's arithmetic: on
@@ -18,7 +19,11 @@ float32/float64 gradients without ties at the top-q cut-off, parameters, transfo
 and generator states are bit-identical to rai_toolbox 0.2.1 step after step
 (``tests/torch/test_optim.py``, ``tests/torch/test_transforming.py``).
 
-Speed: top-q selects with ``backends.ops.kth_largest`` (an O(D) ``numpy.partition`` on a
+Speed: the transforms write into the tensors (``inplace``: the documented library's passes,
+one fused norm per row, and the guarantees of ``refimpl.optim`` decided from the smallest
+and largest norm, so that only rows whose norm overflowed or underflowed are recomputed);
+options are validated again at ``step`` only for groups changed since their last
+validation. Top-q selects with ``backends.ops.kth_largest`` (an O(D) ``numpy.partition`` on a
 zero-copy view of CPU tensors, ``torch.kthvalue`` elsewhere) instead of ``torch.topk``, and
 ``L1FrankWolfe`` adds its single non-zero LMO entry per row with ``scatter_add_`` instead of a
 dense update.

@@ -9,12 +9,13 @@ of ``refimpl.optim`` (no overflow or underflow in norms, no NaN from a zero grad
 
 * row norms: one fused ``torch.linalg.vector_norm`` per row, and their smallest and largest
   on the host (one ``aminmax``). The rules of ``refimpl.optim`` (``normalization_rule``,
-  ``l2_ball_rule``, made once per row length, dtype and options) tell from those two numbers whether every row takes the plain arithmetic
-  (the documented library's: ``g / norm``, ``torch.renorm``'s factor), which is then applied
-  with no further check; otherwise ``refimpl.optim.normalize_divisor`` /
-  ``l2_ball_factor`` give the per-row divisor or factor, and only the rows they flag (a norm
-  that is inf, or small enough for squares to have underflowed) are gathered, recomputed by
-  the array-API function and scattered back;
+  ``l2_ball_rule``, made once per row length, dtype and options) tell from those two
+  numbers whether every row takes the plain arithmetic (the documented library's:
+  ``g / norm``, ``torch.renorm``'s factor), which is then applied with no further check;
+  otherwise ``refimpl.optim.normalize_divisor`` / ``l2_ball_factor`` give the per-row
+  divisor or factor, and only the rows they flag (a norm that is inf, or small enough for
+  squares to have underflowed) are gathered, recomputed by the array-API function and
+  scattered back;
 * ``sign(NaN) = NaN``: one ``amax`` read (NaN propagates through it) tells whether the
   array-API ``sign_gradient`` is needed; otherwise ``torch.sign(g, out=g)``;
 * the bounds of ``clamp`` and of the Linf projection: ``refimpl.optim.clamp_bounds``.
@@ -97,8 +98,8 @@ def project_l2_(p: torch.Tensor, epsilon: float, margin: float) -> None:
     info = torch.finfo(rows.dtype)
     if case == "scale" and margin < info.max * info.eps / 2:  # norm + margin cannot overflow
         e = torch.full((), min(epsilon, info.max), dtype=rows.dtype, device=rows.device)
-        # torch.renorm's factor (every norm finite, so no quotient is NaN; those beyond 1,
-        # of rows inside, are not selected)
+        # torch.renorm's factor; the quotients of rows inside (beyond 1, or 0 / 0 with a zero
+        # radius) are not selected
         rows.mul_(torch.where(norms > e, e / (norms + margin), 1.0))
         return
     factor, flag = l2_ball_factor(rows, epsilon, margin=margin, norms=norms)
