@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import operator
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -136,37 +137,37 @@ def check_lr(group: Mapping[str, Any]) -> None:
 #: option types whose value cannot change without the group's entry being reassigned
 _IMMUTABLE = frozenset({bool, int, float, complex, str, bytes, type(None)})
 
-Snapshot = tuple[tuple[tuple[str, Any], ...], tuple[tuple[Any, ...], ...]]
+Snapshot = tuple[tuple[str, ...], tuple[Any, ...], tuple[tuple[Any, ...], ...]]
 
 
 def snapshot(group: Mapping[str, Any]) -> Snapshot | None:
-    """What the validation of a group depends on, taken when it passed: its entries (the
-    objects themselves) and each parameter's dtype, device and shape; None when an option is
-    mutable (a tensor ``lr`` can change in place), so that the group is validated at every
+    """What the validation of a group depends on, taken when it passed: its keys, its entries
+    (the objects themselves) and each parameter's dtype, device and shape; None when an option
+    is mutable (a tensor ``lr`` can change in place), so that the group is validated at every
     step. :func:`unchanged` then tells, by identity, whether anything was reassigned."""
     params = group["params"]
     if type(params) is not list or not all(isinstance(p, torch.Tensor) for p in params):
         return None
     if not all(_immutable(v) for k, v in group.items() if k != "params"):
         return None
-    return tuple(group.items()), tuple((p, p.dtype, p.device, p.shape) for p in params)
+    meta = tuple((p, p.dtype, p.device, p.shape) for p in params)
+    return tuple(group), tuple(group.values()), meta
 
 
 def unchanged(snap: Snapshot | None, group: Mapping[str, Any]) -> bool:
-    """Whether ``group`` still holds the very objects of ``snap`` (and its parameters their
-    dtypes, devices and shapes): then it passes the validation that ``snap`` recorded."""
+    """Whether ``group`` still holds the very objects of ``snap`` under the same keys (and its
+    parameters their dtypes, devices and shapes): then it passes the validation that ``snap``
+    recorded."""
     if snap is None:
         return False
-    items, meta = snap
-    now = tuple(group.items())
-    if len(now) != len(items):
+    keys, values, meta = snap
+    if len(group) != len(keys) or not all(map(operator.is_, group.values(), values)):
         return False
-    for (key, value), (old_key, old_value) in zip(now, items):
-        if key != old_key or value is not old_value:
-            return False
+    if tuple(group) != keys:
+        return False
     params = group["params"]
     return len(params) == len(meta) and all(
-        p is q and p.dtype == dtype and p.device == device and p.shape == shape
+        p is q and p.dtype is dtype and p.shape == shape and p.device == device
         for p, (q, dtype, device, shape) in zip(params, meta)
     )
 
