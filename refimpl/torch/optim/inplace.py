@@ -95,12 +95,12 @@ def project_l2_(p: torch.Tensor, epsilon: float, margin: float) -> None:
     case = _l2_ball_rule(rows.shape[1], epsilon, rows.dtype)(*_extremes(norms))
     if case == "inside":
         return
-    info = torch.finfo(rows.dtype)
-    if case == "scale" and margin < info.max * info.eps / 2:  # norm + margin cannot overflow
-        e = torch.full((), min(epsilon, info.max), dtype=rows.dtype, device=rows.device)
-        # torch.renorm's factor; the quotients of rows inside (beyond 1, or 0 / 0 with a zero
-        # radius) are not selected
-        rows.mul_(torch.where(norms > e, e / (norms + margin), 1.0))
+    e = _radius(epsilon, rows.dtype, rows.device)
+    if case == "scale" and margin < e.max_margin:  # norm + margin cannot overflow
+        # torch.renorm's factor: e / (norm + margin) for rows outside, 1 for rows inside (their
+        # quotients, beyond 1, or 0 / 0 with a zero radius, are replaced)
+        factor = e.value / (norms + margin)
+        rows.mul_(factor.masked_fill_(norms <= e.value, 1.0))
         return
     factor, flag = l2_ball_factor(rows, epsilon, margin=margin, norms=norms)
     fixed = _recompute_flagged(rows, flag, exact)
@@ -134,6 +134,23 @@ def _clamp_bounds(
 
 #: bounds already capped: {(repr(low), repr(high), dtype): (lo, hi)}
 _BOUNDS: dict[tuple[str, str, torch.dtype], tuple[float | None, float | None]] = {}
+
+
+class _Radius:
+    """``value``: ``min(epsilon, max)`` rounded to the dtype, a 0-d tensor on the device (what
+    ``refimpl.optim.project_l2_ball`` divides); ``max_margin``: the margins below which
+    ``norm + margin`` cannot overflow (``max * eps / 2``)."""
+
+    def __init__(self, epsilon: float, dtype: torch.dtype, device: torch.device) -> None:
+        info = torch.finfo(dtype)
+        self.value = torch.full((), min(epsilon, info.max), dtype=dtype, device=device)
+        self.max_margin = info.max * info.eps / 2
+
+
+@functools.lru_cache(maxsize=256)
+def _radius(epsilon: float, dtype: torch.dtype, device: torch.device) -> _Radius:
+    """The :class:`_Radius` of a projection, made once per radius, dtype and device."""
+    return _Radius(epsilon, dtype, device)
 
 
 @functools.lru_cache(maxsize=256)
