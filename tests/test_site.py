@@ -91,6 +91,7 @@ PUBLIC = {
     "api/backends": ["backends"],
     "api/conformance": ["conformance"],
     "api/validation": ["refimpl.validation"],
+    "api/distributed": ["refimpl.distributed"],
     "api/torch": [
         f"refimpl.torch.{m}"
         for m in (
