@@ -45,9 +45,19 @@ JACOBIAN_WARN_PIXELS = 1e4
 TOL_FLOOR_EPS = 100
 #: shift of the bottom solve: Lanczos on sigma I - F with sigma = SHIFT * lambda_max
 SHIFT = 1.01
-#: Krylov basis (columns) for the top and for the bottom of the spectrum; the bottom is a
-#: dense cluster that needs a long memory (see docs/eigendistortion.md)
-TOP_BASIS, BOTTOM_BASIS = 20, 2048
+#: the bottom solve stops at this share of the tolerance: its residual estimate is the
+#: residual up to rounding, which the final product (``verify``) measures
+BOTTOM_MARGIN = 0.9
+#: Krylov basis (columns) for the top and for the bottom of the spectrum. The bottom's thick
+#: restarts keep the half of the Ritz vectors nearest the bottom, and with refined vectors
+#: they lose little: on plenoptic's Gaussian(3) at 64 x 64, 0% more products than an
+#: unrestarted basis at the float32 tolerance and 17% more at 1e-6 in float64, while each
+#: step reads a basis of at most 128 vectors instead of up to a thousand (measured in
+#: docs/eigendistortion.md)
+TOP_BASIS, BOTTOM_BASIS = 20, 128
+#: ... but an image of at most this many pixels keeps its whole Krylov space (no restart: the
+#: bottom solve ends when it has spanned the image, at the latest; cheap at that size)
+WHOLE_SPACE = 512
 #: ... capped so that the basis takes at most this many bytes
 BASIS_BYTES = 512 * 2**20
 #: images with at most this many pixels are solved by eigsh from the dense F (n products)
@@ -192,6 +202,7 @@ class Eigendistortion:
         progress: bool = True,
         lanczos: str = "auto",
         warn_unconverged: bool = True,
+        executor: Any = None,
     ) -> None:
         r"""Compute eigendistortions with ``method``.
 
@@ -213,11 +224,18 @@ class Eigendistortion:
         through ``backends.linalg.eigsh`` where a route exists, else Krylov-Schur), ``"arpack"``
         (that route only: ValueError where there is none, before any Fisher product),
         ``"krylov_schur"`` (the array-API Lanczos, which checks
-        convergence at every step; the bottom pairs always use it).
+        convergence at every step; the bottom pairs always use it). ``executor``: None, or a
+        ``concurrent.futures.Executor`` (a thread pool, dask's ``Client.get_executor()``)
+        on which ``randomized_svd`` multiplies its sketch, ``SKETCH_BLOCK`` columns per task
+        (every task linearizes the model at the image anew: the model must pickle for an
+        executor of other processes); the results equal those without one, bit for bit, when
+        the processes run as many threads (torch's CPU convolutions round by thread count; a
+        dask worker runs one). The other methods run here.
         """
         o = EigendistortionOptions(
-            method, k, max_iter, p, q, stop_criterion, progress, lanczos, warn_unconverged
-        )
+            method, k, max_iter, p, q, stop_criterion, progress, lanczos, warn_unconverged,
+            executor,
+        )  # fmt: skip
         n, k = self._n, check_int("k", k, low=1, high=self._n)
         xp = self._xp
         floor = TOL_FLOOR_EPS * float(xp.finfo(self._image.dtype).eps)
@@ -230,7 +248,7 @@ class Eigendistortion:
             return
         rng = as_rng(rng, like=self._image)
         if o.method == "randomized_svd":
-            blocks = {"top": self._randomized_svd(k, o.p, o.q, tol, rng)}
+            blocks = {"top": self._randomized_svd(k, o.p, o.q, tol, rng, o.executor)}
         elif o.method == "power":
             blocks = self._power(k, o.max_iter, tol, rng, o.progress)
         else:
@@ -346,12 +364,21 @@ class Eigendistortion:
         bottom.extra["seconds"] = time.perf_counter() - t0
         return {"top": top, "bottom": bottom}
 
-    def _randomized_svd(self, k: int, p: int, q: int, tol: float, rng: Any) -> Pairs:
-        F = self._operator()
+    def _randomized_svd(self, k: int, p: int, q: int, tol: float, rng: Any, executor: Any) -> Pairs:
+        """The sketch and its power steps in blocks of ``SKETCH_BLOCK`` columns, one task
+        each (``solvers.blocked_product``): here on this object's linearization, on an
+        executor from the model and the image; the probes of the error estimate here."""
+        source = self._fisher if executor is None else _ModelAtImage(self._model, self._image)
+
+        def sketch(V: Any) -> Any:
+            return solvers.blocked_product(_fisher_product, source, V, executor=executor)
+
+        F = CountedOperator(sketch, self._n, self._operator().like, cost=solvers.padded)
         ell = min(self._n, k + p)
         return solvers.randomized_svd(
-            F, self._normal(rng, ell), k, q=q, probes=self._normal(rng, PROBES), tol=tol
-        )
+            F, self._normal(rng, ell), k, q=q, probes=self._normal(rng, PROBES), tol=tol,
+            probe_operator=self._operator(),
+        )  # fmt: skip
 
     def _eigsh(
         self, k: int, max_iter: int, tol: float, rng: Any, progress: bool, lanczos: str
@@ -365,6 +392,7 @@ class Eigendistortion:
             return {"top": top, "bottom": bottom}
         itemsize = xp.finfo(self._image.dtype).bits // 8
         cap = max(3 * k, BASIS_BYTES // (itemsize * n))
+        bottom_basis = n if n <= WHOLE_SPACE else BOTTOM_BASIS
         # top: Lanczos through scipy / cupyx where a route exists, else Krylov-Schur
         with _closing(self._bar(progress, f"Top k={k} eigendists")) as bar:
             F, t0 = self._operator(bar), time.perf_counter()
@@ -388,29 +416,33 @@ class Eigendistortion:
                     raise
                 solver = "krylov_schur" if no_route else "arpack (no convergence), krylov_schur"
                 left = max(1, max_iter - F.n_products // k)
-                X, _, _, _ = solvers.krylov_schur(
+                X = solvers.krylov_schur(
                     F, self._normal(rng, k), k, which="LA", tol=tol, max_steps=left,
                     basis_size=min(cap, max(TOP_BASIS, 3 * k)), rng=rng, bar=bar,
-                )  # fmt: skip
+                ).X  # fmt: skip
             lam, V, res, scale = solvers.verify(F, X)
             _finish(bar, res, max(res) <= tol)
         top = Pairs(lam, V, res, max(res) <= tol, F.n_products, F.n_products // k, scale)
-        top.extra.update(solver=solver, seconds=time.perf_counter() - t0)
-        # bottom: Lanczos on sigma I - F, whose largest eigenvalues are F's smallest
+        top.extra.update(solver=solver, seconds=time.perf_counter() - t0, product_seconds=F.seconds)
+        # bottom: Lanczos on sigma I - F, whose largest eigenvalues are F's smallest; the
+        # refined vectors (target sigma) minimise ||F x|| over the Krylov space
         sigma = SHIFT * scale
         with _closing(self._bar(progress, f"Bottom k={k} eigendists")) as bar:
             F, t0 = self._operator(bar), time.perf_counter()
             A = CountedOperator(lambda V: sigma * V - F(V), n, F.like)
-            X, _, steps, restarts = solvers.krylov_schur(
-                A, self._normal(rng, k), k, which="LA", tol=tol / SHIFT, max_steps=max_iter,
-                basis_size=min(cap, max(BOTTOM_BASIS, 3 * k)), rng=rng, bar=bar,
+            ks = solvers.krylov_schur(
+                A, self._normal(rng, k), k, which="LA", tol=tol * BOTTOM_MARGIN,
+                max_steps=max_iter, basis_size=min(cap, max(bottom_basis, 3 * k)), rng=rng,
+                bar=bar, target=sigma, scale=scale,
             )  # fmt: skip
-            lam, V, res, _ = solvers.verify(F, X, scale=scale)
+            lam, V, res, _ = solvers.verify(F, ks.X, scale=scale)
             _finish(bar, res, max(res) <= tol)
-        bottom = Pairs(lam, V, res, max(res) <= tol, F.n_products, steps, scale)
+        bottom = Pairs(lam, V, res, max(res) <= tol, F.n_products, ks.steps, scale)
         bottom.extra.update(
-            solver="krylov_schur", restarts=restarts, shift=sigma, seconds=time.perf_counter() - t0
-        )
+            solver="krylov_schur (refined)", restarts=ks.restarts, checks=ks.checks,
+            estimate=ks.estimate, shift=sigma, seconds=time.perf_counter() - t0,
+            product_seconds=F.seconds,
+        )  # fmt: skip
         return {"top": top, "bottom": bottom}
 
     # -- indexing, persistence --------------------------------------------------------------
@@ -460,6 +492,40 @@ class Eigendistortion:
         nothing is assigned until every check has passed.
         """
         io.load(self, path, method=method, raise_on_checks=raise_on_checks, atol=atol, rtol=rtol)
+
+
+def _fisher_product(source: Any, V: Any) -> Any:
+    """:math:`F V` (n, b): ``source`` is this object's :class:`FisherOperator`, or a
+    :class:`_ModelAtImage`, linearized anew (a task on an executor: linearizations and
+    autograd graphs do not pickle, models and images do)."""
+    if isinstance(source, FisherOperator):
+        return source.matmat(V)
+    return FisherOperator(source.model, source.image).matmat(V)
+
+
+class _ModelAtImage:
+    """The model and the image, for the tasks of an executor. In this process (a thread
+    pool) they are used as they are; to another process they travel as one pickle of
+    protocol 4 (made by cloudpickle where it is installed, which pickles modules and
+    functions by reference), from which numpy makes fresh arrays. (A process executor such
+    as dask may hand a task the arrays of a protocol-5 pickle in place, in unaligned memory,
+    where numpy takes other loops: products one ulp apart.)"""
+
+    def __init__(self, model: Any, image: Any) -> None:
+        self.model, self.image = model, image
+
+    def __reduce__(self) -> tuple:
+        try:
+            import cloudpickle as pickler
+        except ImportError:  # pragma: no cover - dask brings cloudpickle
+            import pickle as pickler
+        return _load_model_at_image, (pickler.dumps((self.model, self.image), protocol=4),)
+
+
+def _load_model_at_image(blob: bytes) -> _ModelAtImage:
+    import pickle
+
+    return _ModelAtImage(*pickle.loads(blob))
 
 
 def _finish(bar: Any, residuals: list[float], converged: bool) -> None:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from refimpl.parallel import check_executor
 from refimpl.validation import check_bool, check_choice, check_int, check_real
 
 __all__ = ["LANCZOS", "METHODS", "EigendistortionOptions", "EigendistortionResult"]
@@ -21,7 +22,8 @@ class EigendistortionOptions:
     """``method`` in :data:`METHODS`; ``k >= 1`` pairs per end of the spectrum (at most the
     number of pixels, checked by ``synthesize``); ``max_iter >= 1``; ``p, q >= 0`` (the
     randomized SVD's oversampling and power steps); ``stop_criterion > 0``; ``progress``;
-    ``lanczos`` in :data:`LANCZOS`; ``warn_unconverged`` (a bool)."""
+    ``lanczos`` in :data:`LANCZOS`; ``warn_unconverged`` (a bool); ``executor`` (None or a
+    ``concurrent.futures.Executor``: ``refimpl.parallel.check_executor``)."""
 
     method: str = "power"
     k: int = 1
@@ -32,6 +34,7 @@ class EigendistortionOptions:
     progress: bool = True
     lanczos: str = "auto"
     warn_unconverged: bool = True
+    executor: Any = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.method, str) or self.method not in METHODS:
@@ -48,6 +51,7 @@ class EigendistortionOptions:
             progress=check_bool("progress", self.progress),
             lanczos=check_choice("lanczos", self.lanczos, LANCZOS),
             warn_unconverged=check_bool("warn_unconverged", self.warn_unconverged),
+            executor=check_executor(self.executor),
         )
         for name, value in checked.items():
             object.__setattr__(self, name, value)

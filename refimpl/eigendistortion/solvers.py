@@ -32,16 +32,24 @@ residual (with the Rayleigh quotient :math:`\lambda_i = v_i^\top F v_i`) that sa
 
 from __future__ import annotations
 
+import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from backends import linalg, namespace_and_device
+from backends.ops import at
+from refimpl.parallel import run_tasks
 
 __all__ = [
     "CountedOperator",
+    "KrylovSchur",
     "Pairs",
+    "SKETCH_BLOCK",
     "arpack",
+    "blocked_product",
     "dense_pairs",
     "krylov_schur",
     "power_iteration",
@@ -84,19 +92,79 @@ class Pairs:
 
 
 class CountedOperator:
-    """``apply`` with a count of the vectors it has been applied to (``n_products``), also
-    added to the progress bar ``bar`` when one is given (a bar then counts every product,
-    those of ARPACK and of the final check included)."""
+    """``apply`` with a count of the vectors it has been applied to (``n_products``) and the
+    time spent in it (``seconds``: host time, so an asynchronous device is timed when its
+    result is used), also added to the progress bar ``bar`` when one is given (a bar then
+    counts every product, those of ARPACK and of the final check included). ``cost(c)``:
+    the products a block of c vectors costs (default c; a blocked product also multiplies the
+    zero columns that fill its last block)."""
 
-    def __init__(self, apply: Callable[[Any], Any], n: int, like: Any, *, bar: Any = None) -> None:
+    def __init__(
+        self,
+        apply: Callable[[Any], Any],
+        n: int,
+        like: Any,
+        *,
+        bar: Any = None,
+        cost: Callable[[int], int] | None = None,
+    ) -> None:
         self._apply, self.n, self.like, self.bar = apply, n, like, bar
-        self.n_products = 0
+        self._cost = cost
+        self.n_products, self.seconds = 0, 0.0
 
     def __call__(self, V: Any) -> Any:
-        self.n_products += V.shape[1]
+        count = V.shape[1] if self._cost is None else self._cost(V.shape[1])
+        self.n_products += count
         if self.bar is not None:
-            self.bar.update(V.shape[1])
-        return self._apply(V)
+            self.bar.update(count)
+        t0 = time.perf_counter()
+        out = self._apply(V)
+        self.seconds += time.perf_counter() - t0
+        return out
+
+
+# -- products in column blocks of a fixed width ----------------------------------------------
+#: columns of one block (one task) of :func:`blocked_product`: a fixed width, so that the
+#: product of a column never depends on k, p, the executor or how many columns there are
+SKETCH_BLOCK = 8
+
+
+def padded(c: int, width: int = SKETCH_BLOCK) -> int:
+    """Columns ``blocked_product`` multiplies for ``c`` columns (whole blocks)."""
+    return -(-c // width) * width
+
+
+def blocked_product(
+    product: Callable[[Any, Any], Any], source: Any, X: Any, *, executor: Any = None
+) -> Any:
+    r""":math:`F X`, ``SKETCH_BLOCK`` columns at a time: block i is
+    ``product(source, X_i)``, one task of :func:`refimpl.parallel.run_tasks` (here when
+    ``executor`` is None, else on it), the results put side by side in block order.
+
+    Every block has exactly ``SKETCH_BLOCK`` columns (the last one is filled up with zero
+    columns, dropped from the result), so column c of the result is computed by the same
+    arithmetic, in the same block (c // SKETCH_BLOCK) at the same position, whatever the
+    executor, the number of workers and the number of columns of X: the columns that two
+    sketches share come out bitwise equal. On another process a task unpickles ``product``
+    (a module-level function), ``source`` and X (each task carries the whole X, O(n c)) and
+    multiplies a fresh copy of its block.
+    """
+    xp, dev = namespace_and_device(X)
+    n, c = X.shape
+    count = padded(c) // SKETCH_BLOCK
+    if padded(c) > c:
+        X = xp.concat([X, xp.zeros((n, padded(c) - c), dtype=X.dtype, device=dev)], axis=1)
+    task = partial(_block_task, product, source, X)
+    parts = list(run_tasks(task, count, executor, what="sketch block"))
+    return xp.concat(parts, axis=1)[:, :c]
+
+
+def _block_task(product: Callable[[Any, Any], Any], source: Any, X: Any, i: int) -> Any:
+    """Block i of ``X`` as a fresh array (a task in another process may find ``X`` in
+    unaligned memory, where numpy takes other loops), multiplied."""
+    xp, _ = namespace_and_device(X)
+    block = xp.asarray(X[:, i * SKETCH_BLOCK : (i + 1) * SKETCH_BLOCK], copy=True)
+    return product(source, block)
 
 
 # -- shared steps ---------------------------------------------------------------------------
@@ -217,6 +285,7 @@ def randomized_svd(
     q: int,
     probes: Any,
     tol: float,
+    probe_operator: CountedOperator | None = None,
 ) -> Pairs:
     r"""Randomized range finder with power steps, then Rayleigh-Ritz (Halko et al. 2011).
 
@@ -241,7 +310,8 @@ def randomized_svd(
 
     (``extra["error_estimate"]``: the share of :math:`F` the sketch misses), next to
     plenoptic's absolute :math:`\operatorname{mean}_i \lVert (I - QQ^\top) F\omega_i\rVert`
-    (``extra["error_estimate_absolute"]``). Cost: :math:`\ell (q + 2) + r` products.
+    (``extra["error_estimate_absolute"]``). Cost: :math:`\ell (q + 2) + r` products (the
+    probes through ``probe_operator`` when given, else through F).
     """
     xp, _ = namespace_and_device(Omega)
     Q = _orthonormal(xp, F(Omega))
@@ -255,21 +325,42 @@ def randomized_svd(
     lam_max = lam_max if lam_max > 0 else 1.0
     res_host = _host_floats(xp, res)
     rel = [res_host[j - 1 - i] / lam_max for i in range(k)]
-    FG = F(probes)
+    G = F if probe_operator is None else probe_operator
+    FG = G(probes)
     miss = xp.linalg.vector_norm(FG - Q @ (xp.matrix_transpose(Q) @ FG), axis=0)
     total = xp.linalg.vector_norm(FG, axis=0)
     relative = float(xp.sqrt(xp.sum(miss**2) / xp.sum(total**2)))
     extra = dict(error_estimate=relative, error_estimate_absolute=float(xp.mean(miss)))
-    return Pairs(lam, vecs, rel, max(rel) <= tol, F.n_products, q, lam_max, extra)
+    spent = F.n_products + (0 if G is F else G.n_products)
+    return Pairs(lam, vecs, rel, max(rel) <= tol, spent, q, lam_max, extra)
 
 
 # -- thick-restart block Lanczos (Krylov-Schur) ----------------------------------------------
-#: a residual check (an eigh of the j x j projected matrix) every max(1, j // CHECK_SPACING)
-#: steps: checks then cost O(j^3) in all, and stopping is late by at most 1/CHECK_SPACING
+#: checks (an O(j^3) decomposition of the j x j projected matrix) are at least
+#: max(1, steps // CHECK_SPACING) steps apart, so that they cost O(j^3) in all
 CHECK_SPACING = 32
 #: a re-orthogonalisation pass that shrinks a column below this share of its norm is repeated
-#: (Daniel, Gragg, Kaufman & Stewart 1976)
+#: (Daniel, Gragg, Kaufman & Stewart 1976) ...
 DGKS = 0.5
+#: ... that is, when what it leaves is below this multiple of what it removes
+REPEAT = DGKS / math.sqrt(1 - DGKS**2)
+#: share of the basis a thick restart keeps (the Ritz vectors nearest the wanted end)
+KEEP = 0.5
+#: first capacity (columns) of the preallocated basis; it doubles when full, up to basis_size
+FIRST_CAPACITY = 64
+
+
+class KrylovSchur(NamedTuple):
+    """What :func:`krylov_schur` returns: ``X`` (n, k) the wanted vectors, ``converged``,
+    ``steps`` (block products), ``restarts``, ``checks`` (decompositions of the projected
+    matrix) and ``estimate`` (the last residual estimate, relative to ``scale``)."""
+
+    X: Any
+    converged: bool
+    steps: int
+    restarts: int
+    checks: int
+    estimate: float
 
 
 def krylov_schur(
@@ -283,7 +374,9 @@ def krylov_schur(
     basis_size: int,
     rng: Any,
     bar: Any = None,
-) -> tuple[Any, bool, int, int]:
+    target: float | None = None,
+    scale: float | None = None,
+) -> KrylovSchur:
     r"""The k largest (``which="LA"``) or smallest (``"SA"``) eigenvectors of symmetric A.
 
     Block Lanczos with full re-orthogonalisation builds an orthonormal basis
@@ -295,140 +388,227 @@ def krylov_schur(
         W = A Q_j, \quad C = V^\top W, \quad W \leftarrow W - V C, \quad
         Q_{j+1} R_j = W \ \text{(QR)}, \quad H = V^\top A V,
 
-    so that :math:`A V = V H + Q_{j+1} R_j E_j^\top`. (The three-term part, against
-    :math:`Q_j` and :math:`Q_{j-1}`, is removed first; the full pass then only cleans
-    rounding, and is repeated when it removes much.) The Ritz pairs
-    :math:`H = Y \Theta Y^\top`, :math:`x_i = V y_i` have residuals
-    :math:`\lVert A x_i - \theta_i x_i \rVert = \lVert R_j\, y_i^{(j)} \rVert` (the last b
-    entries of :math:`y_i`), known without a product. When the basis is full, it is
-    *thickly restarted* (Krylov-Schur): keep the half of the Ritz vectors on the wanted side,
+    so that :math:`A V = V H + Q_{j+1} R_j E_j^\top`. The three-term part (against
+    :math:`Q_j` and :math:`Q_{j-1}`) is removed first; one classical Gram-Schmidt pass against
+    the whole basis then only cleans rounding, and is repeated when it removed much (the
+    cheap test of Daniel et al. 1976, from the norms at hand). The basis and :math:`H` live
+    in preallocated arrays written in place (``backends.ops.at``).
+
+    **Extraction.** Ritz pairs :math:`H = Y \Theta Y^\top`, :math:`x_i = V y_i`, have
+    residuals :math:`\lVert A x_i - \theta_i x_i \rVert = \lVert R_j\, y_i^{(j)} \rVert`
+    (the last b entries of :math:`y_i`), known without a product. With a ``target``
+    :math:`\tau`, the *refined* vectors are used instead (Jia 1997; Stewart, *Matrix
+    Algorithms II*, Sec. 4.4): the unit :math:`x = V y` that minimise
+    :math:`\lVert (A - \tau I) x \rVert = \lVert (\bar H - \tau \bar I) y \rVert`, with
+    :math:`\bar H = [H;\ R_j E_j^\top]`, i.e. the right singular vectors of the k smallest
+    singular values :math:`s_i`, which bound the residuals. For the bottom of a Fisher
+    spectrum (:math:`A = \sigma I - F`, :math:`\tau = \sigma`) that is the Krylov vector
+    with the smallest :math:`\lVert F x\rVert`: on a spectrum that decays smoothly to 0 its
+    residual falls like :math:`1/j^2` and reaches a tolerance 3 to 9 times sooner than the
+    Ritz vector's, whose residual is inflated by the many tiny eigenvalues it mixes
+    (measured on plenoptic's ``Gaussian(3)``; docs/eigendistortion.md).
+
+    **Checks.** The decomposition of the j x j matrix (``eigh``, or ``svd`` when refined)
+    costs :math:`O(j^3)`, more than a step, so it is not done every step: the next check is
+    placed where the residual, extrapolated from the last two checks as
+    :math:`e^{-\rho\,t}` in the step count t, meets the tolerance (a residual that falls
+    like a power of t falls slower than that: the check lands before the goal, not after), at
+    least ``steps // CHECK_SPACING`` and at most ``steps // 2`` steps later.
+
+    **Restarts.** When the basis is full (``basis_size`` columns), it is *thickly restarted*
+    (Krylov-Schur, Stewart 2001): keep the half of the Ritz vectors on the wanted side,
     :math:`V \leftarrow V Y_{keep}`, :math:`H \leftarrow \Theta_{keep}`, and go on from
     :math:`Q_{j+1}`; their coupling to it, :math:`R_j Y^{(j)}_{keep}`, is recovered by the
     next :math:`C`. On the dense, clustered bottom of a Fisher spectrum every restart loses
-    progress, so the bottom solve uses a long basis (ARPACK's default of 20 vectors, restarted
-    implicitly, needs 10x more products there; docs/eigendistortion.md).
+    progress, so the bottom solve uses a long basis.
 
-    Stops when every wanted residual is at most ``tol`` times the largest :math:`|\theta|`
-    seen, or after ``max_steps`` block products. Returns ``(X, converged, steps, restarts)``
-    with ``X`` (n, k) the wanted Ritz vectors; the caller checks them with a true product
+    Stops when every wanted residual (estimate) is at most ``tol`` times ``scale`` (default:
+    the largest :math:`|\theta|` seen, or the largest singular value when refined), or after
+    ``max_steps`` block products. The caller checks the vectors with a true product
     (:func:`verify`).
     """
-    xp, _ = namespace_and_device(X0)
+    xp, dev = namespace_and_device(X0)
     n, b = X0.shape
     top = which == "LA"
     m = max(min(basis_size, n - b), k + b)
     eps = float(xp.finfo(X0.dtype).eps)
-    Q, prev = _orthonormal(xp, X0), None
-    V, H = _Basis(xp), None
-    anorm, steps, restarts, last_check, converged = 0.0, 0, 0, 0, False
+    basis = _Basis(xp, n, b, m, X0.dtype, dev)
+    checks = _Schedule(tol)
+    Q = _orthonormal(xp, X0)
+    anorm, steps, restarts, n_checks, worst, converged = 0.0, 0, 0, 0, math.inf, False
     while True:
         W = A(Q)
         steps += 1
-        V.append(Q)
-        W, C = _orthogonalise(xp, V, W, Q, prev)
-        H = _grow(xp, H, C)
-        prev, (Q, R) = Q, xp.linalg.qr(W)
-        j = V.size
+        basis.append(Q)
+        W, norms = basis.orthogonalise(W)
+        Q, R = _qr(xp, W, norms)
+        j = basis.size
         full = j + b > m
         done = steps >= max_steps or j + b > n - b
-        if not (full or done or steps - last_check >= max(1, j // CHECK_SPACING)):
+        if not (full or done or checks.due(steps)):
+            Q = _deflate(xp, Q, R, basis, anorm * eps * 100, rng)
             continue
-        last_check = steps
-        theta, Y = xp.linalg.eigh(H)
-        anorm = max(anorm, float(xp.max(xp.abs(theta))))
-        wanted = list(range(j - k, j)) if top else list(range(k))
-        Yw = xp.take(Y, xp.asarray(wanted, dtype=xp.int64, device=Y.device), axis=1)
-        est = xp.linalg.vector_norm(R @ Yw[j - b :, :], axis=0)
-        worst = float(xp.max(est)) / (anorm if anorm > 0 else 1.0)
+        n_checks += 1
+        if target is None or full:
+            theta, Y = xp.linalg.eigh(basis.projected())
+            anorm = max(anorm, float(xp.max(xp.abs(theta))))
+        if target is None:
+            wanted = list(range(j - k, j)) if top else list(range(k))
+            Yw = xp.take(Y, xp.asarray(wanted, dtype=xp.int64, device=dev), axis=1)
+            est = xp.linalg.vector_norm(R @ Yw[j - b :, :], axis=0)
+        else:
+            Yw, est, s_max = _refined(xp, basis.shifted(R, target), k)
+            anorm = max(anorm, s_max)
+        worst = float(xp.max(est)) / (scale or anorm or 1.0)
         _show(bar, f"residual {worst:.2e}")
         if worst <= tol or done:
             converged = worst <= tol
             break
+        checks.plan(steps, worst)
         if full:  # thick restart
             restarts += 1
-            p = max(k, (j - b) // 2)
+            p = max(k, int((j - b) * KEEP))
             keep = list(range(j - p, j)) if top else list(range(p))
-            ind = xp.asarray(keep, dtype=xp.int64, device=Y.device)
-            V.rotate(xp.take(Y, ind, axis=1))
-            H = _diag(xp, xp.take(theta, ind, axis=0))
-            prev = None
-        Q = _deflate(xp, Q, R, V, anorm * eps * 100, rng)
-    return V.combine(Yw), converged, steps, restarts
+            ind = xp.asarray(keep, dtype=xp.int64, device=dev)
+            basis.restart(xp.take(Y, ind, axis=1), xp.take(theta, ind, axis=0))
+        Q = _deflate(xp, Q, R, basis, anorm * eps * 100, rng)
+    return KrylovSchur(basis.vectors(Yw), converged, steps, restarts, n_checks, worst)
+
+
+def _refined(xp: Any, M: Any, k: int) -> tuple[Any, Any, float]:
+    r"""The refined vectors of :math:`M = \bar H - \tau \bar I` ((j + b) x j), Rayleigh-Ritz
+    among them, and the residuals of those pairs.
+
+    ``Y`` (j, k): the right singular vectors of the k smallest singular values (the unit
+    :math:`y` with the smallest :math:`\lVert M y\rVert`), rotated to the Ritz vectors of
+    :math:`G = Y^\top M_{1:j} Y`, :math:`G Z = Z \operatorname{diag}(\mu)`; ``est``:
+    :math:`\lVert M y_i - \mu_i \bar I y_i\rVert`, the residuals
+    :math:`\lVert A x_i - (\tau + \mu_i) x_i\rVert` of :math:`x_i = V y_i`: near 0 whether
+    the bottom is a near-null cluster (:math:`\mu \approx 0`) or an isolated eigenvalue
+    (:math:`\mu` its distance to :math:`\tau`). Also the largest singular value."""
+    j = M.shape[1]
+    _, s, Vh = xp.linalg.svd(M, full_matrices=False)
+    Y = xp.matrix_transpose(Vh[j - k :, :])
+    MY = M @ Y
+    mu, Z = xp.linalg.eigh(_sym(xp, xp.matrix_transpose(Y) @ MY[:j, :]))
+    Y, MY = Y @ Z, MY @ Z
+    gap = xp.concat([MY[:j, :] - Y * mu[None, :], MY[j:, :]], axis=0)
+    return Y, xp.linalg.vector_norm(gap, axis=0), float(s[0])
 
 
 class _Basis:
-    """The Lanczos basis as a list of column chunks (appending copies one chunk, not all)."""
+    r"""The Lanczos basis and the upper triangle of :math:`H = V^\top A V`, in preallocated
+    arrays written in place; the capacity doubles when full, up to ``m`` (+ b) columns. The
+    basis is stored transposed, ``Vt = V^T`` (one contiguous row per vector), so that the
+    first j vectors are one contiguous block."""
 
-    CHUNK = 64
+    def __init__(self, xp: Any, n: int, b: int, m: int, dtype: Any, device: Any) -> None:
+        self.xp, self.n, self.b, self.m, self.size = xp, n, b, m, 0
+        self.dtype, self.device = dtype, device
+        self._allocate(min(m + b, max(FIRST_CAPACITY, 4 * b)))
 
-    def __init__(self, xp: Any) -> None:
-        self.xp, self.chunks, self.size = xp, [], 0
+    def _allocate(self, cap: int) -> None:
+        xp, j = self.xp, self.size
+        Vt = xp.zeros((cap, self.n), dtype=self.dtype, device=self.device)
+        H = xp.zeros((cap, cap), dtype=self.dtype, device=self.device)
+        if j:
+            Vt = at(Vt)[:j, :].set(self.Vt[:j, :])
+            H = at(H)[:j, :j].set(self.H[:j, :j])
+        self.Vt, self.H, self.cap = Vt, H, cap
 
     def append(self, Q: Any) -> None:
-        xp = self.xp
-        if self.chunks and self.chunks[-1].shape[1] + Q.shape[1] <= self.CHUNK:
-            self.chunks[-1] = xp.concat([self.chunks[-1], Q], axis=1)
-        else:
-            self.chunks.append(Q)
-        self.size += Q.shape[1]
+        j, b = self.size, Q.shape[1]
+        if j + b > self.cap:
+            self._allocate(min(self.m + b, 2 * self.cap))
+        self.Vt = at(self.Vt)[j : j + b, :].set(self.xp.matrix_transpose(Q))
+        self.size = j + b
 
     def project(self, W: Any) -> Any:
         r""":math:`V^\top W` (j, b)."""
-        xp = self.xp
-        return xp.concat([xp.matrix_transpose(c) @ W for c in self.chunks], axis=0)
+        return self.Vt[: self.size, :] @ W
 
     def combine(self, C: Any) -> Any:
-        """:math:`V C` (n, b)."""
-        out, row = None, 0
-        for c in self.chunks:
-            part = c @ C[row : row + c.shape[1], :]
-            out = part if out is None else out + part
-            row += c.shape[1]
-        return out
+        """:math:`V C` (n, b) on the first ``C.shape[0]`` vectors."""
+        return self.xp.matrix_transpose(self.Vt[: C.shape[0], :]) @ C
 
-    def rotate(self, Y: Any) -> None:
-        r""":math:`V \leftarrow V Y` (thick restart)."""
-        Z = self.combine(Y)
-        self.chunks, self.size = [], 0
-        for start in range(0, Z.shape[1], self.CHUNK):
-            self.append(Z[:, start : min(start + self.CHUNK, Z.shape[1])])
+    def orthogonalise(self, W: Any) -> tuple[Any, Any]:
+        """``W - V C``, orthogonal to the basis, and its column norms; ``C = V^T W`` (W is
+        ``A Q`` for the basis' last block Q) goes into the last column block of ``H``.
+
+        The last two blocks first (the three-term recurrence: large coefficients), then one
+        classical Gram-Schmidt pass against the whole basis, which only cleans rounding; it
+        is repeated when it removed much (orthogonality was lost): when the column it left is
+        below ``DGKS`` of the column it started from, i.e. (Pythagoras) below
+        ``DGKS / sqrt(1 - DGKS**2)`` of what it removed (Daniel et al. 1976)."""
+        xp, j, b = self.xp, self.size, W.shape[1]
+        V = self.Vt[:j, :]
+        lo = max(0, j - 2 * b)
+        c_local = V[lo:, :] @ W
+        W = W - xp.matrix_transpose(V[lo:, :]) @ c_local
+        zeros = xp.zeros((lo, b), dtype=W.dtype, device=W.device)
+        C = xp.concat([zeros, c_local], axis=0)
+        for _ in range(3):
+            c = V @ W
+            W, C = W - xp.matrix_transpose(V) @ c, C + c
+            norms = xp.linalg.vector_norm(W, axis=0)
+            if bool(xp.all(norms > REPEAT * xp.linalg.vector_norm(c, axis=0))):
+                break
+        self.H = at(self.H)[:j, j - b : j].set(C)
+        return W, norms
+
+    def projected(self) -> Any:
+        r""":math:`H` (j, j), symmetric, from its stored upper triangle."""
+        xp, H = self.xp, self.H[: self.size, : self.size]
+        return xp.triu(H) + xp.matrix_transpose(xp.triu(H, k=1))
+
+    def shifted(self, R: Any, tau: float) -> Any:
+        r""":math:`\bar H - \tau \bar I` (j + b, j): :math:`H - \tau I` over
+        :math:`R_j E_j^\top`."""
+        xp, j, b = self.xp, self.size, R.shape[0]
+        eye = xp.eye(j, dtype=self.dtype, device=self.device)
+        last = xp.concat([xp.zeros((b, j - b), dtype=self.dtype, device=self.device), R], axis=1)
+        return xp.concat([self.projected() - tau * eye, last], axis=0)
+
+    def vectors(self, Y: Any) -> Any:
+        """:math:`V Y` (n, p)."""
+        return self.combine(Y)
+
+    def restart(self, Y: Any, theta: Any) -> None:
+        r""":math:`V \leftarrow V Y`, :math:`H \leftarrow \operatorname{diag}(\theta)`."""
+        xp, p = self.xp, Y.shape[1]
+        Zt = xp.matrix_transpose(Y) @ self.Vt[: self.size, :]
+        self.Vt = at(self.Vt)[:p, :].set(Zt)
+        self.H = at(self.H)[:p, :p].set(_diag(xp, theta))
+        self.size = p
 
 
-def _orthogonalise(xp: Any, V: _Basis, W: Any, Q: Any, prev: Any) -> tuple[Any, Any]:
-    """``W - V C`` orthogonal to the basis (which ends with ``Q``), and ``C = V^T A Q``."""
-    j, b = V.size, Q.shape[1]
-    local = [Q] if prev is None else [prev, Q]
-    coefs = []
-    for B in local:  # the three-term recurrence: against Q_{j-1} and Q_j
-        c = xp.matrix_transpose(B) @ W
-        W = W - B @ c
-        coefs.append(c)
-    zeros = xp.zeros((j - b * len(local), b), dtype=W.dtype, device=W.device)
-    C = xp.concat([zeros, *coefs], axis=0)
-    for _ in range(3):  # full passes, until one leaves the norms alone
-        before = xp.linalg.vector_norm(W, axis=0)
-        c = V.project(W)
-        W = W - V.combine(c)
-        C = C + c
-        after = xp.linalg.vector_norm(W, axis=0)
-        if (
-            float(xp.min(after / xp.clip(before, float(xp.finfo(W.dtype).smallest_normal), None)))
-            > DGKS
-        ):
-            break
-    return W, C
+class _Schedule:
+    """When :func:`krylov_schur` next decomposes its projected matrix (see there)."""
+
+    def __init__(self, tol: float) -> None:
+        self.tol, self.next, self.last = tol, 1, None
+
+    def due(self, steps: int) -> bool:
+        return steps >= self.next
+
+    def plan(self, steps: int, worst: float) -> None:
+        low, high = max(1, steps // CHECK_SPACING), max(1, steps // 2)
+        gap = low
+        if self.last is not None:
+            t0, w0 = self.last
+            if 0 < worst < w0:  # the rate per step of the last stretch, extrapolated
+                rate = math.log(w0 / worst) / (steps - t0)
+                gap = min(max(math.ceil(math.log(worst / self.tol) / rate), low), high)
+            else:  # no progress (a plateau, or the rounding floor): look less often
+                gap = max(low, steps // 8)
+        self.last, self.next = (steps, worst), steps + gap
 
 
-def _grow(xp: Any, H: Any, C: Any) -> Any:
-    """``H`` (j-b, j-b) bordered by the new block's coefficients ``C`` (j, b)."""
-    j, b = C.shape
-    if H is None:
-        return _sym(xp, C)
-    top_right = C[: j - b, :]
-    corner = _sym(xp, C[j - b :, :])
-    upper = xp.concat([H, top_right], axis=1)
-    lower = xp.concat([xp.matrix_transpose(top_right), corner], axis=1)
-    return xp.concat([upper, lower], axis=0)
+def _qr(xp: Any, W: Any, norms: Any) -> tuple[Any, Any]:
+    """QR of ``W`` whose column norms are known: one column is just normalised."""
+    if W.shape[1] == 1:
+        return W / norms, xp.reshape(norms, (1, 1))
+    return xp.linalg.qr(W)
 
 
 def _diag(xp: Any, d: Any) -> Any:
@@ -436,18 +616,19 @@ def _diag(xp: Any, d: Any) -> Any:
     return xp.eye(p, dtype=d.dtype, device=d.device) * d[None, :]
 
 
-def _deflate(xp: Any, Q: Any, R: Any, V: Any, small: float, rng: Any) -> Any:
+def _deflate(xp: Any, Q: Any, R: Any, basis: _Basis, small: float, rng: Any) -> Any:
     """A direction of the new block with a vanishing ``R`` column means the Krylov space is
     (numerically) invariant there: QR's column is then arbitrary, so it is replaced by a
     random direction orthogonal to the basis (Lanczos goes on in a fresh direction)."""
-    d = xp.abs(xp.linalg.diagonal(R))
-    tiny = d <= small
+    if R.shape[0] == 1 and abs(float(R[0, 0])) > small:  # one column: no device work
+        return Q
+    tiny = xp.abs(xp.linalg.diagonal(R)) <= small
     if not bool(xp.any(tiny)):
         return Q
     Z = rng.normal(Q.shape, dtype=Q.dtype)
     Q = xp.where(tiny[None, :], Z, Q)
     for _ in range(2):
-        Q = Q - V.combine(V.project(Q))
+        Q = Q - basis.combine(basis.project(Q))
     return _orthonormal(xp, Q)
 
 

@@ -298,12 +298,15 @@ class Eigendistortion:
         progress: bool = True,
         lanczos: str = "auto",
         warn_unconverged: bool = False,
+        executor: Any = None,
     ) -> None:
         """See :meth:`refimpl.eigendistortion.Eigendistortion.synthesize`; ``rng=None``
         draws from ``torch.default_generator`` (so ``torch.manual_seed`` / ``po.set_seed``
         make runs reproducible, as in plenoptic). Stopping at ``max_iter`` is silent, as in
         plenoptic, unless ``warn_unconverged=True``; ``convergence`` records it either way
-        (``converged``, ``max_residual``, ``stop_criterion``, ``tolerance``)."""
+        (``converged``, ``max_residual``, ``stop_criterion``, ``tolerance``). ``executor``
+        (``randomized_svd``): where the sketch's column blocks are multiplied; the module
+        goes there with every task (it must pickle for other processes)."""
         self._ref.synthesize(
             method,
             k,
@@ -315,6 +318,7 @@ class Eigendistortion:
             progress=progress,
             lanczos=lanczos,
             warn_unconverged=warn_unconverged,
+            executor=executor,
         )
 
     def compute_jacobian(self) -> torch.Tensor:
