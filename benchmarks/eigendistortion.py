@@ -12,7 +12,7 @@ at 64 x 64 in float32 (torch's and plenoptic's default), the top and the bottom 
   defaults (``stop_criterion=1e-7``, clamped to 100 eps of float32 = 1.19e-5), on the same
   module: ``convergence`` gives each end's time and the time spent in the model's products.
 
-Runs of the two alternate, ``min(--repeats, 3)`` of each; medians. Residuals
+Runs of the two alternate, ``min(--repeats, 5)`` of each; medians. Residuals
 ``||F v - lambda v|| / lambda_max`` of every returned vector are recomputed independently in
 float64 (``refimpl.torch.as_model`` on a float64 copy of the module; ``lambda_max`` the
 larger top Rayleigh quotient). Goals, each printed as met / NOT met:
@@ -64,7 +64,7 @@ FULL_MODELS = [
     ("OnOff(31), pretrained", "OnOff", dict(kernel_size=31, pretrained=True)),
 ]
 #: the runs of each implementation in the default cases (at most; --repeats lowers it)
-REPEATS = 3
+REPEATS = 5
 #: the goals
 PAIR_RATIO, RESIDUAL_FACTOR, TOP_SPEEDUP, OVERHEAD_SHARE = 1.0, 10.0, 5.0, 0.25
 

@@ -7,8 +7,9 @@ rules and attributes, so code switches by changing the import::
 
     from refimpl.torch import Eigendistortion   # was: from plenoptic import Eigendistortion
 
-The module runs through :func:`refimpl.torch.as_model` (forward-mode JVPs, vmapped batches
-of products), so the results equal those of ``refimpl`` on an explicit model with the same
+The module runs through :func:`refimpl.torch.as_model` (JVPs by double backward on the
+graph kept from one forward pass, forward mode where that cannot run; vmapped batches of
+products), so the results equal those of ``refimpl`` on an explicit model with the same
 weights. Differences from plenoptic (README, "Differences"): the verified bugs are fixed
 (shifted first step, decreasing bottom block, clip instead of abs, re-orthonormalised
 randomized SVD, 1-d eigenvalues for k = 1); ``stop_criterion`` is a residual relative to
