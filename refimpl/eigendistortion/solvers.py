@@ -41,6 +41,7 @@ from typing import Any, NamedTuple
 
 from backends import linalg, namespace_and_device
 from backends.ops import at
+from backends.threads import one_thread_per_op
 from refimpl.parallel import run_tasks
 
 __all__ = [
@@ -439,39 +440,40 @@ def krylov_schur(
     while True:
         W = A(Q)
         steps += 1
-        basis.append(Q)
-        W, norms = basis.orthogonalise(W)
-        Q, R = _qr(xp, W, norms)
-        j = basis.size
-        full = j + b > m
-        done = steps >= max_steps or j + b > n - b
-        if not (full or done or checks.due(steps)):
+        with one_thread_per_op(Q):  # the solver's own small operations: backends/threads.py
+            basis.append(Q)
+            W, norms = basis.orthogonalise(W)
+            Q, R = _qr(xp, W, norms)
+            j = basis.size
+            full = j + b > m
+            done = steps >= max_steps or j + b > n - b
+            if not (full or done or checks.due(steps)):
+                Q = _deflate(xp, Q, R, basis, anorm * eps * 100, rng)
+                continue
+            n_checks += 1
+            if target is None or full:
+                theta, Y = xp.linalg.eigh(basis.projected())
+                anorm = max(anorm, float(xp.max(xp.abs(theta))))
+            if target is None:
+                wanted = list(range(j - k, j)) if top else list(range(k))
+                Yw = xp.take(Y, xp.asarray(wanted, dtype=xp.int64, device=dev), axis=1)
+                est = xp.linalg.vector_norm(R @ Yw[j - b :, :], axis=0)
+            else:
+                Yw, est, s_max = _refined(xp, basis.shifted(R, target), k)
+                anorm = max(anorm, s_max)
+            worst = float(xp.max(est)) / (scale or anorm or 1.0)
+            _show(bar, f"residual {worst:.2e}")
+            if worst <= tol or done:
+                converged = worst <= tol
+                break
+            checks.plan(steps, worst)
+            if full:  # thick restart
+                restarts += 1
+                p = max(k, int((j - b) * KEEP))
+                keep = list(range(j - p, j)) if top else list(range(p))
+                ind = xp.asarray(keep, dtype=xp.int64, device=dev)
+                basis.restart(xp.take(Y, ind, axis=1), xp.take(theta, ind, axis=0))
             Q = _deflate(xp, Q, R, basis, anorm * eps * 100, rng)
-            continue
-        n_checks += 1
-        if target is None or full:
-            theta, Y = xp.linalg.eigh(basis.projected())
-            anorm = max(anorm, float(xp.max(xp.abs(theta))))
-        if target is None:
-            wanted = list(range(j - k, j)) if top else list(range(k))
-            Yw = xp.take(Y, xp.asarray(wanted, dtype=xp.int64, device=dev), axis=1)
-            est = xp.linalg.vector_norm(R @ Yw[j - b :, :], axis=0)
-        else:
-            Yw, est, s_max = _refined(xp, basis.shifted(R, target), k)
-            anorm = max(anorm, s_max)
-        worst = float(xp.max(est)) / (scale or anorm or 1.0)
-        _show(bar, f"residual {worst:.2e}")
-        if worst <= tol or done:
-            converged = worst <= tol
-            break
-        checks.plan(steps, worst)
-        if full:  # thick restart
-            restarts += 1
-            p = max(k, int((j - b) * KEEP))
-            keep = list(range(j - p, j)) if top else list(range(p))
-            ind = xp.asarray(keep, dtype=xp.int64, device=dev)
-            basis.restart(xp.take(Y, ind, axis=1), xp.take(theta, ind, axis=0))
-        Q = _deflate(xp, Q, R, basis, anorm * eps * 100, rng)
     return KrylovSchur(basis.vectors(Yw), converged, steps, restarts, n_checks, worst)
 
 
