@@ -238,7 +238,6 @@ def test_nonlinear_models_agree_with_exact(backend, dtype, name, N):
             assert vals[-1] <= exact[-1] + slack
 
 
-
 def test_bottom_goes_on_when_the_true_residual_misses_the_estimate(backend, monkeypatch):
     """The bottom solve stops on its residual estimate and checks with a true product; where
     the product misses the tolerance (rounding near float32's floor), it goes on from those
