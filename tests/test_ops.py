@@ -111,6 +111,27 @@ def test_at_functional_update_does_not_touch_a_copy(backend):
     np.testing.assert_array_equal(backend.to_numpy(x), [1.0, 2.0, 3.0])
 
 
+def test_assign_writes_in_place_where_it_can_and_equals_at(backend, dtype):
+    """``assign`` gives ``at(x)[key].set(value)``'s values on every backend; where arrays are
+    writable it returns the same array, written (no copy of a preallocated buffer)."""
+    import array_api_compat
+
+    x0 = np.arange(12.0).reshape(3, 4)
+    v = np.array([[-1.0, -2.0]])
+    want = ops.at(backend.asarray(x0, dtype=dtype), (slice(1, 2), slice(2, 4))).set(
+        backend.asarray(v, dtype=dtype)
+    )
+    x = backend.asarray(x0, dtype=dtype)
+    got = ops.assign(x, (slice(1, 2), slice(2, 4)), backend.asarray(v, dtype=dtype))
+    assert np.array_equal(backend.to_numpy(got), backend.to_numpy(want))
+    assert array_api_compat.array_namespace(got) is array_api_compat.array_namespace(x)
+    if array_api_compat.is_writeable_array(x):
+        assert got is x
+    else:  # jax: x untouched
+        assert np.array_equal(backend.to_numpy(x), x0.astype(backend.to_numpy(got).dtype))
+    backend.assert_same_place(got, dtype)
+
+
 @pytest.mark.parametrize("dt", ["float16", "float32", "float64"])
 def test_kth_largest_torch_cpu_fast_path_matches_kthvalue(dt):
     """The numpy.partition fast path for torch CPU tensors agrees with torch.kthvalue,

@@ -40,7 +40,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from backends import linalg, namespace_and_device
-from backends.ops import at
+from backends.ops import assign, at
 from backends.threads import one_thread_per_op
 from refimpl.parallel import run_tasks
 
@@ -499,10 +499,10 @@ def _refined(xp: Any, M: Any, k: int) -> tuple[Any, Any, float]:
 
 
 class _Basis:
-    r"""The Lanczos basis and the upper triangle of :math:`H = V^\top A V`, in preallocated
+    r"""The Lanczos basis and the lower triangle of :math:`H = V^\top A V`, in preallocated
     arrays written in place; the capacity doubles when full, up to ``m`` (+ b) columns. The
     basis is stored transposed, ``Vt = V^T`` (one contiguous row per vector), so that the
-    first j vectors are one contiguous block."""
+    first j vectors are one contiguous block; a step writes rows of both arrays."""
 
     def __init__(self, xp: Any, n: int, b: int, m: int, dtype: Any, device: Any) -> None:
         self.xp, self.n, self.b, self.m, self.size = xp, n, b, m, 0
@@ -522,7 +522,7 @@ class _Basis:
         j, b = self.size, Q.shape[1]
         if j + b > self.cap:
             self._allocate(min(self.m + b, 2 * self.cap))
-        self.Vt = at(self.Vt)[j : j + b, :].set(self.xp.matrix_transpose(Q))
+        self.Vt = assign(self.Vt, (slice(j, j + b), slice(None)), _rows(self.xp, Q))
         self.size = j + b
 
     def project(self, W: Any) -> Any:
@@ -535,33 +535,34 @@ class _Basis:
 
     def orthogonalise(self, W: Any) -> tuple[Any, Any]:
         """``W - V C``, orthogonal to the basis, and its column norms; ``C = V^T W`` (W is
-        ``A Q`` for the basis' last block Q) goes into the last column block of ``H``.
+        ``A Q`` for the basis' last block Q) goes into the last row block of ``H``.
 
-        The last two blocks first (the three-term recurrence: large coefficients), then one
-        classical Gram-Schmidt pass against the whole basis, which only cleans rounding; it
-        is repeated when it removed much (orthogonality was lost): when the column it left is
-        below ``DGKS`` of the column it started from, i.e. (Pythagoras) below
+        The last two blocks first (the three-term recurrence: the large coefficients), then
+        one classical Gram-Schmidt pass against the whole basis, which only cleans rounding;
+        it is repeated when it removed much (orthogonality was lost): when the column it left
+        is below ``DGKS`` of the column it started from, i.e. (Pythagoras) below
         ``DGKS / sqrt(1 - DGKS**2)`` of what it removed (Daniel et al. 1976)."""
         xp, j, b = self.xp, self.size, W.shape[1]
         V = self.Vt[:j, :]
         lo = max(0, j - 2 * b)
         c_local = V[lo:, :] @ W
         W = W - xp.matrix_transpose(V[lo:, :]) @ c_local
-        zeros = xp.zeros((lo, b), dtype=W.dtype, device=W.device)
-        C = xp.concat([zeros, c_local], axis=0)
+        C = None
         for _ in range(3):
             c = V @ W
-            W, C = W - xp.matrix_transpose(V) @ c, C + c
+            W = W - xp.matrix_transpose(V) @ c
+            C = c if C is None else C + c
             norms = xp.linalg.vector_norm(W, axis=0)
             if bool(xp.all(norms > REPEAT * xp.linalg.vector_norm(c, axis=0))):
                 break
-        self.H = at(self.H)[:j, j - b : j].set(C)
+        C = assign(C, (slice(lo, None), slice(None)), C[lo:, :] + c_local)
+        self.H = assign(self.H, (slice(j - b, j), slice(None, j)), _rows(xp, C))
         return W, norms
 
     def projected(self) -> Any:
-        r""":math:`H` (j, j), symmetric, from its stored upper triangle."""
+        r""":math:`H` (j, j), symmetric, from its stored lower triangle."""
         xp, H = self.xp, self.H[: self.size, : self.size]
-        return xp.triu(H) + xp.matrix_transpose(xp.triu(H, k=1))
+        return xp.tril(H) + xp.matrix_transpose(xp.tril(H, k=-1))
 
     def shifted(self, R: Any, tau: float) -> Any:
         r""":math:`\bar H - \tau \bar I` (j + b, j): :math:`H - \tau I` over
@@ -604,6 +605,14 @@ class _Schedule:
             else:  # no progress (a plateau, or the rounding floor): look less often
                 gap = max(low, steps // 8)
         self.last, self.next = (steps, worst), steps + gap
+
+
+def _rows(xp: Any, Q: Any) -> Any:
+    """``Q^T``, to be written as rows (one column: a reshape, which torch copies several
+    times faster than the transposed view)."""
+    if Q.shape[1] == 1:
+        return xp.reshape(Q, (1, Q.shape[0]))
+    return xp.matrix_transpose(Q)
 
 
 def _qr(xp: Any, W: Any, norms: Any) -> tuple[Any, Any]:

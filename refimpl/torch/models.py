@@ -7,7 +7,8 @@ the module once with autograd recording; every product at ``x`` reuses that grap
 
 * ``vjp`` :math:`J^\top u`: one backward pass through the recorded graph
   (``torch.autograd.grad(..., retain_graph=True)``); a cotangent batch is one vmapped backward
-  (``is_grads_batched=True``).
+  (``is_grads_batched=True``), a batch of one vector a plain backward (vmap's set-up costs
+  about as much as a small model's backward pass).
 * ``jvp`` :math:`J v`, two routes (``jvp_mode``):
 
   - ``"double_backward"``: :math:`g(d) = J^\top d` is linear in a dummy cotangent :math:`d`,
@@ -233,6 +234,8 @@ class _Graph:
         self.model.n_vjp += 1 if u.ndim == self.y.ndim else u.shape[0]
         if u.ndim == self.y.ndim:
             return _grad(self.out, self.xg, u)
+        if u.shape[0] == 1:  # a block of one vector: no vmap (its set-up costs a product's)
+            return _grad(self.out, self.xg, u[0])[None]
         return self.model._batched(
             "vjp", lambda U: _grad(self.out, self.xg, U, batched=True), self._vjp_one, u
         )
@@ -246,6 +249,8 @@ class _Graph:
         model.n_jvp += 1 if v.ndim == self.x.ndim else v.shape[0]
         if v.ndim == self.x.ndim:
             return self._jvp_one(v)
+        if v.shape[0] == 1:  # a block of one vector: no vmap
+            return self._jvp_one(v[0])[None]
         if model.jvp_route == "double_backward":
             return model._batched("jvp", self._jvp_block_double_backward, self._jvp_one, v)
         return torch.stack([self._jvp_one(v[i]) for i in range(v.shape[0])])
