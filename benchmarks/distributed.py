@@ -22,6 +22,7 @@ tiny tasks, one round, no malloc comparison (a smoke run).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import importlib.util
 import inspect
 import os
@@ -91,19 +92,44 @@ def _warm_up() -> None:
 
 
 # -- clusters ---------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _environ(**values: str | None) -> Any:
+    """This process's environment with ``values`` (None: unset), restored afterwards. dask's
+    nannies copy their pre-spawn variables into the environment of the process that starts
+    them (the driver, for a local cluster), and take a variable found there over their
+    configuration: a cluster started earlier would decide what the next one gets."""
+    saved = {name: os.environ.get(name) for name in values}
+    try:
+        for name, value in values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 def _cluster(n_workers: int, *, trim_default: bool = False) -> tuple[Any, float]:
     """A local cluster's client and its start-up time (until a first task answered)."""
     import dask
     import distributed
 
     from refimpl.distributed import local_cluster
-    from refimpl.distributed.cluster import MALLOC_TRIM
+    from refimpl.distributed.cluster import MALLOC_MMAP, MALLOC_TRIM
 
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # several clusters: the scheduler's HTTP port is taken
         warnings.filterwarnings("ignore", message="Port .* is already in use")
-        if trim_default:  # local_cluster's cluster with what it leaves out put back
-            with dask.config.set({MALLOC_TRIM: 65536}):
+        if trim_default:  # local_cluster's cluster with dask's default environment
+            with (
+                dask.config.set({MALLOC_TRIM: 65536, MALLOC_MMAP: None}),
+                _environ(MALLOC_TRIM_THRESHOLD_="65536", MALLOC_MMAP_THRESHOLD_=None),
+            ):
                 client = distributed.Client(
                     n_workers=n_workers, threads_per_worker=1, processes=True,
                     dashboard_address=None,

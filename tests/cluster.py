@@ -22,9 +22,11 @@ def start_cluster(n_workers: int = 2):
     distributed = pytest.importorskip("distributed")
     import dask
 
+    from refimpl.distributed.cluster import worker_environ
+
     # dask's workers trim malloc's free lists at 64 KiB by default, which slows loops whose
-    # temporaries are MBs; refimpl.distributed.local_cluster does the same
-    with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+    # temporaries are MBs: the workers of refimpl.distributed.local_cluster
+    with dask.config.set(worker_environ()):
         cluster = distributed.LocalCluster(
             n_workers=n_workers,
             threads_per_worker=1,

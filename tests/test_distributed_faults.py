@@ -141,11 +141,24 @@ def file_bytes(paths) -> list[bytes]:
 
 
 # -- the cluster ------------------------------------------------------------------------------
-def test_local_cluster_workers_are_single_threaded_processes_without_malloc_trim(client):
+def test_local_cluster_workers_are_single_threaded_processes_with_malloc_thresholds(client):
+    """One thread per worker process; glibc's trim and mmap thresholds at 256 MiB (not
+    dask's 65536), or what this process's environment says."""
+    from refimpl.distributed.cluster import MALLOC_THRESHOLD
+
     assert len(client.nthreads()) == 2 and set(client.nthreads().values()) == {1}
     assert os.getpid() not in worker_pids(client)
-    trim = set(client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_").values())
-    assert trim == {os.environ.get("MALLOC_TRIM_THRESHOLD_")}  # dask's 65536 is not set
+    for name in ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_"):
+        got = set(client.run(os.environ.get, name).values())
+        assert got == {os.environ.get(name) or str(MALLOC_THRESHOLD)}, name
+
+
+def test_worker_environ_keeps_a_value_of_this_processs_environment(monkeypatch):
+    from refimpl.distributed.cluster import MALLOC_MMAP, MALLOC_TRIM, worker_environ
+
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "131072")
+    assert worker_environ() == {MALLOC_TRIM: None, MALLOC_MMAP: str(2**28)}
 
 
 # -- a lost worker ----------------------------------------------------------------------------
