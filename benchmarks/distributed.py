@@ -98,20 +98,20 @@ def _environ(**values: str | None) -> Any:
     nannies copy their pre-spawn variables into the environment of the process that starts
     them (the driver, for a local cluster), and take a variable found there over their
     configuration: a cluster started earlier would decide what the next one gets."""
+
+    def put(settings: dict[str, str | None]) -> None:
+        for name, value in settings.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
     saved = {name: os.environ.get(name) for name in values}
     try:
-        for name, value in values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        put(values)
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        put(saved)
 
 
 def _cluster(n_workers: int, *, trim_default: bool = False) -> tuple[Any, float]:

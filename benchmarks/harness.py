@@ -125,11 +125,7 @@ class Harness:
         """
         for _ in range(self.warmup):
             fn()
-        t0 = time.perf_counter()
-        fn()
-        _cuda_sync()
-        once = time.perf_counter() - t0
-        number = max(1, min(self.max_number, math.ceil(self.min_sample / max(once, 1e-9))))
+        number = self.calls_per_sample(fn)
         times = []
         for _ in range(self.repeats):
             t0 = time.perf_counter()
@@ -138,6 +134,15 @@ class Harness:
             _cuda_sync()
             times.append((time.perf_counter() - t0) / number)
         return times, self.peak_memory(fn)
+
+    def calls_per_sample(self, fn: Callable[[], Any]) -> int:
+        """How many calls of ``fn`` a timed sample makes so that it lasts at least
+        ``min_sample`` seconds (from one timed call; at most ``max_number``)."""
+        t0 = time.perf_counter()
+        fn()
+        _cuda_sync()
+        once = time.perf_counter() - t0
+        return max(1, min(self.max_number, math.ceil(self.min_sample / max(once, 1e-9))))
 
     @staticmethod
     def peak_memory(fn: Callable[[], Any]) -> int:

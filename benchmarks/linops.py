@@ -34,7 +34,6 @@ scheduler instead of the products.
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import statistics
 import time
@@ -123,12 +122,6 @@ def _ours(F: Any, V: Any) -> Callable[[], Any]:
 
 
 # -- interleaved timing -------------------------------------------------------------------------
-def _number(h: Any, fn: Callable[[], Any]) -> int:
-    """Calls per sample so that a sample lasts ``h.min_sample`` (as the harness does)."""
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    return max(1, min(h.max_number, math.ceil(h.min_sample / max(once, 1e-9))))
 
 
 def _compare_interleaved(
@@ -147,7 +140,7 @@ def _compare_interleaved(
     for fn in fns.values():
         for _ in range(h.warmup):
             fn()
-    numbers = {label: _number(h, fn) for label, fn in fns.items()}
+    numbers = {label: h.calls_per_sample(fn) for label, fn in fns.items()}
     times: dict[str, list[float]] = {label: [] for label in fns}
     cpu: dict[str, list[float]] = {label: [] for label in fns}
     order = list(fns)

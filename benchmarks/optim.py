@@ -35,7 +35,6 @@ from __future__ import annotations
 import functools
 import gc
 import importlib.util
-import math
 import os
 import statistics
 import time
@@ -124,14 +123,6 @@ class _Problem:
         return step, x
 
 
-def _number(h: Any, fn: Callable[[], Any]) -> int:
-    """Calls per sample so that a sample lasts ``h.min_sample`` (as the harness does)."""
-    t0 = time.perf_counter()
-    fn()
-    once = time.perf_counter() - t0
-    return max(1, min(h.max_number, math.ceil(h.min_sample / max(once, 1e-9))))
-
-
 def _interleaved(
     h: Any, problem: _Problem, builds: dict[str, Callable[[list], Any]]
 ) -> tuple[dict[str, list[float]], dict[str, list[float]], dict[str, Callable[[], None]]]:
@@ -154,7 +145,7 @@ def _interleaved(
             for _ in range(max(1, h.warmup)):
                 steppers[label]()
             if label not in numbers:
-                numbers[label] = _number(h, steppers[label])
+                numbers[label] = h.calls_per_sample(steppers[label])
         for label in order:
             fn, number = steppers[label], numbers[label]
             t0, c0 = time.perf_counter(), time.process_time()

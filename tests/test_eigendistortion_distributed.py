@@ -19,6 +19,7 @@ from refimpl import models as rm
 from refimpl.eigendistortion import Eigendistortion, solvers
 from refimpl.linops import FisherOperator
 from tests.cluster import cluster_fixture
+from tests.test_eigendistortion import Doubling
 from tests.test_models import arr
 
 executor = cluster_fixture()
@@ -180,17 +181,8 @@ def test_a_model_that_does_not_pickle_fails_with_pickles_error(executor):
     np.testing.assert_allclose(eig.eigenvalues, [4.0, 4.0])
 
 
-class _LockedModel:
+class _LockedModel(Doubling):
     """y = 2 x, holding a lock (which no pickler takes)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
-
-    def __call__(self, x):
-        return 2.0 * x
-
-    def jvp(self, x, v):
-        return 2.0 * v
-
-    def vjp(self, x, u):
-        return 2.0 * u
