@@ -40,7 +40,7 @@ from functools import partial
 from typing import Any, NamedTuple
 
 from backends import linalg, namespace_and_device
-from backends.ops import assign, at
+from backends.ops import assign
 from backends.threads import one_thread_per_op
 from refimpl.parallel import run_tasks
 
@@ -393,7 +393,7 @@ def krylov_schur(
     :math:`Q_j` and :math:`Q_{j-1}`) is removed first; one classical Gram-Schmidt pass against
     the whole basis then only cleans rounding, and is repeated when it removed much (the
     cheap test of Daniel et al. 1976, from the norms at hand). The basis and :math:`H` live
-    in preallocated arrays written in place (``backends.ops.at``).
+    in preallocated arrays written in place (``backends.ops.assign``).
 
     **Extraction.** Ritz pairs :math:`H = Y \Theta Y^\top`, :math:`x_i = V y_i`, have
     residuals :math:`\lVert A x_i - \theta_i x_i \rVert = \lVert R_j\, y_i^{(j)} \rVert`
@@ -474,7 +474,7 @@ def krylov_schur(
                 ind = xp.asarray(keep, dtype=xp.int64, device=dev)
                 basis.restart(xp.take(Y, ind, axis=1), xp.take(theta, ind, axis=0))
             Q = _deflate(xp, Q, R, basis, anorm * eps * 100, rng)
-    return KrylovSchur(basis.vectors(Yw), converged, steps, restarts, n_checks, worst)
+    return KrylovSchur(basis.combine(Yw), converged, steps, restarts, n_checks, worst)
 
 
 def _refined(xp: Any, M: Any, k: int) -> tuple[Any, Any, float]:
@@ -514,8 +514,8 @@ class _Basis:
         Vt = xp.zeros((cap, self.n), dtype=self.dtype, device=self.device)
         H = xp.zeros((cap, cap), dtype=self.dtype, device=self.device)
         if j:
-            Vt = at(Vt)[:j, :].set(self.Vt[:j, :])
-            H = at(H)[:j, :j].set(self.H[:j, :j])
+            Vt = assign(Vt, (slice(None, j), slice(None)), self.Vt[:j, :])
+            H = assign(H, (slice(None, j), slice(None, j)), self.H[:j, :j])
         self.Vt, self.H, self.cap = Vt, H, cap
 
     def append(self, Q: Any) -> None:
@@ -572,16 +572,12 @@ class _Basis:
         last = xp.concat([xp.zeros((b, j - b), dtype=self.dtype, device=self.device), R], axis=1)
         return xp.concat([self.projected() - tau * eye, last], axis=0)
 
-    def vectors(self, Y: Any) -> Any:
-        """:math:`V Y` (n, p)."""
-        return self.combine(Y)
-
     def restart(self, Y: Any, theta: Any) -> None:
         r""":math:`V \leftarrow V Y`, :math:`H \leftarrow \operatorname{diag}(\theta)`."""
         xp, p = self.xp, Y.shape[1]
         Zt = xp.matrix_transpose(Y) @ self.Vt[: self.size, :]
-        self.Vt = at(self.Vt)[:p, :].set(Zt)
-        self.H = at(self.H)[:p, :p].set(_diag(xp, theta))
+        self.Vt = assign(self.Vt, (slice(None, p), slice(None)), Zt)
+        self.H = assign(self.H, (slice(None, p), slice(None, p)), _diag(xp, theta))
         self.size = p
 
 
